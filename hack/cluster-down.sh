@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stops the local cluster started by cluster-up.sh: components in reverse order, SIGTERM first,
+# SIGKILL for any that is still running after 15 seconds. Its files stay for post-mortems.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+pids_dir="$CLUSTER_DIR/pids"
+[[ -d "$pids_dir" ]] || exit 0
+for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  pid_file="$pids_dir/$name.pid"
+  [[ -f "$pid_file" ]] || continue
+  pid="$(cat "$pid_file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop on SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pid_file"
+done

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Starts a fresh local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler) with kwok playing the kubelets of fake nodes labelled by jurisdiction, and waits
+# until every node is Ready. Any cluster left from an earlier run is stopped and wiped first.
+# Afterwards: export KUBECONFIG="$(hack/cluster-kubeconfig.sh)".
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+"$HACK_DIR/build-tools.sh"
+"$HACK_DIR/cluster-down.sh"
+
+start=$SECONDS
+rm -rf "$CLUSTER_DIR"
+mkdir -p "$CLUSTER_DIR"/{pki,logs,pids,etcd}
+pki="$CLUSTER_DIR/pki"
+
+# --- Certificates: one CA, the API server's serving certificate, an admin client certificate
+# (system:masters, used by the admin, the controllers and kwok) and the service-account keys.
+# OpenSSL 3 writes v3 certificates only with an extension file; rustls refuses anything else.
+openssl_quiet() { openssl "$@" 2>/dev/null; }
+openssl_quiet req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=domicile-local-ca" \
+  -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+
+# sign NAME SUBJECT EXTENSIONS
+sign() {
+  local name="$1" subject="$2" extensions="$3"
+  openssl_quiet req -newkey rsa:2048 -nodes -subj "$subject" \
+    -keyout "$pki/$name.key" -out "$pki/$name.csr"
+  printf '%s\n' "$extensions" > "$pki/$name.ext"
+  openssl_quiet x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+    -CAcreateserial -days 30 -extfile "$pki/$name.ext" -out "$pki/$name.crt"
+}
+sign apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
+sign admin "/O=system:masters/CN=domicile-admin" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+openssl_quiet genrsa -out "$pki/sa.key" 2048
+openssl_quiet rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+
+server="https://127.0.0.1:$APISERVER_PORT"
+cat > "$ADMIN_KUBECONFIG" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: domicile-local
+  cluster:
+    server: $server
+    certificate-authority: $pki/ca.crt
+users:
+- name: domicile-admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: domicile-local
+  context: {cluster: domicile-local, user: domicile-admin}
+current-context: domicile-local
+KUBECONFIG
+
+# start NAME COMMAND...: run a component in its own session, logging to logs/NAME.log.
+start_component() {
+  local name="$1"; shift
+  setsid "$@" >"$CLUSTER_DIR/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$CLUSTER_DIR/pids/$name.pid"
+}
+# alive NAME: the component has not exited (it would say why in its log).
+alive() {
+  local name="$1"
+  if ! kill -0 "$(cat "$CLUSTER_DIR/pids/$name.pid")" 2>/dev/null; then
+    log "$name exited; last lines of $CLUSTER_DIR/logs/$name.log:"
+    tail -n 30 "$CLUSTER_DIR/logs/$name.log" >&2
+    die "$name failed to start"
+  fi
+}
+# wait_healthy NAME SECONDS URL CURL_ARGS...
+wait_healthy() {
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until curl -fsS --max-time 2 "$@" >/dev/null 2>&1; do
+    alive "$name"
+    ((SECONDS < deadline)) || die "$name was not healthy within ${timeout}s (see $CLUSTER_DIR/logs/$name.log)"
+    sleep 0.5
+  done
+}
+
+log "starting etcd $ETCD_VERSION"
+start_component etcd "$ETCD_BIN/etcd" \
+  --name=domicile --data-dir="$CLUSTER_DIR/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="domicile=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --quota-backend-bytes=1073741824 --log-level=warn
+wait_healthy etcd 60 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+
+log "starting kube-apiserver $K8S_VERSION"
+start_component kube-apiserver "$KUBE_BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+  --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+  --client-ca-file="$pki/ca.crt" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+  --service-cluster-ip-range=10.96.0.0/16 \
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --allow-privileged=true --profiling=false --v=1
+wait_healthy kube-apiserver 120 "$server/readyz" --cacert "$pki/ca.crt" \
+  --cert "$pki/admin.crt" --key "$pki/admin.key"
+
+kube_component_flags=(
+  --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG"
+  --authorization-kubeconfig="$ADMIN_KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1
+)
+log "starting kube-controller-manager and kube-scheduler"
+start_component kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
+  "${kube_component_flags[@]}" --secure-port="$CONTROLLER_MANAGER_PORT" \
+  --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
+  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+  --controllers='*' --allocate-node-cidrs=false --v=1
+start_component kube-scheduler "$KUBE_BIN/kube-scheduler" \
+  "${kube_component_flags[@]}" --secure-port="$SCHEDULER_PORT" --v=1
+wait_healthy kube-controller-manager 60 -k "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
+wait_healthy kube-scheduler 60 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+
+log "starting kwok $KWOK_VERSION"
+start_component kwok "$KWOK_BIN/kwok" \
+  --kubeconfig="$ADMIN_KUBECONFIG" --config="$KWOK_BIN/stages.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-label-selector=type=kwok \
+  --node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
+  --server-address="127.0.0.1:$KWOK_PORT"
+wait_healthy kwok 60 "http://127.0.0.1:$KWOK_PORT/healthz"
+
+kubectl() { "$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
+log "creating the fake nodes of hack/nodes.yaml"
+kubectl apply --server-side -f "$HACK_DIR/nodes.yaml" >/dev/null
+kubectl wait --for=condition=Ready node --all --timeout=120s >/dev/null
+# The not-ready taint that new nodes get is lifted by the node-lifecycle controller; until it is,
+# nothing can be scheduled on them.
+untainted() { [[ -z "$(kubectl get nodes -o jsonpath='{.items[*].spec.taints}')" ]]; }
+wait_for 120 "the not-ready taints to be lifted" untainted
+wait_for 60 "the default ServiceAccount" kubectl get serviceaccount default -n default
+
+log "cluster ready in $((SECONDS - start))s: $(kubectl get nodes --no-headers | wc -l) nodes; KUBECONFIG=$ADMIN_KUBECONFIG"
+kubectl get nodes -L domicile.node-restriction.kubernetes.io/jurisdiction \
+  -L domicile.node-restriction.kubernetes.io/subdivision >&2

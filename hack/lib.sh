@@ -1,0 +1,53 @@
+# shellcheck shell=bash
+# Shared settings of the hack/ scripts: versions, cache and cluster locations, helpers.
+# Every path here lives outside the checkout, so a fresh clone reuses what an earlier run built.
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HACK_DIR/.." && pwd)"
+
+# The versions are read from the wrapper modules, so go.mod is the one place to change them.
+module_version() {
+  awk -v m="$2" '$1 == "require" && $2 == m { print $3; exit } $1 == m && $2 != "=>" { print $2; exit }' \
+    "$HACK_DIR/tools/$1/go.mod"
+}
+K8S_VERSION="$(module_version kubernetes k8s.io/kubernetes)"
+ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
+KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
+if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" ]]; then
+  echo "hack/lib.sh: cannot read the component versions from hack/tools/*/go.mod" >&2
+  exit 1
+fi
+
+DOMICILE_CACHE="${DOMICILE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domicile}"
+BIN_ROOT="$DOMICILE_CACHE/bin"
+KUBE_BIN="$BIN_ROOT/kubernetes-$K8S_VERSION"
+ETCD_BIN="$BIN_ROOT/etcd-$ETCD_VERSION"
+KWOK_BIN="$BIN_ROOT/kwok-$KWOK_VERSION"
+
+# The running cluster: certificates, etcd data, logs, pid files and the admin kubeconfig.
+CLUSTER_DIR="${DOMICILE_CLUSTER_DIR:-$DOMICILE_CACHE/cluster}"
+ADMIN_KUBECONFIG="$CLUSTER_DIR/admin.kubeconfig"
+APISERVER_PORT="${DOMICILE_APISERVER_PORT:-16443}"
+ETCD_CLIENT_PORT="${DOMICILE_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="$((ETCD_CLIENT_PORT + 1))"
+CONTROLLER_MANAGER_PORT="${DOMICILE_CONTROLLER_MANAGER_PORT:-17257}"
+SCHEDULER_PORT="${DOMICILE_SCHEDULER_PORT:-17259}"
+KWOK_PORT="${DOMICILE_KWOK_PORT:-17247}"
+
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: run COMMAND every half second until it succeeds.
+wait_for() {
+  local timeout="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.5
+  done
+}

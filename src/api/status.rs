@@ -1,0 +1,123 @@
+//! The status of a `RegionalDataCenter`, written only by the operator through the status subresource.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the operator observed: where the workload and its data really are.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionalDataCenterStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Lifecycle phase: Pending, Provisioning, Ready, Degraded or Violated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Residency verdict: Compliant, Violated, Pending or Unverifiable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<Residency>,
+
+    /// Nodes labelled with the jurisdiction, on which pods and volumes may be placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_nodes: Option<i32>,
+
+    /// Desired replicas of the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// Replicas whose pod is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// Ready replicas out of desired replicas, as shown in the READY column (e.g. 3/3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+
+    /// One entry per replica: where its pod runs and where its data lives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["pod".into()]))]
+    pub placements: Vec<Placement>,
+
+    /// Objects that break the residency promise, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+
+    /// When the operator last compared the cluster with the jurisdiction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_audit_time: Option<Time>,
+
+    /// Ready, ResidencyCompliant, StorageProvisioned and WorkloadAvailable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Lifecycle phase of a RegionalDataCenter.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted, nothing provisioned yet (for example, no node carries the jurisdiction).
+    Pending,
+    /// Storage and workload are being created or are not yet available.
+    Provisioning,
+    /// Every replica is available and compliant.
+    Ready,
+    /// Provisioned, but fewer replicas are available than desired.
+    Degraded,
+    /// A pod or volume is outside the jurisdiction.
+    Violated,
+}
+
+/// Residency verdict of a RegionalDataCenter.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Every pod and every bound volume is inside the jurisdiction.
+    Compliant,
+    /// At least one pod or volume is outside the jurisdiction.
+    Violated,
+    /// Nothing is placed yet, so there is nothing to judge.
+    Pending,
+    /// A volume's location cannot be established (no node affinity, undeclared class).
+    Unverifiable,
+}
+
+/// Where one replica's pod and data are.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Name of the pod.
+    pub pod: String,
+    /// Node the pod is bound to, if scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Jurisdiction label of that node, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_jurisdiction: Option<String>,
+    /// PersistentVolume bound to the replica's claim, if bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// Node the volume is pinned to by its node affinity, if it names exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_node: Option<String>,
+    /// Whether both the pod and its data are inside the jurisdiction.
+    pub compliant: bool,
+}
+
+/// One object that breaks the residency promise.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    /// Kind of the offending object: Pod or PersistentVolume.
+    pub kind: String,
+    /// Name of the offending object.
+    pub name: String,
+    /// NodeOutsideJurisdiction, DataOutsideJurisdiction or Unverifiable.
+    pub reason: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+    /// When the operator first saw this violation.
+    pub since: Time,
+}

@@ -1,0 +1,3 @@
+//! domicile: a Kubernetes operator that keeps data inside the jurisdiction it belongs to.
+
+pub mod api;
