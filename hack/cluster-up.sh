@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+"$HACK_DIR/prerequisites.sh"
 "$HACK_DIR/build-tools.sh"
 "$HACK_DIR/cluster-down.sh"
 

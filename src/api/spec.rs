@@ -10,6 +10,8 @@ use super::jurisdiction;
 use super::status::RegionalDataCenterStatus;
 
 /// Desired state of a RegionalDataCenter: the jurisdiction, the storage and the workload.
+// The printer columns repeat `type_ = "string"`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "domicile.dev",

@@ -1,1 +1,5 @@
-fn main() {}
+//! End-to-end tests against a real API server (see hack/cluster-up.sh); run with `make test`.
+
+mod crd;
+mod support;
+mod validation;

@@ -1,0 +1,33 @@
+# domicile: `make run` shows the operator's world on a local cluster; `make test` runs every test.
+# Both build what they need (the control plane from Go modules, cached outside the checkout).
+
+CARGO ?= cargo
+
+.PHONY: run test lint unit e2e crd cluster-up cluster-down
+
+## run: start the local cluster, install the CRD, apply examples/ and show `kubectl get rdc -A`.
+run:
+	hack/run-local.sh
+
+## test: formatting and lints, unit tests, then end-to-end tests against a fresh local cluster.
+test: lint unit e2e
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
+
+unit:
+	$(CARGO) test --lib --bins
+
+e2e:
+	hack/e2e.sh
+
+## crd: regenerate the checked-in CRD from the Rust types.
+crd:
+	$(CARGO) run --quiet -- crd > crds/domicile.dev_regionaldatacenters.yaml
+
+cluster-up:
+	hack/cluster-up.sh
+
+cluster-down:
+	hack/cluster-down.sh

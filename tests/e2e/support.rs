@@ -1,0 +1,225 @@
+//! What every end-to-end test needs: kubectl against the cluster in KUBECONFIG, the CRD installed
+//! once, a fresh namespace per test, and a dump of that namespace when a test fails.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The result of one kubectl call.
+pub struct Kubectl {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Kubectl {
+    fn from(output: Output) -> Self {
+        Self {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn kubectl_program() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
+}
+
+/// Runs kubectl with `args`, feeding `stdin` if given.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Kubectl {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: end-to-end tests run against a real cluster; start one with \
+         hack/cluster-up.sh and export KUBECONFIG=\"$(hack/cluster-kubeconfig.sh)\", or run `make test`"
+    );
+    let mut child = Command::new(kubectl_program())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", kubectl_program()));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input.as_bytes())
+            .expect("kubectl reads its stdin");
+    }
+    child
+        .wait_with_output()
+        .expect("kubectl runs to the end")
+        .into()
+}
+
+/// Runs kubectl and fails the test, with kubectl's own words, if it fails.
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl(args, stdin);
+    assert!(
+        out.success,
+        "kubectl {} failed:\n{}{}",
+        args.join(" "),
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails the test after `timeout`.
+pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+static CRD: Once = Once::new();
+
+/// Installs the checked-in CRD, exactly as a user would, and waits until it is served.
+pub fn install_crd() {
+    CRD.call_once(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crds/domicile.dev_regionaldatacenters.yaml"
+        );
+        kubectl_ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", path],
+            None,
+        );
+        kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/regionaldatacenters.domicile.dev",
+            ],
+            None,
+        );
+        // Discovery and the published OpenAPI follow the Established condition by a moment.
+        poll(
+            "the rdc resource to be discoverable",
+            Duration::from_secs(30),
+            || {
+                kubectl(&["get", "rdc", "-A", "-o", "name"], None)
+                    .success
+                    .then_some(())
+            },
+        );
+    });
+}
+
+static NEXT_NAMESPACE: AtomicU32 = AtomicU32::new(0);
+
+/// A namespace of one test, deleted when the test ends. When the test fails, what it holds
+/// is printed first, so the failure can be understood from the output alone.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub fn new(test: &str) -> Self {
+        install_crd();
+        let name = format!(
+            "e2e-{}-{}-{}",
+            test.replace('_', "-").chars().take(40).collect::<String>(),
+            std::process::id(),
+            NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+        );
+        kubectl_ok(&["create", "namespace", &name], None);
+        Self { name }
+    }
+
+    /// kubectl in this namespace.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Kubectl {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        kubectl(&all, stdin)
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        kubectl_ok(&all, stdin)
+    }
+
+    /// Names of the RegionalDataCenters in this namespace.
+    pub fn rdc_names(&self) -> Vec<String> {
+        self.kubectl_ok(&["get", "rdc", "-o", "name"], None)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let dump = self.kubectl(
+                &["get", "rdc,statefulsets,pods,pvc,events", "-o", "yaml"],
+                None,
+            );
+            eprintln!(
+                "---- objects in namespace {} ----\n{}{}",
+                self.name, dump.stdout, dump.stderr
+            );
+        }
+        kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
+
+/// A valid RegionalDataCenter; tests change one thing in it at a time.
+pub fn valid_rdc(name: &str) -> Value {
+    json!({
+        "apiVersion": "domicile.dev/v1alpha1",
+        "kind": "RegionalDataCenter",
+        "metadata": {"name": name},
+        "spec": {
+            "jurisdiction": "CN",
+            "storage": {"size": "50Gi", "mode": "Local", "localPath": "/mnt/domicile"},
+            "workload": {"image": "registry.example/ingest:1.4", "replicas": 3, "port": 8080},
+            "network": {"restrictEgress": true, "allowedEgressCIDRs": ["10.20.0.0/16"]}
+        }
+    })
+}
+
+/// Sets the value at a JSON pointer such as `/spec/storage/size`, creating objects on the way.
+pub fn set(manifest: &mut Value, pointer: &str, value: Value) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer with a parent");
+    let mut target = manifest;
+    for part in parent.split('/').skip(1) {
+        target = target
+            .as_object_mut()
+            .expect("an object on the way")
+            .entry(part)
+            .or_insert_with(|| json!({}));
+    }
+    target
+        .as_object_mut()
+        .expect("an object to set the key in")
+        .insert(key.to_owned(), value);
+}
+
+/// Removes the value at a JSON pointer.
+pub fn remove(manifest: &mut Value, pointer: &str) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer with a parent");
+    if let Some(object) = manifest.pointer_mut(parent).and_then(Value::as_object_mut) {
+        object.remove(key);
+    }
+}
