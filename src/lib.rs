@@ -1,3 +1,5 @@
 //! domicile: a Kubernetes operator that keeps data inside the jurisdiction it belongs to.
 
 pub mod api;
+pub mod residency;
+pub mod resources;

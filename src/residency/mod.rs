@@ -1,0 +1,352 @@
+//! The residency audit: what is observed in the cluster in, placements and violations out.
+//! Pure code: the same observations always give the same verdict.
+
+mod selector;
+
+pub use selector::node_matches;
+
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use crate::api::jurisdiction::Jurisdiction;
+use crate::api::{Placement, RegionalDataCenter, Residency};
+use crate::resources::{NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
+
+/// Why an object breaks the residency promise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ViolationReason {
+    /// A pod runs on a node whose jurisdiction label is missing or different.
+    NodeOutsideJurisdiction,
+    /// A bound volume's node affinity reaches a node outside the jurisdiction.
+    DataOutsideJurisdiction,
+    /// A bound volume's location cannot be established.
+    Unverifiable,
+}
+
+impl ViolationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NodeOutsideJurisdiction => "NodeOutsideJurisdiction",
+            Self::DataOutsideJurisdiction => "DataOutsideJurisdiction",
+            Self::Unverifiable => "Unverifiable",
+        }
+    }
+}
+
+/// One finding of the audit; the status adds when it was first seen.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub name: String,
+    pub reason: ViolationReason,
+    pub message: String,
+}
+
+/// What the cluster holds that bears on one RegionalDataCenter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Observed<'a> {
+    /// Pods labelled with the RegionalDataCenter.
+    pub pods: &'a [Pod],
+    /// Claims labelled with the RegionalDataCenter.
+    pub claims: &'a [PersistentVolumeClaim],
+    /// PersistentVolumes (at least those bound to the claims).
+    pub volumes: &'a [PersistentVolume],
+    /// Every node.
+    pub nodes: &'a [Node],
+    /// Every StorageClass (to read which jurisdiction a class declares).
+    pub classes: &'a [StorageClass],
+}
+
+/// The verdict of one audit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audit {
+    pub placements: Vec<Placement>,
+    pub findings: Vec<Finding>,
+    pub residency: Residency,
+}
+
+fn label<'a>(
+    labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    key: &str,
+) -> Option<&'a str> {
+    labels.and_then(|l| l.get(key)).map(String::as_str)
+}
+
+/// Whether `node` carries the labels of `jurisdiction`: its country, and its subdivision when the
+/// jurisdiction names one. Values are compared exactly: `cn` or an empty value is not `CN`.
+pub fn node_in_jurisdiction(
+    node: &Node,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+) -> bool {
+    let labels = node.metadata.labels.as_ref();
+    label(labels, &keys.jurisdiction) == Some(jurisdiction.country())
+        && jurisdiction
+            .subdivision()
+            .is_none_or(|sub| label(labels, &keys.subdivision) == Some(sub))
+}
+
+/// The nodes on which pods and volumes of `jurisdiction` may be placed, by name.
+pub fn eligible_nodes<'a>(
+    nodes: &'a [Node],
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+) -> Vec<&'a Node> {
+    let mut eligible: Vec<&Node> = nodes
+        .iter()
+        .filter(|node| node_in_jurisdiction(node, jurisdiction, keys))
+        .collect();
+    eligible.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    eligible
+}
+
+fn node_jurisdiction_text(node: &Node, keys: &NodeLabelKeys) -> String {
+    let labels = node.metadata.labels.as_ref();
+    match (
+        label(labels, &keys.jurisdiction),
+        label(labels, &keys.subdivision),
+    ) {
+        (None, _) => "no jurisdiction label".to_owned(),
+        (Some(country), Some(sub)) => format!("jurisdiction {country:?}, subdivision {sub:?}"),
+        (Some(country), None) => format!("jurisdiction {country:?}"),
+    }
+}
+
+fn find_node<'a>(nodes: &'a [Node], name: &str) -> Option<&'a Node> {
+    nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(name))
+}
+
+/// The verdict on one pod: `None` while it is not scheduled.
+fn audit_pod(
+    pod: &Pod,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    nodes: &[Node],
+) -> Option<Result<(), Finding>> {
+    let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let finding = |detail: String| Finding {
+        kind: "Pod",
+        name: pod_name.clone(),
+        reason: ViolationReason::NodeOutsideJurisdiction,
+        message: format!(
+            "pod {pod_name} runs on node {node_name}, {detail}, outside {jurisdiction}"
+        ),
+    };
+    Some(match find_node(nodes, node_name) {
+        Some(node) if node_in_jurisdiction(node, jurisdiction, keys) => Ok(()),
+        Some(node) => Err(finding(format!(
+            "which has {}",
+            node_jurisdiction_text(node, keys)
+        ))),
+        None => Err(finding("which no longer exists".to_owned())),
+    })
+}
+
+/// Where a volume lives: the verdict, and the one node it is pinned to if there is exactly one.
+fn audit_volume(
+    pv: &PersistentVolume,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    observed: &Observed<'_>,
+) -> (Result<(), Finding>, Option<String>) {
+    let pv_name = pv.metadata.name.clone().unwrap_or_default();
+    let finding = |reason, message| Finding {
+        kind: "PersistentVolume",
+        name: pv_name.clone(),
+        reason,
+        message,
+    };
+    let spec = pv.spec.as_ref();
+    let Some(selector) = spec
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref())
+    else {
+        // Network storage: only the class can say where it is.
+        let class_name = spec
+            .and_then(|s| s.storage_class_name.as_deref())
+            .unwrap_or_default();
+        let class = observed
+            .classes
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(class_name));
+        let declared = class.is_some_and(|c| {
+            let labels = c.metadata.labels.as_ref();
+            label(labels, &keys.jurisdiction) == Some(jurisdiction.country())
+                && jurisdiction
+                    .subdivision()
+                    .is_none_or(|sub| label(labels, &keys.subdivision) == Some(sub))
+        });
+        return if declared {
+            (Ok(()), None)
+        } else {
+            (
+                Err(finding(
+                    ViolationReason::Unverifiable,
+                    format!(
+                        "volume {pv_name} has no node affinity and its StorageClass {class_name:?} does not declare \
+                         jurisdiction {jurisdiction}; if the class keeps data there, label it: \
+                         kubectl label storageclass {class_name} {}={}",
+                        keys.jurisdiction,
+                        jurisdiction.country()
+                    ),
+                )),
+                None,
+            )
+        };
+    };
+    let reachable: Vec<&Node> = observed
+        .nodes
+        .iter()
+        .filter(|n| node_matches(n, selector))
+        .collect();
+    let pinned = match reachable.as_slice() {
+        [only] => only.metadata.name.clone(),
+        _ => None,
+    };
+    let outside: Vec<String> = reachable
+        .iter()
+        .filter(|n| !node_in_jurisdiction(n, jurisdiction, keys))
+        .map(|n| {
+            format!(
+                "{} ({})",
+                n.metadata.name.as_deref().unwrap_or_default(),
+                node_jurisdiction_text(n, keys)
+            )
+        })
+        .collect();
+    let verdict = if !outside.is_empty() {
+        Err(finding(
+            ViolationReason::DataOutsideJurisdiction,
+            format!(
+                "volume {pv_name} can be used on node {}, outside {jurisdiction}; the data must be moved or the node \
+                 relabelled by a person, domicile never moves data",
+                outside.join(", ")
+            ),
+        ))
+    } else if reachable.is_empty() && !selector::requires_jurisdiction(selector, jurisdiction, keys)
+    {
+        Err(finding(
+            ViolationReason::Unverifiable,
+            format!(
+                "the node affinity of volume {pv_name} matches no node, so where its data lives cannot be verified"
+            ),
+        ))
+    } else {
+        Ok(())
+    };
+    (verdict, pinned)
+}
+
+fn has_rdc_label(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    rdc: &RegionalDataCenter,
+) -> bool {
+    label(labels, RDC_LABEL) == rdc.metadata.name.as_deref()
+}
+
+/// Audits `rdc`: one placement per replica, and every pod or volume of it outside `jurisdiction`.
+pub fn audit(
+    rdc: &RegionalDataCenter,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    observed: &Observed<'_>,
+) -> Audit {
+    let mut findings = Vec::new();
+    let mut anything_placed = false;
+
+    for pod in observed
+        .pods
+        .iter()
+        .filter(|p| has_rdc_label(p.metadata.labels.as_ref(), rdc))
+    {
+        if let Some(verdict) = audit_pod(pod, jurisdiction, keys, observed.nodes) {
+            anything_placed = true;
+            findings.extend(verdict.err());
+        }
+    }
+    let volume_of = |claim: &PersistentVolumeClaim| {
+        let volume_name = claim.spec.as_ref()?.volume_name.as_deref()?;
+        observed
+            .volumes
+            .iter()
+            .find(|pv| pv.metadata.name.as_deref() == Some(volume_name))
+    };
+    for claim in observed
+        .claims
+        .iter()
+        .filter(|c| has_rdc_label(c.metadata.labels.as_ref(), rdc))
+    {
+        if let Some(pv) = volume_of(claim) {
+            anything_placed = true;
+            findings.extend(audit_volume(pv, jurisdiction, keys, observed).0.err());
+        }
+    }
+    findings.sort();
+    findings.dedup();
+
+    let placements = (0..rdc.spec.workload.replicas)
+        .map(|ordinal| {
+            let pod_name = pod_name(rdc, ordinal);
+            let pod = observed
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
+            let node = pod
+                .and_then(|p| p.spec.as_ref())
+                .and_then(|s| s.node_name.clone());
+            let node_jurisdiction = node
+                .as_deref()
+                .and_then(|n| find_node(observed.nodes, n))
+                .and_then(|n| label(n.metadata.labels.as_ref(), &keys.jurisdiction))
+                .map(str::to_owned);
+            let pod_ok = pod
+                .and_then(|p| audit_pod(p, jurisdiction, keys, observed.nodes))
+                .is_some_and(|v| v.is_ok());
+            let claim_name = claim_name(rdc, ordinal);
+            let pv = observed
+                .claims
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(claim_name.as_str()))
+                .and_then(volume_of);
+            let (volume_ok, volume_node) = match pv {
+                Some(pv) => {
+                    let (verdict, pinned) = audit_volume(pv, jurisdiction, keys, observed);
+                    (verdict.is_ok(), pinned)
+                }
+                None => (false, None),
+            };
+            Placement {
+                pod: pod_name,
+                node,
+                node_jurisdiction,
+                volume: pv.and_then(|pv| pv.metadata.name.clone()),
+                volume_node,
+                compliant: pod_ok && volume_ok,
+            }
+        })
+        .collect();
+
+    let residency = if findings
+        .iter()
+        .any(|f| f.reason != ViolationReason::Unverifiable)
+    {
+        Residency::Violated
+    } else if !findings.is_empty() {
+        Residency::Unverifiable
+    } else if anything_placed || rdc.spec.workload.replicas == 0 {
+        Residency::Compliant
+    } else {
+        Residency::Pending
+    };
+    Audit {
+        placements,
+        findings,
+        residency,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,577 @@
+//! Residency verdicts, case by case, from small fixtures.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeSpec, Pod, PodSpec,
+    VolumeNodeAffinity,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::*;
+use crate::resources::fixtures::rdc;
+
+const JURISDICTION: &str = "domicile.node-restriction.kubernetes.io/jurisdiction";
+const SUBDIVISION: &str = "domicile.node-restriction.kubernetes.io/subdivision";
+
+fn keys() -> NodeLabelKeys {
+    NodeLabelKeys::default()
+}
+
+fn j(code: &str) -> Jurisdiction {
+    Jurisdiction::parse(code).expect("a valid jurisdiction")
+}
+
+fn meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+    let mut all = vec![("kubernetes.io/hostname", name)];
+    all.extend_from_slice(labels);
+    Node {
+        metadata: meta(name, &all),
+        ..Default::default()
+    }
+}
+
+fn cn(name: &str) -> Node {
+    node(name, &[(JURISDICTION, "CN")])
+}
+
+fn pod(name: &str, node: Option<&str>) -> Pod {
+    Pod {
+        metadata: meta(name, &[(RDC_LABEL, "vehicle-data")]),
+        spec: Some(PodSpec {
+            node_name: node.map(str::to_owned),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta(name, &[(RDC_LABEL, "vehicle-data")]),
+        spec: Some(PersistentVolumeClaimSpec {
+            volume_name: volume.map(str::to_owned),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn requirement(key: &str, operator: &str, values: &[&str]) -> NodeSelectorRequirement {
+    NodeSelectorRequirement {
+        key: key.to_owned(),
+        operator: operator.to_owned(),
+        values: (!values.is_empty()).then(|| values.iter().map(|v| (*v).to_owned()).collect()),
+    }
+}
+
+fn selector(requirements: Vec<NodeSelectorRequirement>) -> NodeSelector {
+    NodeSelector {
+        node_selector_terms: vec![NodeSelectorTerm {
+            match_expressions: Some(requirements),
+            ..Default::default()
+        }],
+    }
+}
+
+fn pv_with_affinity(name: &str, affinity: Option<NodeSelector>, class: &str) -> PersistentVolume {
+    PersistentVolume {
+        metadata: meta(name, &[]),
+        spec: Some(PersistentVolumeSpec {
+            storage_class_name: Some(class.to_owned()),
+            node_affinity: affinity.map(|required| VolumeNodeAffinity {
+                required: Some(required),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn local_pv(name: &str, host: &str) -> PersistentVolume {
+    pv_with_affinity(
+        name,
+        Some(selector(vec![requirement(
+            "kubernetes.io/hostname",
+            "In",
+            &[host],
+        )])),
+        "domicile-local-cn",
+    )
+}
+
+fn class(name: &str, labels: &[(&str, &str)]) -> StorageClass {
+    StorageClass {
+        metadata: meta(name, labels),
+        provisioner: "example.com/nas".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A CN cluster with `vehicle-data-0` on `cn-1`, its volume pinned to `volume_host`.
+struct Cluster {
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+    claims: Vec<PersistentVolumeClaim>,
+    volumes: Vec<PersistentVolume>,
+    classes: Vec<StorageClass>,
+}
+
+impl Cluster {
+    fn one_replica(pod_node: &str, volume: PersistentVolume) -> Self {
+        Self {
+            nodes: vec![
+                cn("cn-1"),
+                cn("cn-2"),
+                node("de-1", &[(JURISDICTION, "DE")]),
+                node("bare-1", &[]),
+            ],
+            pods: vec![pod("vehicle-data-0", Some(pod_node))],
+            claims: vec![claim(
+                "data-vehicle-data-0",
+                volume.metadata.name.as_deref(),
+            )],
+            volumes: vec![volume],
+            classes: vec![],
+        }
+    }
+
+    fn audit(&self, jurisdiction: &str, replicas: i32) -> Audit {
+        let observed = Observed {
+            pods: &self.pods,
+            claims: &self.claims,
+            volumes: &self.volumes,
+            nodes: &self.nodes,
+            classes: &self.classes,
+        };
+        audit(
+            &rdc(jurisdiction, replicas),
+            &j(jurisdiction),
+            &keys(),
+            &observed,
+        )
+    }
+}
+
+fn reasons(audit: &Audit) -> Vec<(&'static str, String, ViolationReason)> {
+    audit
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.name.clone(), f.reason))
+        .collect()
+}
+
+// --- which nodes belong to a jurisdiction
+
+#[test]
+fn node_with_the_country_label_is_in_the_country() {
+    assert!(node_in_jurisdiction(&cn("cn-1"), &j("CN"), &keys()));
+}
+
+#[test]
+fn node_without_a_label_is_in_no_jurisdiction() {
+    assert!(!node_in_jurisdiction(&node("bare", &[]), &j("CN"), &keys()));
+}
+
+#[test]
+fn node_of_another_country_is_outside() {
+    assert!(!node_in_jurisdiction(
+        &node("de", &[(JURISDICTION, "DE")]),
+        &j("CN"),
+        &keys()
+    ));
+}
+
+#[test]
+fn lower_case_or_empty_label_values_do_not_count() {
+    for value in ["cn", "Cn", "", " CN", "CN "] {
+        assert!(
+            !node_in_jurisdiction(&node("n", &[(JURISDICTION, value)]), &j("CN"), &keys()),
+            "{value:?}"
+        );
+    }
+}
+
+#[test]
+fn a_label_under_another_key_does_not_count() {
+    let node = node(
+        "n",
+        &[
+            ("topology.kubernetes.io/region", "CN"),
+            ("jurisdiction", "CN"),
+        ],
+    );
+    assert!(!node_in_jurisdiction(&node, &j("CN"), &keys()));
+}
+
+#[test]
+fn subdivision_rdc_needs_the_subdivision_label() {
+    let no_subdivision = cn("cn-1");
+    let other = node("cn-bj", &[(JURISDICTION, "CN"), (SUBDIVISION, "CN-BJ")]);
+    let lower = node(
+        "cn-sh-lower",
+        &[(JURISDICTION, "CN"), (SUBDIVISION, "cn-sh")],
+    );
+    let right = node("cn-sh", &[(JURISDICTION, "CN"), (SUBDIVISION, "CN-SH")]);
+    let wrong_country = node("de-sh", &[(JURISDICTION, "DE"), (SUBDIVISION, "CN-SH")]);
+    let sh = j("CN-SH");
+    assert!(!node_in_jurisdiction(&no_subdivision, &sh, &keys()));
+    assert!(!node_in_jurisdiction(&other, &sh, &keys()));
+    assert!(!node_in_jurisdiction(&lower, &sh, &keys()));
+    assert!(!node_in_jurisdiction(&wrong_country, &sh, &keys()));
+    assert!(node_in_jurisdiction(&right, &sh, &keys()));
+}
+
+#[test]
+fn country_rdc_accepts_nodes_of_any_subdivision() {
+    let sh = node("cn-sh", &[(JURISDICTION, "CN"), (SUBDIVISION, "CN-SH")]);
+    assert!(node_in_jurisdiction(&sh, &j("CN"), &keys()));
+}
+
+#[test]
+fn custom_label_keys_are_honoured() {
+    let keys = NodeLabelKeys {
+        jurisdiction: "example.com/country".to_owned(),
+        subdivision: "example.com/sub".to_owned(),
+    };
+    assert!(node_in_jurisdiction(
+        &node("n", &[("example.com/country", "CN")]),
+        &j("CN"),
+        &keys
+    ));
+    assert!(!node_in_jurisdiction(&cn("n"), &j("CN"), &keys));
+}
+
+#[test]
+fn eligible_nodes_are_the_labelled_ones_sorted_by_name() {
+    let nodes = [
+        cn("cn-2"),
+        node("de-1", &[(JURISDICTION, "DE")]),
+        cn("cn-1"),
+        node("bare", &[]),
+    ];
+    let names: Vec<_> = eligible_nodes(&nodes, &j("CN"), &keys())
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    assert_eq!(names, ["cn-1", "cn-2"]);
+}
+
+// --- node selectors
+
+#[test]
+fn selector_operators_match_as_the_scheduler_does() {
+    let n = node("n", &[(JURISDICTION, "CN"), ("disks", "4")]);
+    let matches = |r: NodeSelectorRequirement| node_matches(&n, &selector(vec![r]));
+    assert!(matches(requirement(JURISDICTION, "In", &["CN", "DE"])));
+    assert!(!matches(requirement(JURISDICTION, "In", &["DE"])));
+    assert!(matches(requirement(JURISDICTION, "NotIn", &["DE"])));
+    assert!(!matches(requirement(JURISDICTION, "NotIn", &["CN"])));
+    assert!(matches(requirement("missing", "NotIn", &["CN"])));
+    assert!(matches(requirement(JURISDICTION, "Exists", &[])));
+    assert!(matches(requirement("missing", "DoesNotExist", &[])));
+    assert!(matches(requirement("disks", "Gt", &["3"])));
+    assert!(!matches(requirement("disks", "Lt", &["3"])));
+    assert!(!matches(requirement(JURISDICTION, "Gt", &["3"])));
+    assert!(
+        !matches(requirement(JURISDICTION, "Resembles", &["CN"])),
+        "unknown operators fail closed"
+    );
+}
+
+#[test]
+fn selector_terms_are_ored_and_empty_terms_match_nothing() {
+    let n = cn("cn-1");
+    let either = NodeSelector {
+        node_selector_terms: vec![
+            NodeSelectorTerm {
+                match_expressions: Some(vec![requirement(JURISDICTION, "In", &["DE"])]),
+                ..Default::default()
+            },
+            NodeSelectorTerm {
+                match_fields: Some(vec![requirement("metadata.name", "In", &["cn-1"])]),
+                ..Default::default()
+            },
+        ],
+    };
+    assert!(node_matches(&n, &either));
+    assert!(!node_matches(
+        &n,
+        &NodeSelector {
+            node_selector_terms: vec![NodeSelectorTerm::default()]
+        }
+    ));
+    assert!(!node_matches(
+        &n,
+        &NodeSelector {
+            node_selector_terms: vec![]
+        }
+    ));
+}
+
+// --- the audit
+
+#[test]
+fn pod_and_volume_on_jurisdiction_nodes_are_compliant() {
+    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Compliant);
+    assert!(audit.findings.is_empty());
+    assert_eq!(
+        audit.placements,
+        [Placement {
+            pod: "vehicle-data-0".to_owned(),
+            node: Some("cn-1".to_owned()),
+            node_jurisdiction: Some("CN".to_owned()),
+            volume: Some("pv-0".to_owned()),
+            volume_node: Some("cn-1".to_owned()),
+            compliant: true,
+        }]
+    );
+}
+
+#[test]
+fn pod_on_another_countrys_node_is_node_outside_jurisdiction() {
+    let cluster = Cluster::one_replica("de-1", local_pv("pv-0", "cn-1"));
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Violated);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )]
+    );
+    assert!(
+        audit.findings[0].message.contains("de-1"),
+        "{}",
+        audit.findings[0].message
+    );
+    assert!(!audit.placements[0].compliant);
+    assert_eq!(audit.placements[0].node_jurisdiction.as_deref(), Some("DE"));
+}
+
+#[test]
+fn pod_on_an_unlabelled_node_is_node_outside_jurisdiction() {
+    let audit = Cluster::one_replica("bare-1", local_pv("pv-0", "cn-1")).audit("CN", 1);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )]
+    );
+    assert!(audit.findings[0].message.contains("no jurisdiction label"));
+}
+
+#[test]
+fn pod_on_a_deleted_node_is_node_outside_jurisdiction() {
+    let audit = Cluster::one_replica("gone-1", local_pv("pv-0", "cn-1")).audit("CN", 1);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )]
+    );
+}
+
+#[test]
+fn volume_pinned_outside_is_data_outside_jurisdiction() {
+    let audit = Cluster::one_replica("cn-1", local_pv("pv-0", "de-1")).audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Violated);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "PersistentVolume",
+            "pv-0".to_owned(),
+            ViolationReason::DataOutsideJurisdiction
+        )]
+    );
+    assert_eq!(audit.placements[0].volume_node.as_deref(), Some("de-1"));
+}
+
+#[test]
+fn volume_whose_affinity_reaches_any_node_outside_is_data_outside_jurisdiction() {
+    let wide = pv_with_affinity(
+        "pv-0",
+        Some(selector(vec![requirement(
+            JURISDICTION,
+            "In",
+            &["CN", "DE"],
+        )])),
+        "c",
+    );
+    let audit = Cluster::one_replica("cn-1", wide).audit("CN", 1);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "PersistentVolume",
+            "pv-0".to_owned(),
+            ViolationReason::DataOutsideJurisdiction
+        )]
+    );
+    assert_eq!(
+        audit.placements[0].volume_node, None,
+        "it reaches several nodes"
+    );
+}
+
+#[test]
+fn volume_confined_by_the_jurisdiction_label_is_compliant() {
+    let confined = pv_with_affinity(
+        "pv-0",
+        Some(selector(vec![requirement(JURISDICTION, "In", &["CN"])])),
+        "c",
+    );
+    assert_eq!(
+        Cluster::one_replica("cn-1", confined)
+            .audit("CN", 1)
+            .residency,
+        Residency::Compliant
+    );
+}
+
+#[test]
+fn volume_pinned_to_a_missing_node_is_unverifiable() {
+    let audit = Cluster::one_replica("cn-1", local_pv("pv-0", "gone-1")).audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Unverifiable);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "PersistentVolume",
+            "pv-0".to_owned(),
+            ViolationReason::Unverifiable
+        )]
+    );
+}
+
+#[test]
+fn network_volume_on_an_undeclared_class_is_unverifiable() {
+    let mut cluster = Cluster::one_replica("cn-1", pv_with_affinity("pv-0", None, "nas"));
+    cluster.classes.push(class("nas", &[]));
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Unverifiable);
+    assert!(
+        audit.findings[0]
+            .message
+            .contains("kubectl label storageclass nas"),
+        "{}",
+        audit.findings[0].message
+    );
+}
+
+#[test]
+fn network_volume_on_a_class_declared_elsewhere_is_unverifiable() {
+    let mut cluster = Cluster::one_replica("cn-1", pv_with_affinity("pv-0", None, "nas"));
+    cluster.classes.push(class("nas", &[(JURISDICTION, "DE")]));
+    assert_eq!(cluster.audit("CN", 1).residency, Residency::Unverifiable);
+}
+
+#[test]
+fn network_volume_on_a_declared_class_is_compliant() {
+    let mut cluster = Cluster::one_replica("cn-1", pv_with_affinity("pv-0", None, "nas"));
+    cluster.classes.push(class("nas", &[(JURISDICTION, "CN")]));
+    assert_eq!(cluster.audit("CN", 1).residency, Residency::Compliant);
+}
+
+#[test]
+fn subdivision_rdc_on_a_node_of_the_country_without_the_subdivision_is_violated() {
+    let mut cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-sh"));
+    cluster.nodes.push(node(
+        "cn-sh",
+        &[(JURISDICTION, "CN"), (SUBDIVISION, "CN-SH")],
+    ));
+    let audit = cluster.audit("CN-SH", 1);
+    assert_eq!(
+        reasons(&audit),
+        [(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )]
+    );
+}
+
+#[test]
+fn nothing_placed_yet_is_pending() {
+    let cluster = Cluster {
+        nodes: vec![cn("cn-1")],
+        pods: vec![pod("vehicle-data-0", None)],
+        claims: vec![claim("data-vehicle-data-0", None)],
+        volumes: vec![],
+        classes: vec![],
+    };
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(audit.residency, Residency::Pending);
+    assert!(!audit.placements[0].compliant);
+    assert_eq!(audit.placements[0].node, None);
+}
+
+#[test]
+fn zero_replicas_is_compliant_with_no_placements() {
+    let cluster = Cluster {
+        nodes: vec![cn("cn-1")],
+        pods: vec![],
+        claims: vec![],
+        volumes: vec![],
+        classes: vec![],
+    };
+    let audit = cluster.audit("CN", 0);
+    assert_eq!(audit.residency, Residency::Compliant);
+    assert!(audit.placements.is_empty());
+}
+
+#[test]
+fn pods_of_other_data_centres_are_not_audited() {
+    let mut cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let mut stranger = pod("stranger-0", Some("de-1"));
+    stranger.metadata.labels = Some(BTreeMap::from([(RDC_LABEL.to_owned(), "other".to_owned())]));
+    cluster.pods.push(stranger);
+    assert_eq!(cluster.audit("CN", 1).residency, Residency::Compliant);
+}
+
+#[test]
+fn jurisdiction_requirement_in_every_term_confines_a_selector() {
+    let k = keys();
+    assert!(selector::requires_jurisdiction(
+        &selector(vec![requirement(JURISDICTION, "In", &["CN"])]),
+        &j("CN"),
+        &k
+    ));
+    assert!(!selector::requires_jurisdiction(
+        &selector(vec![requirement(JURISDICTION, "In", &["CN", "DE"])]),
+        &j("CN"),
+        &k
+    ));
+    assert!(!selector::requires_jurisdiction(
+        &selector(vec![requirement(JURISDICTION, "In", &["CN"])]),
+        &j("CN-SH"),
+        &k
+    ));
+    assert!(!selector::requires_jurisdiction(
+        &NodeSelector {
+            node_selector_terms: vec![]
+        },
+        &j("CN"),
+        &k
+    ));
+}

@@ -1,0 +1,57 @@
+//! The headless Service that gives each replica a stable DNS name.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{labels, name, namespace, owner_reference, selector_labels};
+use crate::api::RegionalDataCenter;
+
+pub fn service(rdc: &RegionalDataCenter) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name(rdc).to_owned()),
+            namespace: Some(namespace(rdc).to_owned()),
+            labels: Some(labels(rdc)),
+            owner_references: owner_reference(rdc).map(|owner| vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: Some(selector_labels(rdc)),
+            publish_not_ready_addresses: Some(true),
+            ports: rdc.spec.workload.port.map(|port| {
+                vec![ServicePort {
+                    name: Some("service".to_owned()),
+                    port,
+                    target_port: Some(IntOrString::String("service".to_owned())),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::rdc;
+
+    #[test]
+    fn service_is_headless_and_selects_the_replicas() {
+        let svc = service(&rdc("CN", 3));
+        let spec = svc.spec.expect("a spec");
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+        assert_eq!(spec.selector, Some(selector_labels(&rdc("CN", 3))));
+        assert_eq!(spec.ports.expect("a port")[0].port, 8080);
+    }
+
+    #[test]
+    fn service_without_port_has_no_ports() {
+        let mut rdc = rdc("CN", 1);
+        rdc.spec.workload.port = None;
+        assert_eq!(service(&rdc).spec.and_then(|s| s.ports), None);
+    }
+}

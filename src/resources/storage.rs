@@ -1,0 +1,373 @@
+//! Storage that stays in the jurisdiction: a StorageClass per jurisdiction and, in Local mode,
+//! static local PersistentVolumes pre-bound to the replicas' claims, one eligible node each.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{
+    LocalVolumeSource, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    ObjectReference, PersistentVolume, PersistentVolumeSpec, TopologySelectorLabelRequirement,
+    TopologySelectorTerm, VolumeNodeAffinity,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL, claim_name, name, namespace};
+use crate::api::RegionalDataCenter;
+use crate::api::jurisdiction::Jurisdiction;
+
+/// Label on a local PersistentVolume: the replica ordinal it serves.
+pub const ORDINAL_LABEL: &str = "domicile.dev/ordinal";
+/// The node label local volumes are pinned by.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
+fn class_labels(jurisdiction: &Jurisdiction, keys: &NodeLabelKeys) -> BTreeMap<String, String> {
+    // The jurisdiction label on a class declares where its volumes live; the audit reads it.
+    let mut labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "domicile".to_owned(),
+        ),
+        (keys.jurisdiction.clone(), jurisdiction.country().to_owned()),
+    ]);
+    if let Some(subdivision) = jurisdiction.subdivision() {
+        labels.insert(keys.subdivision.clone(), subdivision.to_owned());
+    }
+    labels
+}
+
+fn storage_class(
+    class_name: String,
+    provisioner: &str,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+) -> StorageClass {
+    let topology = keys
+        .requirements(jurisdiction)
+        .into_iter()
+        .map(|r| TopologySelectorLabelRequirement {
+            key: r.key,
+            values: r.values.unwrap_or_default(),
+        })
+        .collect();
+    StorageClass {
+        metadata: ObjectMeta {
+            name: Some(class_name),
+            labels: Some(class_labels(jurisdiction, keys)),
+            ..Default::default()
+        },
+        provisioner: provisioner.to_owned(),
+        allowed_topologies: Some(vec![TopologySelectorTerm {
+            match_label_expressions: Some(topology),
+        }]),
+        // Binding waits for the pod, so the scheduler picks node and volume together.
+        volume_binding_mode: Some("WaitForFirstConsumer".to_owned()),
+        reclaim_policy: Some("Retain".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// The class the operator manages for Dynamic mode, e.g. `domicile-cn-sh`, shared by every
+/// RegionalDataCenter of that jurisdiction.
+pub fn managed_storage_class(
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    provisioner: &str,
+) -> StorageClass {
+    let class_name = format!("domicile-{}", jurisdiction.to_string().to_lowercase());
+    storage_class(class_name, provisioner, jurisdiction, keys)
+}
+
+/// The class of Local-mode volumes, e.g. `domicile-local-cn`: nothing provisions it.
+pub fn local_storage_class(jurisdiction: &Jurisdiction, keys: &NodeLabelKeys) -> StorageClass {
+    let class_name = format!("domicile-local-{}", jurisdiction.to_string().to_lowercase());
+    storage_class(
+        class_name,
+        "kubernetes.io/no-provisioner",
+        jurisdiction,
+        keys,
+    )
+}
+
+/// The local volumes a Local-mode RegionalDataCenter needs, and how many could not be placed.
+#[derive(Debug, PartialEq)]
+pub struct LocalVolumePlan {
+    pub volumes: Vec<PersistentVolume>,
+    /// Replicas for which no eligible node is free.
+    pub unplaced: usize,
+}
+
+/// One local volume per replica, each on its own eligible node and pre-bound to the replica's
+/// claim so that no other claim can take it. A volume that already exists keeps its node, even
+/// if that node is no longer eligible: data is never moved; the audit reports it instead.
+pub fn local_volumes(
+    rdc: &RegionalDataCenter,
+    storage_class: &str,
+    eligible_nodes: &[&Node],
+    existing: &[PersistentVolume],
+) -> LocalVolumePlan {
+    let existing_node = |ordinal: i32| {
+        existing
+            .iter()
+            .find(|pv| ordinal_of(pv) == Some(ordinal))
+            .and_then(pinned_hostname)
+    };
+    let mut used: BTreeSet<String> = (0..rdc.spec.workload.replicas)
+        .filter_map(existing_node)
+        .collect();
+    let mut free = eligible_nodes
+        .iter()
+        .map(|node| hostname(node))
+        .filter(|h| !used.contains(h))
+        .collect::<BTreeSet<_>>()
+        .into_iter();
+
+    let mut plan = LocalVolumePlan {
+        volumes: Vec::new(),
+        unplaced: 0,
+    };
+    for ordinal in 0..rdc.spec.workload.replicas {
+        let node = existing_node(ordinal).or_else(|| free.next());
+        match node {
+            Some(node) => {
+                used.insert(node.clone());
+                plan.volumes
+                    .push(local_volume(rdc, storage_class, ordinal, &node));
+            }
+            None => plan.unplaced += 1,
+        }
+    }
+    plan
+}
+
+fn local_volume(
+    rdc: &RegionalDataCenter,
+    storage_class: &str,
+    ordinal: i32,
+    host: &str,
+) -> PersistentVolume {
+    let local_path = rdc
+        .spec
+        .storage
+        .local_path
+        .as_deref()
+        .unwrap_or("/mnt/domicile");
+    PersistentVolume {
+        metadata: ObjectMeta {
+            name: Some(local_volume_name(rdc, ordinal)),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "domicile".to_owned(),
+                ),
+                (RDC_LABEL.to_owned(), name(rdc).to_owned()),
+                (RDC_NAMESPACE_LABEL.to_owned(), namespace(rdc).to_owned()),
+                (ORDINAL_LABEL.to_owned(), ordinal.to_string()),
+            ])),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeSpec {
+            capacity: Some(BTreeMap::from([(
+                "storage".to_owned(),
+                rdc.spec.storage.size.clone(),
+            )])),
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            persistent_volume_reclaim_policy: Some("Retain".to_owned()),
+            storage_class_name: Some(storage_class.to_owned()),
+            volume_mode: Some("Filesystem".to_owned()),
+            local: Some(LocalVolumeSource {
+                path: format!(
+                    "{}/{}/{}/{ordinal}",
+                    local_path.trim_end_matches('/'),
+                    namespace(rdc),
+                    name(rdc)
+                ),
+                fs_type: None,
+            }),
+            claim_ref: Some(ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("PersistentVolumeClaim".to_owned()),
+                namespace: Some(namespace(rdc).to_owned()),
+                name: Some(claim_name(rdc, ordinal)),
+                ..Default::default()
+            }),
+            node_affinity: Some(VolumeNodeAffinity {
+                required: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: HOSTNAME_LABEL.to_owned(),
+                            operator: "In".to_owned(),
+                            values: Some(vec![host.to_owned()]),
+                        }]),
+                        ..Default::default()
+                    }],
+                }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `domicile-<namespace>-<name>-<ordinal>`; PV names are cluster-wide, so the namespace is in it.
+pub fn local_volume_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
+    format!("domicile-{}-{}-{ordinal}", namespace(rdc), name(rdc))
+}
+
+fn ordinal_of(pv: &PersistentVolume) -> Option<i32> {
+    pv.metadata
+        .labels
+        .as_ref()?
+        .get(ORDINAL_LABEL)?
+        .parse()
+        .ok()
+}
+
+fn hostname(node: &Node) -> String {
+    node.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(HOSTNAME_LABEL))
+        .or(node.metadata.name.as_ref())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The hostname a local volume is pinned to, when its node affinity names exactly one.
+fn pinned_hostname(pv: &PersistentVolume) -> Option<String> {
+    let terms = &pv
+        .spec
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required
+        .as_ref()?
+        .node_selector_terms;
+    match terms.as_slice() {
+        [term] => term
+            .match_expressions
+            .iter()
+            .flatten()
+            .find(|r| r.key == HOSTNAME_LABEL && r.operator == "In")
+            .and_then(|r| match r.values.as_deref() {
+                Some([host]) => Some(host.clone()),
+                _ => None,
+            }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::rdc;
+
+    fn node(name: &str) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    HOSTNAME_LABEL.to_owned(),
+                    name.to_owned(),
+                )])),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn hosts(plan: &LocalVolumePlan) -> Vec<String> {
+        plan.volumes.iter().filter_map(pinned_hostname).collect()
+    }
+
+    #[test]
+    fn each_replica_gets_a_volume_on_its_own_eligible_node() {
+        let nodes = [node("cn-3"), node("cn-1"), node("cn-2")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let plan = local_volumes(&rdc("CN", 3), "domicile-local-cn", &eligible, &[]);
+        assert_eq!(plan.unplaced, 0);
+        assert_eq!(hosts(&plan), ["cn-1", "cn-2", "cn-3"]);
+        let pv = &plan.volumes[1];
+        assert_eq!(
+            pv.metadata.name.as_deref(),
+            Some("domicile-fleet-cn-vehicle-data-1")
+        );
+        let spec = pv.spec.as_ref().expect("a spec");
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Retain")
+        );
+        assert_eq!(
+            spec.storage_class_name.as_deref(),
+            Some("domicile-local-cn")
+        );
+        let claim = spec.claim_ref.as_ref().expect("pre-bound");
+        assert_eq!(claim.name.as_deref(), Some("data-vehicle-data-1"));
+        assert_eq!(claim.namespace.as_deref(), Some("fleet-cn"));
+        assert_eq!(
+            spec.local.as_ref().map(|l| l.path.as_str()),
+            Some("/mnt/domicile/fleet-cn/vehicle-data/1")
+        );
+    }
+
+    #[test]
+    fn too_few_eligible_nodes_leaves_replicas_unplaced() {
+        let nodes = [node("cn-1"), node("cn-2")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[]);
+        assert_eq!(plan.volumes.len(), 2);
+        assert_eq!(plan.unplaced, 1);
+    }
+
+    #[test]
+    fn existing_volumes_keep_their_node_even_when_it_is_no_longer_eligible() {
+        let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let rdc = rdc("CN", 2);
+        let mut existing = local_volumes(&rdc, "c", &eligible, &[]).volumes;
+        assert_eq!(
+            existing
+                .iter()
+                .filter_map(pinned_hostname)
+                .collect::<Vec<_>>(),
+            ["cn-1", "cn-2"]
+        );
+        existing.truncate(1); // replica 0 on cn-1 exists; cn-1 has since lost its label
+        let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
+        let plan = local_volumes(&rdc, "c", &now_eligible, &existing);
+        assert_eq!(hosts(&plan), ["cn-1", "cn-2"]);
+    }
+
+    #[test]
+    fn classes_declare_and_restrict_their_jurisdiction() {
+        let keys = NodeLabelKeys::default();
+        let j = Jurisdiction::parse("CN-SH").expect("valid");
+        let class = managed_storage_class(&j, &keys, "rancher.io/local-path");
+        assert_eq!(class.metadata.name.as_deref(), Some("domicile-cn-sh"));
+        assert_eq!(class.provisioner, "rancher.io/local-path");
+        assert_eq!(
+            class.volume_binding_mode.as_deref(),
+            Some("WaitForFirstConsumer")
+        );
+        assert_eq!(class.reclaim_policy.as_deref(), Some("Retain"));
+        let labels = class.metadata.labels.expect("labels");
+        assert_eq!(
+            labels.get(&keys.jurisdiction).map(String::as_str),
+            Some("CN")
+        );
+        assert_eq!(
+            labels.get(&keys.subdivision).map(String::as_str),
+            Some("CN-SH")
+        );
+        let topology = class.allowed_topologies.expect("topologies")[0]
+            .match_label_expressions
+            .clone()
+            .expect("requirements");
+        assert_eq!(topology.len(), 2);
+        assert_eq!(topology[0].values, ["CN"]);
+        assert_eq!(topology[1].values, ["CN-SH"]);
+
+        let local = local_storage_class(&Jurisdiction::parse("DE").expect("valid"), &keys);
+        assert_eq!(local.metadata.name.as_deref(), Some("domicile-local-de"));
+        assert_eq!(local.provisioner, "kubernetes.io/no-provisioner");
+    }
+}
