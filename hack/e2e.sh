@@ -1,18 +1,55 @@
 #!/usr/bin/env bash
-# Runs the end-to-end tests against a fresh local cluster, which is stopped afterwards whatever
-# the outcome. On failure the cluster's logs stay under the cluster folder for post-mortems.
+# Runs the end-to-end tests against a fresh local cluster with the operator running
+# out-of-cluster, then stops both whatever the outcome. On failure the cluster's and the
+# operator's logs stay under the cluster folder for post-mortems.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$REPO_ROOT"
 # Compile first, so that the cluster is not kept waiting (and a compile error fails fast).
+cargo build --bin domicile
 cargo test --features e2e --test e2e --no-run
 
-trap '"$HACK_DIR/cluster-down.sh"' EXIT
+operator_pid=""
+stop_all() {
+  if [[ -n "$operator_pid" ]] && kill -0 "$operator_pid" 2>/dev/null; then
+    kill -TERM "$operator_pid" 2>/dev/null || true
+    wait "$operator_pid" 2>/dev/null || true
+  fi
+  "$HACK_DIR/cluster-down.sh"
+}
+trap stop_all EXIT
 "$HACK_DIR/cluster-up.sh"
 
 export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
-if ! cargo test --features e2e --test e2e; then
-  log "end-to-end tests failed; component logs are in $CLUSTER_DIR/logs"
+"$KUBECTL" apply --server-side -f crds/ >/dev/null
+"$KUBECTL" wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
+
+admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
+export DOMICILE_METRICS_URL="http://$admin/metrics"
+log "starting the operator out-of-cluster (log: $CLUSTER_DIR/logs/domicile.log)"
+target/debug/domicile run --admin-address "$admin" >"$CLUSTER_DIR/logs/domicile.log" 2>&1 &
+operator_pid=$!
+operator_ready() { curl -fsS --max-time 2 "http://$admin/readyz"; }
+wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_DIR/logs/domicile.log" >&2; exit 1; }
+
+failed=0
+# Every scenario, in parallel; then, alone, the check that a converged operator stays quiet,
+# which no other test may disturb.
+cargo test --features e2e --test e2e -- --skip quiet:: || failed=1
+if ((failed == 0)); then
+  cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
+fi
+
+kill -0 "$operator_pid" 2>/dev/null || { log "the operator died during the tests"; failed=1; }
+if ((failed)); then
+  log "end-to-end tests failed; logs are in $CLUSTER_DIR/logs (the operator's in domicile.log)"
   exit 1
 fi
+# A graceful stop on SIGTERM is part of what is tested.
+kill -TERM "$operator_pid"
+if ! wait "$operator_pid"; then
+  log "the operator did not exit cleanly on SIGTERM"
+  exit 1
+fi
+operator_pid=""

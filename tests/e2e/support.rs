@@ -223,3 +223,128 @@ pub fn remove(manifest: &mut Value, pointer: &str) {
         object.remove(key);
     }
 }
+
+impl TestNamespace {
+    /// The object `kind/name` in this namespace as JSON, if it exists.
+    pub fn get_json(&self, kind: &str, name: &str) -> Option<Value> {
+        let out = self.kubectl(&["get", kind, name, "-o", "json"], None);
+        if !out.success {
+            assert!(
+                out.stderr.contains("NotFound"),
+                "kubectl get {kind} {name}: {}",
+                out.stderr
+            );
+            return None;
+        }
+        Some(serde_json::from_str(&out.stdout).expect("kubectl prints JSON"))
+    }
+
+    /// Objects of `kind` in this namespace carrying the labels of RegionalDataCenter `rdc`.
+    pub fn list_of(&self, kind: &str, rdc: &str) -> Vec<Value> {
+        let selector = format!("domicile.dev/regional-data-center={rdc}");
+        let list: Value = serde_json::from_str(
+            &self.kubectl_ok(&["get", kind, "-l", &selector, "-o", "json"], None),
+        )
+        .expect("kubectl prints JSON");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Creates `manifest` and waits until its Ready condition is True, with `kubectl wait`.
+    pub fn create_and_wait_ready(&self, manifest: &Value) {
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_owned();
+        self.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+        self.kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=120s",
+                &format!("rdc/{name}"),
+            ],
+            None,
+        );
+    }
+}
+
+/// The labels of a node.
+pub fn node_labels(node: &str) -> Value {
+    let out = kubectl_ok(
+        &["get", "node", node, "-o", "jsonpath={.metadata.labels}"],
+        None,
+    );
+    serde_json::from_str(&out).expect("kubectl prints JSON")
+}
+
+pub const JURISDICTION_LABEL: &str = "domicile.node-restriction.kubernetes.io/jurisdiction";
+pub const SUBDIVISION_LABEL: &str = "domicile.node-restriction.kubernetes.io/subdivision";
+
+/// A Local-mode RegionalDataCenter for `jurisdiction` with `replicas` replicas.
+pub fn local_rdc(name: &str, jurisdiction: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "domicile.dev/v1alpha1",
+        "kind": "RegionalDataCenter",
+        "metadata": {"name": name},
+        "spec": {
+            "jurisdiction": jurisdiction,
+            "storage": {"size": "1Gi", "mode": "Local", "localPath": "/mnt/domicile"},
+            "workload": {"image": "registry.example/ingest:1.4", "replicas": replicas, "port": 8080}
+        }
+    })
+}
+
+/// A fake node of the test's own, played by kwok, removed when the test ends.
+pub struct TestNode {
+    pub name: String,
+}
+
+impl TestNode {
+    /// Creates a node with `labels` and waits until it is Ready.
+    pub fn new(prefix: &str, labels: &[(&str, &str)]) -> Self {
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut all = serde_json::Map::new();
+        all.insert("type".to_owned(), json!("kwok"));
+        all.insert("kubernetes.io/hostname".to_owned(), json!(name));
+        for (key, value) in labels {
+            all.insert((*key).to_owned(), json!(value));
+        }
+        let node = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": all, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+        });
+        kubectl_ok(&["create", "-f", "-"], Some(&node.to_string()));
+        kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=60s",
+                &format!("node/{name}"),
+            ],
+            None,
+        );
+        poll(
+            "the new node to lose its not-ready taint",
+            Duration::from_secs(60),
+            || {
+                let taints = kubectl_ok(
+                    &["get", "node", &name, "-o", "jsonpath={.spec.taints}"],
+                    None,
+                );
+                taints.is_empty().then_some(())
+            },
+        );
+        Self { name }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        kubectl(&["delete", "node", &self.name, "--wait=false"], None);
+    }
+}

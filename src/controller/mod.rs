@@ -1,0 +1,248 @@
+//! The kube-rs Controller wiring: watches, the reconcile pipeline, finalizer, backoff, events.
+
+mod apply;
+mod backoff;
+mod cleanup;
+mod reconcile;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+pub use apply::Writer;
+use backoff::Backoffs;
+
+use crate::api::RegionalDataCenter;
+use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
+use crate::telemetry::Health;
+
+/// The finalizer that lets the operator clean cluster-scoped objects before a resource goes.
+pub const FINALIZER: &str = "domicile.dev/cleanup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("serializing an object: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A small fixed set of categories, for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Self::Kube(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+                "invalid"
+            }
+            Self::Kube(kube::Error::Api(status)) if status.code == 403 => "forbidden",
+            Self::Kube(_) => "api",
+            Self::Serialize(_) => "serialize",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// Operator settings, fixed at start-up; reconcile never reads the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub keys: NodeLabelKeys,
+    /// Provisioner of the managed StorageClasses in Dynamic mode.
+    pub provisioner: String,
+    pub concurrency: u16,
+    pub admin_address: SocketAddr,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub writer: Writer,
+    pub recorder: Recorder,
+    pub nodes: Store<Node>,
+    pub volumes: Store<PersistentVolume>,
+    pub data_centers: Store<RegionalDataCenter>,
+    backoffs: Backoffs,
+}
+
+/// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
+fn rdc_of_claim(claim: &str) -> Option<&str> {
+    let rest = claim.strip_prefix(DATA_VOLUME)?.strip_prefix('-')?;
+    let (rdc, ordinal) = rest.rsplit_once('-')?;
+    ordinal.parse::<u32>().ok().map(|_| rdc)
+}
+
+/// The RegionalDataCenter a volume serves: by the labels on the volumes the operator makes, or
+/// by the claim a provisioned volume is bound to.
+fn rdc_of_volume(pv: &PersistentVolume) -> Option<ObjectRef<RegionalDataCenter>> {
+    let labels = pv.labels();
+    if let (Some(name), Some(namespace)) = (labels.get(RDC_LABEL), labels.get(RDC_NAMESPACE_LABEL))
+    {
+        return Some(ObjectRef::new(name).within(namespace));
+    }
+    let claim = pv.spec.as_ref()?.claim_ref.as_ref()?;
+    let rdc = rdc_of_claim(claim.name.as_deref()?)?;
+    Some(ObjectRef::new(rdc).within(claim.namespace.as_deref()?))
+}
+
+/// The RegionalDataCenter a labelled pod or claim belongs to.
+fn rdc_of_labelled<K: ResourceExt>(object: &K) -> Option<ObjectRef<RegionalDataCenter>> {
+    let name = object.labels().get(RDC_LABEL)?;
+    Some(ObjectRef::new(name).within(object.namespace().as_deref()?))
+}
+
+/// A mapper that sends a change of any `K` to every RegionalDataCenter.
+fn all_rdcs<K>(
+    store: Store<RegionalDataCenter>,
+) -> impl Fn(K) -> Vec<ObjectRef<RegionalDataCenter>> {
+    move |_| {
+        store
+            .state()
+            .iter()
+            .map(|rdc| ObjectRef::from(rdc.as_ref()))
+            .collect()
+    }
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::Result<()> {
+    let labelled = watcher::Config::default().labels(RDC_LABEL);
+    let rdcs: Api<RegionalDataCenter> = Api::all(client.clone());
+    // Fail fast with a clear message when the CRD is missing, instead of a watch that retries.
+    rdcs.list(&kube::api::ListParams::default().limit(1)).await.map_err(|err| {
+        anyhow::anyhow!("cannot list RegionalDataCenters ({err}); is the CRD installed? kubectl apply -f crds/")
+    })?;
+
+    let (nodes, node_writer) = reflector::store();
+    let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(node_writer)
+        .touched_objects();
+    let (volumes, volume_writer) = reflector::store();
+    let volume_events = watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(volume_writer)
+    .touched_objects();
+    let class_events = watcher(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let controller = Controller::new(rdcs, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency));
+    let data_centers = controller.store();
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
+        writer: Writer::new(health.metrics.clone()),
+        nodes: nodes.clone(),
+        volumes: volumes.clone(),
+        data_centers: data_centers.clone(),
+        backoffs: Backoffs::default(),
+        client: client.clone(),
+        settings,
+    });
+
+    // Ready once every cache has listed its objects.
+    let ready = health.ready.clone();
+    let (ready_nodes, ready_volumes, ready_rdcs) =
+        (nodes.clone(), volumes.clone(), data_centers.clone());
+    tokio::spawn(async move {
+        let synced = future::try_join3(
+            ready_nodes.wait_until_ready(),
+            ready_volumes.wait_until_ready(),
+            ready_rdcs.wait_until_ready(),
+        )
+        .await;
+        if synced.is_ok() {
+            tracing::info!("caches synced");
+            ready.store(true, Ordering::Release);
+        }
+    });
+
+    controller
+        .owns(Api::<StatefulSet>::all(client.clone()), labelled.clone())
+        .owns(Api::<Service>::all(client.clone()), labelled.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), labelled.clone())
+        .watches(Api::<Pod>::all(client.clone()), labelled.clone(), |pod| {
+            rdc_of_labelled(&pod)
+        })
+        .watches(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            labelled,
+            |claim| rdc_of_labelled(&claim),
+        )
+        .watches_stream(volume_events, |pv| rdc_of_volume(&pv))
+        // A node's labels decide eligibility for every data centre of its jurisdiction, and a
+        // relabel loses the old value, so a node change concerns every data centre.
+        .watches_stream(node_events, all_rdcs(data_centers.clone()))
+        .watches_stream(class_events, all_rdcs(data_centers))
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile stream");
+            }
+            future::ready(())
+        })
+        .await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeSpec};
+
+    #[test]
+    fn claim_names_map_back_to_their_data_centre() {
+        assert_eq!(rdc_of_claim("data-vehicle-data-2"), Some("vehicle-data"));
+        assert_eq!(rdc_of_claim("data-a-0"), Some("a"));
+        assert_eq!(rdc_of_claim("data-vehicle-data"), None, "no ordinal");
+        assert_eq!(
+            rdc_of_claim("logs-vehicle-data-0"),
+            None,
+            "another template"
+        );
+    }
+
+    #[test]
+    fn provisioned_volumes_map_through_their_claim() {
+        let pv = PersistentVolume {
+            spec: Some(PersistentVolumeSpec {
+                claim_ref: Some(ObjectReference {
+                    name: Some("data-records-1".to_owned()),
+                    namespace: Some("health-de".to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            rdc_of_volume(&pv),
+            Some(ObjectRef::new("records").within("health-de"))
+        );
+        assert_eq!(rdc_of_volume(&PersistentVolume::default()), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! A converged operator leaves the cluster alone: no write while nothing changes.
+//! hack/e2e.sh runs this module alone, after every other test, so nothing else writes.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{TestNamespace, kubectl_ok, local_rdc, poll};
+
+/// The operator's count of write requests, from its /metrics.
+fn writes_so_far() -> u64 {
+    let url = std::env::var("DOMICILE_METRICS_URL")
+        .expect("DOMICILE_METRICS_URL names the operator's /metrics (hack/e2e.sh sets it)");
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "--max-time", "5", &url])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "cannot read {url}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.starts_with("domicile_kubernetes_writes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn converged_operator_issues_no_writes_for_a_minute() {
+    let ns = TestNamespace::new("quiet");
+    ns.create_and_wait_ready(&local_rdc("steady", "CN", 3));
+    // Earlier tests' namespaces are still being deleted; their clean-up writes are expected.
+    poll(
+        "the other test namespaces to be gone",
+        Duration::from_secs(180),
+        || {
+            let names = kubectl_ok(&["get", "namespaces", "-o", "name"], None);
+            names
+                .lines()
+                .all(|n| !n.starts_with("namespace/e2e-") || n == format!("namespace/{}", ns.name))
+                .then_some(())
+        },
+    );
+    // Let the last events of that clean-up reach the operator: wait for five quiet seconds.
+    let mut last = (writes_so_far(), Instant::now());
+    poll(
+        "the clean-up writes to end",
+        Duration::from_secs(120),
+        || {
+            let now = writes_so_far();
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+            (last.1.elapsed() >= Duration::from_secs(5)).then_some(())
+        },
+    );
+
+    let start = Instant::now();
+    let before = writes_so_far();
+    // The assertion is about a span of time, so this test waits it out on purpose.
+    std::thread::sleep(Duration::from_secs(60));
+    let after = writes_so_far();
+    eprintln!(
+        "writes by the operator: {before} before, {after} after {:?} of quiet",
+        start.elapsed()
+    );
+    assert_eq!(
+        after,
+        before,
+        "the operator wrote {} times while nothing changed",
+        after - before
+    );
+    let phase = ns.kubectl_ok(
+        &["get", "rdc", "steady", "-o", "jsonpath={.status.phase}"],
+        None,
+    );
+    assert_eq!(phase, "Ready");
+}
