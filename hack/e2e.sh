@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the end-to-end tests against a fresh local cluster with the operator running
+# Runs the end-to-end tests (or those matching the arguments) against a fresh local cluster with the operator running
 # out-of-cluster, then stops both whatever the outcome. On failure the cluster's and the
 # operator's logs stay under the cluster folder for post-mortems.
 set -euo pipefail
@@ -34,11 +34,16 @@ operator_ready() { curl -fsS --max-time 2 "http://$admin/readyz"; }
 wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_DIR/logs/domicile.log" >&2; exit 1; }
 
 failed=0
-# Every scenario, in parallel; then, alone, the check that a converged operator stays quiet,
-# which no other test may disturb.
-cargo test --features e2e --test e2e -- --skip quiet:: || failed=1
-if ((failed == 0)); then
-  cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
+if (($#)); then
+  # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
+  cargo test --features e2e --test e2e -- "$@" || failed=1
+else
+  # Every scenario, in parallel; then, alone, the check that a converged operator stays
+  # quiet, which no other test may disturb.
+  cargo test --features e2e --test e2e -- --skip quiet:: || failed=1
+  if ((failed == 0)); then
+    cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
+  fi
 fi
 
 kill -0 "$operator_pid" 2>/dev/null || { log "the operator died during the tests"; failed=1; }

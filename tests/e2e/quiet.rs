@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{TestNamespace, kubectl_ok, local_rdc, poll};
 
-/// The operator's count of write requests, from its /metrics.
-fn writes_so_far() -> u64 {
+/// The sum of one counter family of the operator's /metrics.
+fn counter(family: &str) -> u64 {
     let url = std::env::var("DOMICILE_METRICS_URL")
         .expect("DOMICILE_METRICS_URL names the operator's /metrics (hack/e2e.sh sets it)");
     let out = std::process::Command::new("curl")
@@ -16,9 +16,13 @@ fn writes_so_far() -> u64 {
     assert!(out.status.success(), "cannot read {url}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|line| line.starts_with("domicile_kubernetes_writes_total{"))
+        .filter(|line| line.starts_with(&format!("{family}{{")))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+fn writes_so_far() -> u64 {
+    counter("domicile_kubernetes_writes_total")
 }
 
 #[test]
@@ -51,14 +55,37 @@ fn converged_operator_issues_no_writes_for_a_minute() {
         },
     );
 
+    // For a minute, touch a node the way kubelets do all the time (a change that bears on no
+    // jurisdiction), so that the operator does reconcile and audit, and must still not write.
     let start = Instant::now();
     let before = writes_so_far();
-    // The assertion is about a span of time, so this test waits it out on purpose.
-    std::thread::sleep(Duration::from_secs(60));
+    let reconciles_before = counter("domicile_reconciliations_total");
+    let mut heartbeats = 0;
+    while start.elapsed() < Duration::from_secs(60) {
+        heartbeats += 1;
+        let annotation = format!("e2e.domicile.dev/heartbeat={heartbeats}");
+        kubectl_ok(
+            &[
+                "annotate",
+                "node",
+                "cn-beijing-1",
+                &annotation,
+                "--overwrite",
+            ],
+            None,
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
     let after = writes_so_far();
+    let reconciles = counter("domicile_reconciliations_total") - reconciles_before;
     eprintln!(
-        "writes by the operator: {before} before, {after} after {:?} of quiet",
+        "writes by the operator: {before} before, {after} after {:?}, during which {heartbeats} \
+         node updates caused {reconciles} reconciliations",
         start.elapsed()
+    );
+    assert!(
+        reconciles >= heartbeats,
+        "the node updates did not reach the operator"
     );
     assert_eq!(
         after,
