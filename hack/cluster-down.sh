@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Stops the local cluster started by cluster-up.sh: components in reverse order, SIGTERM first,
+# Stops the local cluster started by cluster-up.sh (and an operator that run-local.sh started): components in reverse order, SIGTERM first,
 # SIGKILL for any that is still running after 15 seconds. Its files stay for post-mortems.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pids_dir="$CLUSTER_DIR/pids"
 [[ -d "$pids_dir" ]] || exit 0
-for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in domicile kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   pid_file="$pids_dir/$name.pid"
   [[ -f "$pid_file" ]] || continue
   pid="$(cat "$pid_file")"

@@ -325,3 +325,105 @@ fn children_deleted_by_hand_are_recreated() {
         None,
     );
 }
+
+/// Waits until the Ready condition of `rdc` is False with `reason`, and returns its message.
+fn wait_not_ready(ns: &TestNamespace, rdc: &str, reason: &str) -> String {
+    let ready = poll(
+        &format!("Ready=False with reason {reason}"),
+        Duration::from_secs(60),
+        || {
+            let object = ns.get_json("rdc", rdc)?;
+            let conditions = object["status"]["conditions"].as_array()?.clone();
+            conditions
+                .into_iter()
+                .find(|c| c["type"] == "Ready" && c["reason"] == reason)
+        },
+    );
+    assert_eq!(ready["status"], "False", "{ready}");
+    ready["message"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn local_mode_with_more_replicas_than_eligible_nodes_waits_and_says_why() {
+    let ns = TestNamespace::new("too_few_nodes");
+    // Two nodes carry DE; Local mode needs a node per replica.
+    ns.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&local_rdc("archive", "DE", 3).to_string()),
+    );
+    let message = wait_not_ready(&ns, "archive", "InsufficientEligibleNodes");
+    assert!(message.contains("3 replicas need 3 nodes"), "{message}");
+    assert!(message.contains("but 2 are"), "{message}");
+    assert!(
+        ns.get_json("statefulset", "archive").is_none(),
+        "nothing is provisioned half-way"
+    );
+
+    ns.kubectl_ok(
+        &[
+            "patch",
+            "rdc",
+            "archive",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"workload":{"replicas":2}}}"#,
+        ],
+        None,
+    );
+    ns.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            "rdc/archive",
+        ],
+        None,
+    );
+    assert_placed_in_generation(&ns, "archive", 2);
+}
+
+/// After an edit the conditions must describe the new generation.
+fn assert_placed_in_generation(ns: &TestNamespace, rdc: &str, generation: i64) {
+    let object = ns.get_json("rdc", rdc).expect("exists");
+    assert_eq!(object["status"]["observedGeneration"], generation);
+    for condition in object["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+    {
+        assert_eq!(condition["observedGeneration"], generation, "{condition}");
+    }
+}
+
+#[test]
+fn missing_storage_class_waits_and_says_how_to_fix_it() {
+    let ns = TestNamespace::new("missing_class");
+    let manifest = serde_json::json!({
+        "apiVersion": "domicile.dev/v1alpha1",
+        "kind": "RegionalDataCenter",
+        "metadata": {"name": "records"},
+        "spec": {
+            "jurisdiction": "DE",
+            "storage": {"size": "1Gi", "storageClassName": "e2e-absent-class"},
+            "workload": {"image": "registry.example/records:2.0"}
+        }
+    });
+    ns.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    let message = wait_not_ready(&ns, "records", "StorageClassNotFound");
+    assert!(
+        message.contains("\"e2e-absent-class\", which does not exist"),
+        "{message}"
+    );
+    let events = poll(
+        "a Warning Event StorageClassNotFound",
+        Duration::from_secs(30),
+        || {
+            let selector = "involvedObject.name=records,reason=StorageClassNotFound,type=Warning";
+            let names = ns.kubectl_ok(
+                &["get", "events", "--field-selector", selector, "-o", "name"],
+                None,
+            );
+            (!names.trim().is_empty()).then_some(names)
+        },
+    );
+    assert_eq!(events.lines().count(), 1, "announced once: {events}");
+}
