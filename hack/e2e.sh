@@ -26,7 +26,7 @@ export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
 
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
-export DOMICILE_METRICS_URL="http://$admin/metrics"
+export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"
 log "starting the operator out-of-cluster (log: $CLUSTER_DIR/logs/domicile.log)"
 target/debug/domicile run --admin-address "$admin" >"$CLUSTER_DIR/logs/domicile.log" 2>&1 &
 operator_pid=$!
@@ -40,7 +40,7 @@ if (($#)); then
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
-  cargo test --features e2e --test e2e -- --skip quiet:: || failed=1
+  cargo test --features e2e --test e2e -- --skip quiet:: --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
   fi

@@ -26,16 +26,52 @@ enum Command {
     Run(RunArgs),
     /// Print the RegionalDataCenter CustomResourceDefinition as YAML (kubectl apply -f -).
     Crd,
+    /// Audit the cluster read-only, from pods, claims, volumes and nodes (not from the status).
+    /// Exit code: 0 compliant, 1 a violation or unverifiable placement exists, 2 the audit failed.
+    Audit(AuditArgs),
 }
 
 #[derive(Args)]
-struct RunArgs {
+struct LabelKeyArgs {
     /// Node label whose value is a node's ISO 3166-1 alpha-2 country.
     #[arg(long, env = "DOMICILE_JURISDICTION_LABEL_KEY", default_value_t = NodeLabelKeys::default().jurisdiction)]
     jurisdiction_label_key: String,
     /// Node label whose value is a node's ISO 3166-2 subdivision, e.g. CN-SH.
     #[arg(long, env = "DOMICILE_SUBDIVISION_LABEL_KEY", default_value_t = NodeLabelKeys::default().subdivision)]
     subdivision_label_key: String,
+}
+
+impl LabelKeyArgs {
+    fn keys(self) -> NodeLabelKeys {
+        NodeLabelKeys {
+            jurisdiction: self.jurisdiction_label_key,
+            subdivision: self.subdivision_label_key,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    labels: LabelKeyArgs,
+    /// Audit only the RegionalDataCenters of this namespace (default: all namespaces).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    labels: LabelKeyArgs,
     /// Provisioner of the StorageClasses domicile manages for Dynamic mode.
     #[arg(
         long,
@@ -59,6 +95,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd => print_crd(),
         Command::Run(args) => run(args),
+        Command::Audit(args) => return audit(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,18 +113,56 @@ fn print_crd() -> anyhow::Result<()> {
 }
 
 #[tokio::main]
+async fn audit(args: AuditArgs) -> ExitCode {
+    let keys = args.labels.keys();
+    let reports = match kube::Client::try_default().await {
+        Ok(client) => {
+            domicile::audit::audit_cluster(client, &keys, args.namespace.as_deref()).await
+        }
+        Err(err) => Err(err.into()),
+    };
+    let reports = match reports {
+        Ok(reports) => reports,
+        Err(err) => {
+            eprintln!("domicile audit: {err:#}");
+            return ExitCode::from(domicile::audit::EXIT_ERROR);
+        }
+    };
+    let text = match args.output {
+        OutputFormat::Table => domicile::audit::table(&reports),
+        OutputFormat::Json => match serde_json::to_string_pretty(&reports) {
+            Ok(json) => json + "\n",
+            Err(err) => {
+                eprintln!("domicile audit: {err}");
+                return ExitCode::from(domicile::audit::EXIT_ERROR);
+            }
+        },
+    };
+    if std::io::stdout().lock().write_all(text.as_bytes()).is_err() {
+        return ExitCode::from(domicile::audit::EXIT_ERROR);
+    }
+    ExitCode::from(domicile::audit::exit_code(&reports))
+}
+
+#[tokio::main]
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init_tracing(args.log_format);
     let settings = Settings {
-        keys: NodeLabelKeys {
-            jurisdiction: args.jurisdiction_label_key,
-            subdivision: args.subdivision_label_key,
-        },
+        keys: args.labels.keys(),
         provisioner: args.storage_provisioner,
         concurrency: args.concurrency,
         admin_address: args.admin_address,
     };
     tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
+    let settable = settings.keys.kubelet_settable();
+    if !settable.is_empty() {
+        tracing::warn!(
+            keys = ?settable,
+            "kubelets may set these node labels on their own Node, so a compromised node could claim \
+             any jurisdiction; use keys under *.node-restriction.kubernetes.io/ (every RegionalDataCenter \
+             reports LabelTrusted=False)"
+        );
+    }
     let client = kube::Client::try_default().await?;
     let health = Health::default();
     let listener = tokio::net::TcpListener::bind(settings.admin_address)

@@ -23,6 +23,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
 use backoff::Backoffs;
+pub use reconcile::pods_and_claims;
 
 use crate::api::RegionalDataCenter;
 use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{EvictParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -16,12 +16,16 @@ use kube::{Api, Resource, ResourceExt};
 use super::status::{Blocker, Observation, READY, derive_status, needs_write};
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
-use crate::api::{RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode};
-use crate::residency::{self, Observed};
+use crate::api::{
+    Enforcement, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
+};
+use crate::residency::{self, Observed, ViolationReason};
 use crate::resources::{self, RDC_LABEL};
 
 /// How often a converged data centre is audited again even when no watch says anything changed.
 const REAUDIT: Duration = Duration::from_secs(300);
+/// When to try again an eviction that a PodDisruptionBudget refused.
+const EVICTION_RETRY: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(rdc: Arc<RegionalDataCenter>, ctx: Arc<Context>) -> Result<Action, Error> {
     let object = ObjectRef::from(rdc.as_ref());
@@ -142,6 +146,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 bound_claims: 0,
                 storage_hint: "",
                 audit: &nothing,
+                kubelet_settable_keys: &ctx.settings.keys.kubelet_settable(),
             };
             write_status(rdc, &observation, ctx).await?;
             return Ok(Action::await_change());
@@ -239,15 +244,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     }
 
     // Observe what is really there, and audit it.
-    let selector = ListParams::default().labels(&format!("{RDC_LABEL}={name}"));
-    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
-        .list(&selector)
-        .await?
-        .items;
-    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
-        .list(&selector)
-        .await?
-        .items;
+    let (pods, claims) = pods_and_claims(client, &namespace, &name).await?;
     let classes = classes_api.list(&ListParams::default()).await?.items;
     let observed = Observed {
         pods: &pods,
@@ -257,6 +254,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         classes: &classes,
     };
     let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
+    let evictions_blocked = match rdc.spec.enforcement {
+        Enforcement::Enforce => enforce(rdc, &audit, &pods, ctx).await?,
+        Enforcement::Audit => false,
+    };
 
     let replicas = rdc.spec.workload.replicas;
     let bound_claims = (0..replicas)
@@ -289,9 +290,78 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         bound_claims: i32::try_from(bound_claims).unwrap_or(i32::MAX),
         storage_hint: &storage_hint,
         audit: &audit,
+        kubelet_settable_keys: &keys.kubelet_settable(),
     };
     write_status(rdc, &observation, ctx).await?;
-    Ok(Action::requeue(REAUDIT))
+    // A disruption budget that refuses an eviction today may allow it in a moment.
+    Ok(Action::requeue(if evictions_blocked {
+        EVICTION_RETRY
+    } else {
+        REAUDIT
+    }))
+}
+
+/// Enforce mode: evicts, through the Eviction API so disruption budgets hold, every pod that
+/// runs on a node outside the jurisdiction. Its StatefulSet recreates it, and the required node
+/// affinity lets it start only inside; a pod whose volume is pinned outside therefore cannot start
+/// anywhere, which is the point: data is never moved, a person must act on the violation.
+/// Returns whether a disruption budget refused an eviction.
+async fn enforce(
+    rdc: &RegionalDataCenter,
+    audit: &residency::Audit,
+    pods: &[Pod],
+    ctx: &Context,
+) -> Result<bool, Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
+    let mut blocked = false;
+    for finding in audit
+        .findings
+        .iter()
+        .filter(|f| f.reason == ViolationReason::NodeOutsideJurisdiction)
+    {
+        let Some(pod) = pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(finding.name.as_str()))
+        else {
+            continue;
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        ctx.writer.metrics().write("create", "Eviction");
+        match api.evict(&finding.name, &EvictParams::default()).await {
+            Ok(_) => {
+                tracing::info!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "evicted a pod outside the jurisdiction");
+                let message = format!("evicted: {}", finding.message);
+                publish(rdc, EventType::Normal, "Evicted", &message, ctx).await;
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                tracing::warn!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "a disruption budget refuses the eviction for now");
+                blocked = true;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(blocked)
+}
+
+/// The pods and claims of the RegionalDataCenter `name`, found by their label.
+pub async fn pods_and_claims(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>), kube::Error> {
+    let selector = ListParams::default().labels(&format!("{RDC_LABEL}={name}"));
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&selector)
+        .await?
+        .items;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .list(&selector)
+        .await?
+        .items;
+    Ok((pods, claims))
 }
 
 /// Derives the status and writes it only if it says something new.
@@ -308,6 +378,7 @@ async fn write_status(
             .apply_status(&api, &rdc.name_any(), &new_status)
             .await?;
         announce(rdc, rdc.status.as_ref(), &new_status, ctx).await;
+        announce_violations(rdc, rdc.status.as_ref(), &new_status, ctx).await;
     }
     Ok(())
 }
@@ -338,11 +409,54 @@ async fn announce(
     {
         return;
     }
-    let waiting = ["ClaimsPending", "ReplicasNotReady", "NothingPlaced"];
+    // Violations are announced one by one, by announce_violations.
+    let waiting = [
+        "ClaimsPending",
+        "ReplicasNotReady",
+        "NothingPlaced",
+        "Violated",
+        "Unverifiable",
+    ];
     if status == "True" {
         publish(rdc, EventType::Normal, "Ready", &message, ctx).await;
     } else if !waiting.contains(&reason.as_str()) {
         publish(rdc, EventType::Warning, &reason, &message, ctx).await;
+    }
+}
+
+/// A Warning Event for each new violation, a Normal one for each that cleared.
+async fn announce_violations(
+    rdc: &RegionalDataCenter,
+    old: Option<&RegionalDataCenterStatus>,
+    new: &RegionalDataCenterStatus,
+    ctx: &Context,
+) {
+    let old = old.map(|s| s.violations.as_slice()).unwrap_or_default();
+    let same =
+        |a: &Violation, b: &Violation| a.kind == b.kind && a.name == b.name && a.reason == b.reason;
+    for violation in new
+        .violations
+        .iter()
+        .filter(|v| !old.iter().any(|o| same(o, v)))
+    {
+        publish(
+            rdc,
+            EventType::Warning,
+            &violation.reason,
+            &violation.message,
+            ctx,
+        )
+        .await;
+    }
+    for cleared in old
+        .iter()
+        .filter(|o| !new.violations.iter().any(|v| same(o, v)))
+    {
+        let message = format!(
+            "{} {} is no longer {}",
+            cleared.kind, cleared.name, cleared.reason
+        );
+        publish(rdc, EventType::Normal, "ViolationCleared", &message, ctx).await;
     }
 }
 

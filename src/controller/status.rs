@@ -11,6 +11,7 @@ pub const READY: &str = "Ready";
 pub const RESIDENCY_COMPLIANT: &str = "ResidencyCompliant";
 pub const STORAGE_PROVISIONED: &str = "StorageProvisioned";
 pub const WORKLOAD_AVAILABLE: &str = "WorkloadAvailable";
+pub const LABEL_TRUSTED: &str = "LabelTrusted";
 
 /// Something the schema cannot judge that stops provisioning until the cluster or spec changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct Observation<'a> {
     /// Why unbound claims are waiting, for the StorageProvisioned message.
     pub storage_hint: &'a str,
     pub audit: &'a Audit,
+    /// Label keys the operator reads that kubelets may set on their own Node.
+    pub kubelet_settable_keys: &'a [&'a str],
 }
 
 fn condition(
@@ -175,6 +178,26 @@ pub fn derive_status(
         ),
     };
 
+    let label_trusted = if o.kubelet_settable_keys.is_empty() {
+        cond(
+            LABEL_TRUSTED,
+            Some(true),
+            "NodeRestricted",
+            "jurisdiction labels use keys that kubelets cannot set on their own Node".to_owned(),
+        )
+    } else {
+        cond(
+            LABEL_TRUSTED,
+            Some(false),
+            "KubeletSettableLabel",
+            format!(
+                "kubelets may set {} on their own Node, so a compromised node could claim any \
+                 jurisdiction; run the operator with keys under *.node-restriction.kubernetes.io/",
+                o.kubelet_settable_keys.join(" and ")
+            ),
+        )
+    };
+
     let phase = if o.audit.residency == Residency::Violated {
         Phase::Violated
     } else if o.blocker.is_some() {
@@ -221,7 +244,7 @@ pub fn derive_status(
         placements: o.audit.placements.clone(),
         violations,
         last_audit_time: previous.and_then(|s| s.last_audit_time.clone()),
-        conditions: vec![ready, residency, storage, workload],
+        conditions: vec![ready, residency, storage, workload, label_trusted],
     };
     // The audit time moves only with the verdict, so an unchanged cluster is never rewritten.
     if previous != Some(&status) {
@@ -272,6 +295,7 @@ mod tests {
             bound_claims: 3,
             storage_hint: "",
             audit,
+            kubelet_settable_keys: &[],
         }
     }
 
@@ -376,6 +400,22 @@ mod tests {
         let later = derive_status(&observation(&audit, 3), Some(&first), at(30));
         assert_eq!(later.violations[0].since, Time(at(0)));
         assert_eq!(later.violations[0].reason, "NodeOutsideJurisdiction");
+    }
+
+    #[test]
+    fn label_keys_kubelets_can_set_are_reported_without_blocking_readiness() {
+        let audit = compliant_audit(3);
+        let mut o = observation(&audit, 3);
+        let keys = ["example.com/country"];
+        o.kubelet_settable_keys = &keys;
+        let status = derive_status(&o, None, at(0));
+        let trusted = condition_of(&status, LABEL_TRUSTED);
+        assert_eq!(
+            (trusted.status.as_str(), trusted.reason.as_str()),
+            ("False", "KubeletSettableLabel")
+        );
+        assert!(trusted.message.contains("example.com/country"));
+        assert_eq!(condition_of(&status, READY).status, "True");
     }
 
     #[test]

@@ -46,7 +46,29 @@ impl Default for NodeLabelKeys {
     }
 }
 
+/// The domain the NodeRestriction admission plugin keeps kubelets from labelling their own Node with.
+pub const NODE_RESTRICTION_DOMAIN: &str = "node-restriction.kubernetes.io";
+
+/// Whether a kubelet is kept from setting `key` on its own Node: true only for keys in
+/// `node-restriction.kubernetes.io/` or a subdomain of it.
+pub fn kubelet_cannot_set(key: &str) -> bool {
+    key.split_once('/').is_some_and(|(domain, _)| {
+        domain == NODE_RESTRICTION_DOMAIN
+            || domain
+                .strip_suffix(NODE_RESTRICTION_DOMAIN)
+                .is_some_and(|sub| sub.ends_with('.'))
+    })
+}
+
 impl NodeLabelKeys {
+    /// The keys a compromised kubelet could set on its own Node to claim a jurisdiction.
+    pub fn kubelet_settable(&self) -> Vec<&str> {
+        [self.jurisdiction.as_str(), self.subdivision.as_str()]
+            .into_iter()
+            .filter(|key| !kubelet_cannot_set(key))
+            .collect()
+    }
+
     /// The node selector requirements that admit exactly the nodes of `jurisdiction`.
     pub fn requirements(&self, jurisdiction: &Jurisdiction) -> Vec<NodeSelectorRequirement> {
         let mut requirements = vec![NodeSelectorRequirement {
@@ -106,6 +128,40 @@ pub(crate) fn name(rdc: &RegionalDataCenter) -> &str {
 
 pub(crate) fn namespace(rdc: &RegionalDataCenter) -> &str {
     rdc.metadata.namespace.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_node_restriction_keys_are_out_of_a_kubelets_reach() {
+        assert!(kubelet_cannot_set(
+            "node-restriction.kubernetes.io/jurisdiction"
+        ));
+        assert!(kubelet_cannot_set(
+            "domicile.node-restriction.kubernetes.io/jurisdiction"
+        ));
+        assert!(!kubelet_cannot_set("example.com/jurisdiction"));
+        assert!(!kubelet_cannot_set("topology.kubernetes.io/region"));
+        assert!(!kubelet_cannot_set(
+            "evilnode-restriction.kubernetes.io/jurisdiction"
+        ));
+        assert!(!kubelet_cannot_set(
+            "node-restriction.kubernetes.io.example.com/jurisdiction"
+        ));
+        assert!(!kubelet_cannot_set("jurisdiction"));
+    }
+
+    #[test]
+    fn default_keys_are_trusted_and_custom_ones_named() {
+        assert!(NodeLabelKeys::default().kubelet_settable().is_empty());
+        let keys = NodeLabelKeys {
+            jurisdiction: "example.com/country".to_owned(),
+            subdivision: "domicile.node-restriction.kubernetes.io/subdivision".to_owned(),
+        };
+        assert_eq!(keys.kubelet_settable(), ["example.com/country"]);
+    }
 }
 
 #[cfg(test)]

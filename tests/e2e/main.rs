@@ -1,6 +1,7 @@
 //! End-to-end tests against a real API server (see hack/cluster-up.sh); run with `make test`.
 
 mod crd;
+mod drift;
 mod operator;
 mod quiet;
 mod support;

@@ -302,11 +302,7 @@ pub struct TestNode {
 impl TestNode {
     /// Creates a node with `labels` and waits until it is Ready.
     pub fn new(prefix: &str, labels: &[(&str, &str)]) -> Self {
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique(prefix);
         let mut all = serde_json::Map::new();
         all.insert("type".to_owned(), json!("kwok"));
         all.insert("kubernetes.io/hostname".to_owned(), json!(name));
@@ -347,4 +343,36 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         kubectl(&["delete", "node", &self.name, "--wait=false"], None);
     }
+}
+
+/// A cluster-scoped object a test made (a StorageClass, a PersistentVolume), deleted at its end.
+pub struct ClusterObject {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl ClusterObject {
+    pub fn create(kind: &'static str, manifest: &Value) -> Self {
+        kubectl_ok(&["create", "-f", "-"], Some(&manifest.to_string()));
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_owned();
+        Self { kind, name }
+    }
+}
+
+impl Drop for ClusterObject {
+    fn drop(&mut self) {
+        kubectl(&["delete", self.kind, &self.name, "--wait=false"], None);
+    }
+}
+
+/// A name unique to this test run, for cluster-scoped objects.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+    )
 }
