@@ -13,7 +13,7 @@ pub use storage::{LocalVolumePlan, local_storage_class, local_volumes, managed_s
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
 use crate::api::RegionalDataCenter;
@@ -115,6 +115,17 @@ pub fn labels(rdc: &RegionalDataCenter) -> BTreeMap<String, String> {
         name(rdc).to_owned(),
     );
     labels
+}
+
+/// Metadata of a namespaced child: named after `rdc`, in its namespace, labelled and owned by it.
+pub fn child_metadata(rdc: &RegionalDataCenter) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name(rdc).to_owned()),
+        namespace: Some(namespace(rdc).to_owned()),
+        labels: Some(labels(rdc)),
+        owner_references: owner_reference(rdc).map(|owner| vec![owner]),
+        ..Default::default()
+    }
 }
 
 /// The owner reference that makes `rdc` the controller of a namespaced child.

@@ -4,10 +4,10 @@ use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{labels, name, namespace, owner_reference, selector_labels};
+use super::{child_metadata, selector_labels};
 use crate::api::RegionalDataCenter;
 
 /// The policy, when `spec.network.restrictEgress` asks for one.
@@ -46,13 +46,7 @@ pub fn network_policy(rdc: &RegionalDataCenter) -> Option<NetworkPolicy> {
         });
     }
     Some(NetworkPolicy {
-        metadata: ObjectMeta {
-            name: Some(name(rdc).to_owned()),
-            namespace: Some(namespace(rdc).to_owned()),
-            labels: Some(labels(rdc)),
-            owner_references: owner_reference(rdc).map(|owner| vec![owner]),
-            ..Default::default()
-        },
+        metadata: child_metadata(rdc),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
                 match_labels: Some(selector_labels(rdc)),

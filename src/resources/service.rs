@@ -1,21 +1,14 @@
 //! The headless Service that gives each replica a stable DNS name.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{labels, name, namespace, owner_reference, selector_labels};
+use super::{child_metadata, selector_labels};
 use crate::api::RegionalDataCenter;
 
 pub fn service(rdc: &RegionalDataCenter) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(name(rdc).to_owned()),
-            namespace: Some(namespace(rdc).to_owned()),
-            labels: Some(labels(rdc)),
-            owner_references: owner_reference(rdc).map(|owner| vec![owner]),
-            ..Default::default()
-        },
+        metadata: child_metadata(rdc),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(selector_labels(rdc)),

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::{NodeLabelKeys, labels, name, namespace, owner_reference, selector_labels};
+use super::{NodeLabelKeys, child_metadata, labels, name, selector_labels};
 use crate::api::RegionalDataCenter;
 use crate::api::jurisdiction::Jurisdiction;
 
@@ -83,13 +83,7 @@ pub fn statefulset(
         ..Default::default()
     };
     StatefulSet {
-        metadata: ObjectMeta {
-            name: Some(name(rdc).to_owned()),
-            namespace: Some(namespace(rdc).to_owned()),
-            labels: Some(labels(rdc)),
-            owner_references: owner_reference(rdc).map(|owner| vec![owner]),
-            ..Default::default()
-        },
+        metadata: child_metadata(rdc),
         spec: Some(StatefulSetSpec {
             replicas: Some(workload.replicas),
             service_name: Some(name(rdc).to_owned()),

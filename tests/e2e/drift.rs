@@ -361,15 +361,7 @@ fn network_volume_on_an_undeclared_class_is_unverifiable_until_the_class_is_decl
         ],
         None,
     );
-    ns.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/archive",
-        ],
-        None,
-    );
+    ns.wait_ready("archive");
     let status = ns.get_json("rdc", "archive").expect("exists")["status"].clone();
     assert_eq!(status["residency"], "Compliant");
     assert_audit_agrees(&ns, "archive", 0);
@@ -486,13 +478,5 @@ fn enforce_never_starts_a_pod_away_from_its_data_and_says_why() {
     );
 
     relabel(&node.name, Some("BR"));
-    ns.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/saopaulo",
-        ],
-        None,
-    );
+    ns.wait_ready("saopaulo");
 }

@@ -123,15 +123,7 @@ fn de_data_centre_in_another_namespace_converges_independently() {
     );
     de.create_and_wait_ready(&local_rdc("shared-name", "DE", 2));
     assert_placed_in(&de, "shared-name", 2, "DE", None);
-    cn.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/shared-name",
-        ],
-        None,
-    );
+    cn.wait_ready("shared-name");
     assert_placed_in(&cn, "shared-name", 2, "CN", None);
 }
 
@@ -225,15 +217,7 @@ fn data_centre_without_nodes_waits_for_a_label_and_then_converges() {
         ],
         None,
     );
-    ns.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/paris",
-        ],
-        None,
-    );
+    ns.wait_ready("paris");
     assert_placed_in(&ns, "paris", 1, "FR", None);
     assert_eq!(
         ns.get_json("rdc", "paris").expect("exists")["metadata"]["generation"],
@@ -315,15 +299,7 @@ fn children_deleted_by_hand_are_recreated() {
             },
         );
     }
-    ns.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/orders",
-        ],
-        None,
-    );
+    ns.wait_ready("orders");
 }
 
 /// Waits until the Ready condition of `rdc` is False with `reason`, and returns its message.
@@ -370,15 +346,7 @@ fn local_mode_with_more_replicas_than_eligible_nodes_waits_and_says_why() {
         ],
         None,
     );
-    ns.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            "rdc/archive",
-        ],
-        None,
-    );
+    ns.wait_ready("archive");
     assert_placed_in_generation(&ns, "archive", 2);
 }
 

@@ -249,13 +249,8 @@ impl TestNamespace {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Creates `manifest` and waits until its Ready condition is True, with `kubectl wait`.
-    pub fn create_and_wait_ready(&self, manifest: &Value) {
-        let name = manifest["metadata"]["name"]
-            .as_str()
-            .expect("a name")
-            .to_owned();
-        self.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    /// Waits until the Ready condition of RegionalDataCenter `name` is True, with `kubectl wait`.
+    pub fn wait_ready(&self, name: &str) {
         self.kubectl_ok(
             &[
                 "wait",
@@ -265,6 +260,16 @@ impl TestNamespace {
             ],
             None,
         );
+    }
+
+    /// Creates `manifest` and waits until its Ready condition is True.
+    pub fn create_and_wait_ready(&self, manifest: &Value) {
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_owned();
+        self.kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+        self.wait_ready(&name);
     }
 }
 
