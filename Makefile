@@ -3,14 +3,14 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit e2e crd cluster-up cluster-down
+.PHONY: run test lint unit chart e2e crd cluster-up cluster-down
 
 ## run: start the local cluster, install the CRD, apply examples/ and show `kubectl get rdc -A`.
 run:
 	hack/run-local.sh
 
 ## test: formatting and lints, unit tests, then end-to-end tests against a fresh local cluster.
-test: lint unit e2e
+test: lint unit chart e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -22,12 +22,17 @@ unit:
 e2e:
 	hack/e2e.sh
 
-## crd: regenerate the checked-in CRD from the Rust types.
+## crd: regenerate the checked-in CRD, and the chart's copy, from the Rust types.
 crd:
 	$(CARGO) run --quiet -- crd > crds/domicile.dev_regionaldatacenters.yaml
+	cp crds/domicile.dev_regionaldatacenters.yaml charts/domicile/crds/
 
 cluster-up:
 	hack/cluster-up.sh
 
 cluster-down:
 	hack/cluster-down.sh
+
+## chart: lint and render the Helm chart with the helm that hack/build-tools.sh builds.
+chart:
+	hack/chart-check.sh

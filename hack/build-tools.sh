@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds etcd, the Kubernetes control plane, kubectl and kwok from Go modules into the cache,
+# Builds etcd, the Kubernetes control plane, kubectl, kwok and helm from Go modules into the cache,
 # once per version. A build goes to a temporary folder and is moved into place only when whole.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,6 +35,7 @@ build_into "$KUBE_BIN" kubernetes "$k8s_ldflags" "" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 build_into "$KWOK_BIN" kwok "" kwok sigs.k8s.io/kwok/cmd/kwok
+build_into "$HELM_BIN" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm
 
 # The standalone kwok binary has no default stages. Take the ones its module ships (nodes go
 # Ready and keep their Lease; bound pods go Running; deleted pods go away) from the module cache.
@@ -49,6 +50,6 @@ if [[ ! -s "$KWOK_BIN/stages.yaml" ]]; then
 fi
 
 for bin in "$ETCD_BIN/etcd" "$KUBE_BIN/kube-apiserver" "$KUBE_BIN/kube-controller-manager" \
-  "$KUBE_BIN/kube-scheduler" "$KUBE_BIN/kubectl" "$KWOK_BIN/kwok"; do
+  "$KUBE_BIN/kube-scheduler" "$KUBE_BIN/kubectl" "$KWOK_BIN/kwok" "$HELM_BIN/helm"; do
   [[ -x "$bin" ]] || die "$bin is missing after the build"
 done

@@ -25,10 +25,35 @@ export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
 "$KUBECTL" apply --server-side -f crds/ >/dev/null
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
 
+# The operator runs with the Helm chart's ServiceAccount and RBAC only, so every scenario below
+# also proves that the chart grants enough.
+operator_namespace=domicile-system
+"$KUBECTL" create namespace "$operator_namespace" >/dev/null
+"$HELM_BIN/helm" template domicile charts/domicile --namespace "$operator_namespace" --kube-version "$K8S_VERSION" \
+  --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml | "$KUBECTL" apply -f - >/dev/null
+token="$("$KUBECTL" create token domicile --namespace "$operator_namespace" --duration=3h)"
+operator_kubeconfig="$CLUSTER_DIR/operator.kubeconfig"
+cat > "$operator_kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: domicile-local
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$CLUSTER_DIR/pki/ca.crt"}
+users:
+- name: operator
+  user: {token: "$token"}
+contexts:
+- name: operator
+  context: {cluster: domicile-local, user: operator}
+current-context: operator
+KUBECONFIG
+export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$operator_namespace:domicile" HELM="$HELM_BIN/helm"
+
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
 export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"
-log "starting the operator out-of-cluster (log: $CLUSTER_DIR/logs/domicile.log)"
-target/debug/domicile run --admin-address "$admin" >"$CLUSTER_DIR/logs/domicile.log" 2>&1 &
+log "starting the operator out-of-cluster as $DOMICILE_OPERATOR_ACCOUNT (log: $CLUSTER_DIR/logs/domicile.log)"
+KUBECONFIG="$operator_kubeconfig" target/debug/domicile run --admin-address "$admin" \
+  >"$CLUSTER_DIR/logs/domicile.log" 2>&1 &
 operator_pid=$!
 operator_ready() { curl -fsS --max-time 2 "http://$admin/readyz"; }
 wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_DIR/logs/domicile.log" >&2; exit 1; }

@@ -13,7 +13,8 @@ module_version() {
 K8S_VERSION="$(module_version kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
-if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" ]]; then
+HELM_VERSION="$(module_version helm helm.sh/helm/v3)"
+if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" ]]; then
   echo "hack/lib.sh: cannot read the component versions from hack/tools/*/go.mod" >&2
   exit 1
 fi
@@ -23,6 +24,7 @@ BIN_ROOT="$DOMICILE_CACHE/bin"
 KUBE_BIN="$BIN_ROOT/kubernetes-$K8S_VERSION"
 ETCD_BIN="$BIN_ROOT/etcd-$ETCD_VERSION"
 KWOK_BIN="$BIN_ROOT/kwok-$KWOK_VERSION"
+HELM_BIN="$BIN_ROOT/helm-$HELM_VERSION"
 
 # The running cluster: certificates, etcd data, logs, pid files and the admin kubeconfig.
 CLUSTER_DIR="${DOMICILE_CLUSTER_DIR:-$DOMICILE_CACHE/cluster}"

@@ -79,6 +79,16 @@ mod tests {
     }
 
     #[test]
+    fn helm_chart_ships_the_same_crd() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
+        assert!(
+            read(CRD_PATH) == read("charts/domicile/crds/domicile.dev_regionaldatacenters.yaml"),
+            "charts/domicile/crds/ differs from {CRD_PATH}; run `make crd` and commit both"
+        );
+    }
+
+    #[test]
     fn single_line_breaks_become_spaces_and_paragraphs_stay() {
         assert_eq!(
             unwrap_lines("one\ntwo\n\nthree\n four"),
