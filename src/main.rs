@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use clap::{Args, Parser, Subcommand};
 use domicile::controller::{self, Settings};
+use domicile::leader::{self, LeaseConfig};
 use domicile::resources::NodeLabelKeys;
 use domicile::telemetry::{self, Health, LogFormat};
 
@@ -85,6 +87,19 @@ struct RunArgs {
     /// How many RegionalDataCenters are reconciled at once.
     #[arg(long, env = "DOMICILE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Run only while holding a coordination.k8s.io Lease, so that of several replicas only one
+    /// reconciles; a replica that loses the lease exits.
+    #[arg(long, env = "DOMICILE_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease (in a pod: the pod's namespace, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "domicile-leader")]
+    leader_election_lease: String,
+    /// This replica's identity in the Lease (in a pod: the pod's name, from POD_NAME).
+    #[arg(long, env = "POD_NAME")]
+    leader_election_identity: Option<String>,
     /// Address of /livez, /readyz and /metrics.
     #[arg(long, env = "DOMICILE_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     admin_address: SocketAddr,
@@ -178,12 +193,63 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let admin = tokio::spawn(telemetry::serve_admin(listener, health.clone(), async {
         let _ = admin_stopped.await;
     }));
-    let outcome = controller::run(client, settings, health).await;
+    let outcome = if args.leader_election {
+        let identity = args
+            .leader_election_identity
+            .unwrap_or_else(|| format!("domicile-{}", std::process::id()));
+        let lease = LeaseConfig::new(
+            args.leader_election_namespace,
+            args.leader_election_lease,
+            identity,
+        );
+        run_as_leader(client, settings, health, &lease).await
+    } else {
+        controller::run(client, settings, health).await
+    };
     let _ = stop_admin.send(());
     match admin.await {
         Ok(Err(err)) => tracing::error!(error = %err, "admin endpoints failed"),
         Err(err) => tracing::error!(error = %err, "admin endpoints task failed"),
         Ok(Ok(())) => {}
+    }
+    outcome
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminated() {
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(signal) => signal,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = sigterm.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Reconciles only while holding the lease. Losing it ends the controller at once (its future is
+/// dropped mid-flight, so no further write is sent) and the process exits with an error.
+async fn run_as_leader(
+    client: kube::Client,
+    settings: Settings,
+    health: Health,
+    lease: &LeaseConfig,
+) -> anyhow::Result<()> {
+    tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for the lease");
+    // A standby replica is ready: ready to take over. Once leading, it is ready when synced.
+    health.ready.store(true, Ordering::Release);
+    tokio::select! {
+        () = leader::acquire(client.clone(), lease) => {}
+        () = terminated() => return Ok(()),
+    }
+    health.ready.store(false, Ordering::Release);
+    let outcome = tokio::select! {
+        outcome = controller::run(client.clone(), settings, health) => outcome,
+        lost = leader::hold(client.clone(), lease) => Err(lost.context("lost the leadership; stopping")),
+    };
+    if outcome.is_ok() {
+        leader::release(client, lease).await;
     }
     outcome
 }

@@ -3,6 +3,7 @@
 mod chart;
 mod crd;
 mod drift;
+mod failover;
 mod operator;
 mod quiet;
 mod support;
