@@ -8,7 +8,7 @@ pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -42,8 +42,18 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+/// Every value `Error::category` can take.
+pub const ERROR_CATEGORIES: [&str; 6] = [
+    "conflict",
+    "invalid",
+    "forbidden",
+    "api",
+    "serialize",
+    "finalizer",
+];
+
 impl Error {
-    /// A small fixed set of categories, for logs and metrics.
+    /// A small fixed set of categories (`ERROR_CATEGORIES`), for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
@@ -78,6 +88,81 @@ pub struct Context {
     pub volumes: Store<PersistentVolume>,
     pub data_centers: Store<RegionalDataCenter>,
     backoffs: Backoffs,
+    synced: Arc<CacheSync>,
+}
+
+/// The caches whose first complete listing makes the operator ready.
+#[derive(Clone, Copy, Debug)]
+enum Cache {
+    Nodes,
+    Volumes,
+    DataCenters,
+}
+
+/// Tracks which caches have listed everything once; sets the readiness flag and fires a
+/// one-off signal when all have.
+struct CacheSync {
+    listed: [AtomicBool; 3],
+    ready: Arc<AtomicBool>,
+    all_synced: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
+    all_synced_rx: std::sync::Mutex<Option<futures::channel::oneshot::Receiver<()>>>,
+}
+
+impl CacheSync {
+    fn new(ready: Arc<AtomicBool>) -> Self {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        Self {
+            listed: Default::default(),
+            ready,
+            all_synced: std::sync::Mutex::new(Some(tx)),
+            all_synced_rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Whether every cache has listed everything, so the audit sees the whole cluster.
+    fn synced(&self) -> bool {
+        self.listed
+            .iter()
+            .all(|listed| listed.load(Ordering::Acquire))
+    }
+
+    /// A watch-event inspector that records the cache's InitDone.
+    fn observer<K>(
+        self: &Arc<Self>,
+        cache: Cache,
+    ) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+        let this = Arc::clone(self);
+        move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                this.listed[cache as usize].store(true, Ordering::Release);
+                if this.synced() && !this.ready.swap(true, Ordering::AcqRel) {
+                    tracing::info!("caches synced");
+                    let sender = this
+                        .all_synced
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    if let Some(sender) = sender {
+                        let _ = sender.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves once, when every cache has listed everything for the first time.
+    fn all_synced(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let receiver = self
+            .all_synced_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        async move {
+            if let Some(receiver) = receiver {
+                let _ = receiver.await;
+            }
+        }
+    }
 }
 
 /// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
@@ -128,9 +213,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         anyhow::anyhow!("cannot list RegionalDataCenters ({err}); is the CRD installed? kubectl apply -f crds/")
     })?;
 
+    // Each cache says when it has listed everything by its watch's InitDone event. Nothing here
+    // awaits Store::wait_until_ready: that future wakes only its latest waiter, and the
+    // controller already waits on its own store that way.
+    let synced = Arc::new(CacheSync::new(health.ready.clone()));
     let (nodes, node_writer) = reflector::store();
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        .inspect(synced.observer(Cache::Nodes))
         .reflect(node_writer)
         .touched_objects();
     let (volumes, volume_writer) = reflector::store();
@@ -139,6 +229,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect(synced.observer(Cache::Volumes))
     .reflect(volume_writer)
     .touched_objects();
     let class_events = watcher(
@@ -147,10 +238,18 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     )
     .default_backoff()
     .touched_objects();
-
-    let controller = Controller::new(rdcs, watcher::Config::default())
+    let (data_centers, rdc_writer) = reflector::store();
+    let rdc_events = watcher(rdcs, watcher::Config::default())
+        .default_backoff()
+        .inspect(synced.observer(Cache::DataCenters))
+        .reflect(rdc_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(rdc_events, data_centers.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency));
-    let data_centers = controller.store();
+    let _ = health.data_centers.set(data_centers.clone());
+    // Once every cache is synced, every RegionalDataCenter is reconciled once more: a restarted
+    // or newly elected operator picks up everything, including what it skipped while syncing.
+    let all_synced = synced.all_synced();
 
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
@@ -159,25 +258,9 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         volumes: volumes.clone(),
         data_centers: data_centers.clone(),
         backoffs: Backoffs::default(),
+        synced: synced.clone(),
         client: client.clone(),
         settings,
-    });
-
-    // Ready once every cache has listed its objects.
-    let ready = health.ready.clone();
-    let (ready_nodes, ready_volumes, ready_rdcs) =
-        (nodes.clone(), volumes.clone(), data_centers.clone());
-    tokio::spawn(async move {
-        let synced = future::try_join3(
-            ready_nodes.wait_until_ready(),
-            ready_volumes.wait_until_ready(),
-            ready_rdcs.wait_until_ready(),
-        )
-        .await;
-        if synced.is_ok() {
-            tracing::info!("caches synced");
-            ready.store(true, Ordering::Release);
-        }
     });
 
     controller
@@ -197,6 +280,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         // relabel loses the old value, so a node change concerns every data centre.
         .watches_stream(node_events, all_rdcs(data_centers.clone()))
         .watches_stream(class_events, all_rdcs(data_centers))
+        .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| {

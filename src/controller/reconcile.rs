@@ -29,13 +29,18 @@ const EVICTION_RETRY: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(rdc: Arc<RegionalDataCenter>, ctx: Arc<Context>) -> Result<Action, Error> {
     let object = ObjectRef::from(rdc.as_ref());
+    let started = std::time::Instant::now();
     let result = reconcile_with_finalizer(rdc, &ctx).await;
+    let seconds = started.elapsed().as_secs_f64();
     match &result {
         Ok(_) => {
-            ctx.writer.metrics().reconciled("ok");
+            ctx.writer.metrics().reconciled(seconds, None);
             ctx.backoffs.succeeded(&object);
         }
-        Err(_) => ctx.writer.metrics().reconciled("error"),
+        Err(err) => ctx
+            .writer
+            .metrics()
+            .reconciled(seconds, Some(err.category())),
     }
     result
 }
@@ -56,6 +61,11 @@ async fn reconcile_with_finalizer(
     rdc: Arc<RegionalDataCenter>,
     ctx: &Context,
 ) -> Result<Action, Error> {
+    if !ctx.synced.synced() {
+        // An audit or a clean-up on half a cache would be wrong; every data centre is
+        // reconciled again once all caches are synced.
+        return Ok(Action::await_change());
+    }
     let api: Api<RegionalDataCenter> =
         Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
     let finalizers = rdc.finalizers();
@@ -153,8 +163,6 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         }
     };
 
-    let _ = ctx.nodes.wait_until_ready().await;
-    let _ = ctx.volumes.wait_until_ready().await;
     let nodes: Vec<Node> = cloned(ctx.nodes.state());
     let volumes: Vec<PersistentVolume> = cloned(ctx.volumes.state());
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);

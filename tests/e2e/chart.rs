@@ -112,8 +112,20 @@ fn documented_rules() -> BTreeSet<(String, String)> {
 fn granted_rules() -> BTreeSet<(String, String)> {
     let account = std::env::var("DOMICILE_OPERATOR_ACCOUNT")
         .expect("DOMICILE_OPERATOR_ACCOUNT names the chart's ServiceAccount (hack/e2e.sh sets it)");
+    // In the operator's own namespace, so that its Role for the Lease counts too.
+    let namespace = account
+        .split(':')
+        .nth(2)
+        .expect("system:serviceaccount:NAMESPACE:NAME");
     let out = kubectl_ok(
-        &["auth", "can-i", "--list", &format!("--as={account}")],
+        &[
+            "auth",
+            "can-i",
+            "--list",
+            "-n",
+            namespace,
+            &format!("--as={account}"),
+        ],
         None,
     );
     let mut rules = BTreeSet::new();

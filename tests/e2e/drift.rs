@@ -229,7 +229,7 @@ fn relabelled_or_unlabelled_node_turns_the_data_centre_violated_and_back() {
 }
 
 /// A class labelled (or not) with a jurisdiction, whose volumes a test creates by hand.
-fn class(name: &str, declared: Option<&str>) -> ClusterObject {
+pub(crate) fn class(name: &str, declared: Option<&str>) -> ClusterObject {
     let labels = declared.map_or(json!({}), |j| json!({ JURISDICTION_LABEL: j }));
     ClusterObject::create(
         "storageclass",
@@ -246,7 +246,12 @@ fn class(name: &str, declared: Option<&str>) -> ClusterObject {
 
 /// A volume pre-bound to `claim` in `ns`: network storage without node affinity when `host` is
 /// None, else a local volume pinned to `host`.
-fn volume(class: &str, ns: &TestNamespace, claim: &str, host: Option<&str>) -> ClusterObject {
+pub(crate) fn volume(
+    class: &str,
+    ns: &TestNamespace,
+    claim: &str,
+    host: Option<&str>,
+) -> ClusterObject {
     let mut spec = json!({
         "capacity": {"storage": "1Gi"},
         "accessModes": ["ReadWriteOnce"],
@@ -269,7 +274,7 @@ fn volume(class: &str, ns: &TestNamespace, claim: &str, host: Option<&str>) -> C
     )
 }
 
-fn dynamic_rdc(name: &str, jurisdiction: &str, class: &str, enforcement: &str) -> Value {
+pub(crate) fn dynamic_rdc(name: &str, jurisdiction: &str, class: &str, enforcement: &str) -> Value {
     json!({
         "apiVersion": "domicile.dev/v1alpha1",
         "kind": "RegionalDataCenter",

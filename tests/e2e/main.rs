@@ -1,5 +1,6 @@
 //! End-to-end tests against a real API server (see hack/cluster-up.sh); run with `make test`.
 
+mod admin;
 mod chart;
 mod crd;
 mod drift;
