@@ -395,3 +395,28 @@ fn missing_storage_class_waits_and_says_how_to_fix_it() {
     );
     assert_eq!(events.lines().count(), 1, "announced once: {events}");
 }
+
+#[test]
+fn deleting_a_data_centre_that_asked_for_it_deletes_its_claims_and_volumes() {
+    let ns = TestNamespace::new("delete_data");
+    let mut manifest = local_rdc("scratch", "DE", 1);
+    manifest["spec"]["storage"]["retainOnDelete"] = serde_json::json!(false);
+    ns.create_and_wait_ready(&manifest);
+    let volume = ns
+        .get_json("pvc", "data-scratch-0")
+        .expect("the claim exists")["spec"]["volumeName"]
+        .as_str()
+        .expect("bound")
+        .to_owned();
+
+    ns.kubectl_ok(&["delete", "rdc", "scratch", "--timeout=60s"], None);
+    poll(
+        "the claim and the volume to be deleted",
+        Duration::from_secs(90),
+        || {
+            let claim_gone = ns.get_json("pvc", "data-scratch-0").is_none();
+            let volume_gone = !crate::support::kubectl(&["get", "pv", &volume], None).success;
+            (claim_gone && volume_gone).then_some(())
+        },
+    );
+}
