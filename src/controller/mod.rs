@@ -86,6 +86,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub nodes: Store<Node>,
     pub volumes: Store<PersistentVolume>,
+    pub classes: Store<StorageClass>,
     pub data_centers: Store<RegionalDataCenter>,
     backoffs: Backoffs,
     synced: Arc<CacheSync>,
@@ -97,12 +98,13 @@ enum Cache {
     Nodes,
     Volumes,
     DataCenters,
+    Classes,
 }
 
 /// Tracks which caches have listed everything once; sets the readiness flag and fires a
 /// one-off signal when all have.
 struct CacheSync {
-    listed: [AtomicBool; 3],
+    listed: [AtomicBool; 4],
     ready: Arc<AtomicBool>,
     all_synced: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
     all_synced_rx: std::sync::Mutex<Option<futures::channel::oneshot::Receiver<()>>>,
@@ -232,11 +234,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     .inspect(synced.observer(Cache::Volumes))
     .reflect(volume_writer)
     .touched_objects();
+    let (classes, class_writer) = reflector::store();
     let class_events = watcher(
         Api::<StorageClass>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect(synced.observer(Cache::Classes))
+    .reflect(class_writer)
     .touched_objects();
     let (data_centers, rdc_writer) = reflector::store();
     let rdc_events = watcher(rdcs, watcher::Config::default())
@@ -256,6 +261,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         writer: Writer::new(health.metrics.clone()),
         nodes: nodes.clone(),
         volumes: volumes.clone(),
+        classes,
         data_centers: data_centers.clone(),
         backoffs: Backoffs::default(),
         synced: synced.clone(),

@@ -176,7 +176,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let mut desired_volumes = Vec::new();
     let class_name = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
         (StorageMode::Dynamic, Some(existing)) => {
-            if blocker.is_none() && classes_api.get_opt(existing).await?.is_none() {
+            if blocker.is_none() && ctx.classes.get(&ObjectRef::new(existing)).is_none() {
                 blocker = Some(Blocker {
                     reason: "StorageClassNotFound",
                     message: format!(
@@ -253,7 +253,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
 
     // Observe what is really there, and audit it.
     let (pods, claims) = pods_and_claims(client, &namespace, &name).await?;
-    let classes = classes_api.list(&ListParams::default()).await?.items;
+    let classes: Vec<StorageClass> = cloned(ctx.classes.state());
     let observed = Observed {
         pods: &pods,
         claims: &claims,
