@@ -152,6 +152,32 @@ impl CacheSync {
         }
     }
 
+    /// A watch of every `K` that fills a cache and records when it has listed everything.
+    fn cached_watch<K>(
+        self: &Arc<Self>,
+        api: Api<K>,
+        cache: Cache,
+    ) -> (
+        Store<K>,
+        impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>,
+    )
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = reflector::store();
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .inspect(self.observer(cache))
+            .reflect(writer);
+        (store, events)
+    }
+
     /// Resolves once, when every cache has listed everything for the first time.
     fn all_synced(&self) -> impl std::future::Future<Output = ()> + use<> {
         let receiver = self
@@ -219,36 +245,18 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     // awaits Store::wait_until_ready: that future wakes only its latest waiter, and the
     // controller already waits on its own store that way.
     let synced = Arc::new(CacheSync::new(health.ready.clone()));
-    let (nodes, node_writer) = reflector::store();
-    let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .inspect(synced.observer(Cache::Nodes))
-        .reflect(node_writer)
-        .touched_objects();
-    let (volumes, volume_writer) = reflector::store();
-    let volume_events = watcher(
-        Api::<PersistentVolume>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .inspect(synced.observer(Cache::Volumes))
-    .reflect(volume_writer)
-    .touched_objects();
-    let (classes, class_writer) = reflector::store();
-    let class_events = watcher(
-        Api::<StorageClass>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .inspect(synced.observer(Cache::Classes))
-    .reflect(class_writer)
-    .touched_objects();
-    let (data_centers, rdc_writer) = reflector::store();
-    let rdc_events = watcher(rdcs, watcher::Config::default())
-        .default_backoff()
-        .inspect(synced.observer(Cache::DataCenters))
-        .reflect(rdc_writer)
-        .applied_objects();
+    let (nodes, node_events) = synced.cached_watch(Api::<Node>::all(client.clone()), Cache::Nodes);
+    let (volumes, volume_events) =
+        synced.cached_watch(Api::<PersistentVolume>::all(client.clone()), Cache::Volumes);
+    let (classes, class_events) =
+        synced.cached_watch(Api::<StorageClass>::all(client.clone()), Cache::Classes);
+    let (data_centers, rdc_events) = synced.cached_watch(rdcs, Cache::DataCenters);
+    let (node_events, volume_events, class_events, rdc_events) = (
+        node_events.touched_objects(),
+        volume_events.touched_objects(),
+        class_events.touched_objects(),
+        rdc_events.applied_objects(),
+    );
     let controller = Controller::for_stream(rdc_events, data_centers.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     let _ = health.data_centers.set(data_centers.clone());
