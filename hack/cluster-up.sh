@@ -62,32 +62,6 @@ contexts:
 current-context: domicile-local
 KUBECONFIG
 
-# start NAME COMMAND...: run a component in its own session, logging to logs/NAME.log.
-start_component() {
-  local name="$1"; shift
-  setsid "$@" >"$CLUSTER_DIR/logs/$name.log" 2>&1 < /dev/null &
-  echo $! > "$CLUSTER_DIR/pids/$name.pid"
-}
-# alive NAME: the component has not exited (it would say why in its log).
-alive() {
-  local name="$1"
-  if ! kill -0 "$(cat "$CLUSTER_DIR/pids/$name.pid")" 2>/dev/null; then
-    log "$name exited; last lines of $CLUSTER_DIR/logs/$name.log:"
-    tail -n 30 "$CLUSTER_DIR/logs/$name.log" >&2
-    die "$name failed to start"
-  fi
-}
-# wait_healthy NAME SECONDS URL CURL_ARGS...
-wait_healthy() {
-  local name="$1" timeout="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
-  until curl -fsS --max-time 2 "$@" >/dev/null 2>&1; do
-    alive "$name"
-    ((SECONDS < deadline)) || die "$name was not healthy within ${timeout}s (see $CLUSTER_DIR/logs/$name.log)"
-    sleep 0.5
-  done
-}
-
 log "starting etcd $ETCD_VERSION"
 start_component etcd "$ETCD_BIN/etcd" \
   --name=domicile --data-dir="$CLUSTER_DIR/etcd" \
@@ -99,19 +73,7 @@ start_component etcd "$ETCD_BIN/etcd" \
   --unsafe-no-fsync --quota-backend-bytes=1073741824 --log-level=warn
 wait_healthy etcd 60 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
-log "starting kube-apiserver $K8S_VERSION"
-start_component kube-apiserver "$KUBE_BIN/kube-apiserver" \
-  --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-  --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-  --client-ca-file="$pki/ca.crt" \
-  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-  --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-  --service-cluster-ip-range=10.96.0.0/16 \
-  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-  --allow-privileged=true --profiling=false --v=1
-wait_healthy kube-apiserver 120 "$server/readyz" --cacert "$pki/ca.crt" \
-  --cert "$pki/admin.crt" --key "$pki/admin.key"
+"$HACK_DIR/apiserver.sh" start
 
 kube_component_flags=(
   --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG"

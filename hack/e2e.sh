@@ -62,14 +62,19 @@ wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_
 failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
-  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz "$@" || failed=1
+  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
-  cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz --show-output || failed=1
+  cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
+    --skip outage:: --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
   fi
+fi
+# The API server is stopped and restarted under the running operator, so nothing else may run.
+if ((failed == 0)) && { (($# == 0)) || [[ " $* " == *outage* ]]; }; then
+  cargo test --features e2e --test e2e -- outage:: --test-threads=1 --nocapture || failed=1
 fi
 
 kill -0 "$operator_pid" 2>/dev/null || { log "the operator died during the tests"; failed=1; }

@@ -53,3 +53,30 @@ wait_for() {
     sleep 0.5
   done
 }
+
+# start_component NAME COMMAND...: run a component in its own session, appending to logs/NAME.log.
+start_component() {
+  local name="$1"; shift
+  setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$CLUSTER_DIR/pids/$name.pid"
+}
+# alive NAME: the component has not exited (it would say why in its log).
+alive() {
+  local name="$1"
+  if ! kill -0 "$(cat "$CLUSTER_DIR/pids/$name.pid")" 2>/dev/null; then
+    log "$name exited; last lines of $CLUSTER_DIR/logs/$name.log:"
+    tail -n 30 "$CLUSTER_DIR/logs/$name.log" >&2
+    die "$name failed to start"
+  fi
+}
+# wait_healthy NAME SECONDS URL CURL_ARGS...
+wait_healthy() {
+  local name="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until curl -fsS --max-time 2 "$@" >/dev/null 2>&1; do
+    alive "$name"
+    ((SECONDS < deadline)) || die "$name was not healthy within ${timeout}s (see $CLUSTER_DIR/logs/$name.log)"
+    sleep 0.5
+  done
+}
+

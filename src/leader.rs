@@ -1,9 +1,9 @@
 //! Leader election on a `coordination.k8s.io` Lease: only the holder reconciles, and a holder
 //! that cannot renew in time stops at once, before another replica may take over.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
@@ -44,24 +44,70 @@ pub enum Decision {
     Wait,
 }
 
-/// Decides from the lease's spec at `now`. An expired lease is free: its holder stopped writing
-/// before the expiry, because a holder that cannot renew stops itself.
-pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decision {
-    let Some(spec) = spec else {
-        return Decision::Acquire;
-    };
-    match spec.holder_identity.as_deref() {
-        None | Some("") => Decision::Acquire,
-        Some(holder) if holder == identity => Decision::Renew,
-        Some(_) => {
-            let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(0));
-            let expires = spec
-                .renew_time
-                .as_ref()
-                .map(|t| t.0 + SignedDuration::from_secs(seconds));
-            if expires.is_none_or(|expires| expires <= now) {
-                Decision::Acquire
-            } else {
+/// What a candidate last saw of another replica's lease, and when by its own clock. Whether that
+/// lease expired is judged from this moment, as client-go does, never from the renewTime in the
+/// lease: that is the holder's wall clock, which may run ahead of or behind this replica's.
+#[derive(Clone, Debug, PartialEq)]
+struct Observed {
+    holder: String,
+    renew_time: Option<MicroTime>,
+    transitions: Option<i32>,
+    at: Instant,
+}
+
+/// One replica's view of the lease over time.
+#[derive(Debug)]
+pub struct Candidate {
+    identity: String,
+    duration: Duration,
+    observed: Option<Observed>,
+}
+
+impl Candidate {
+    pub fn new(identity: String, duration: Duration) -> Self {
+        Self {
+            identity,
+            duration,
+            observed: None,
+        }
+    }
+
+    /// Decides from the lease's spec as read at `now` (this replica's monotonic clock). Another
+    /// holder's lease is expired only after it stayed unchanged for its whole duration as this
+    /// replica saw it; its holder, unable to renew, stopped writing before that.
+    pub fn decide(&mut self, spec: Option<&LeaseSpec>, now: Instant) -> Decision {
+        let Some(spec) = spec else {
+            return Decision::Acquire;
+        };
+        let holder = match spec.holder_identity.as_deref() {
+            None | Some("") => return Decision::Acquire,
+            Some(holder) if holder == self.identity => return Decision::Renew,
+            Some(holder) => holder,
+        };
+        let seen = Observed {
+            holder: holder.to_owned(),
+            renew_time: spec.renew_time.clone(),
+            transitions: spec.lease_transitions,
+            at: now,
+        };
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.duration, Duration::from_secs);
+        match &self.observed {
+            Some(last)
+                if last.holder == seen.holder
+                    && last.renew_time == seen.renew_time
+                    && last.transitions == seen.transitions =>
+            {
+                if now.saturating_duration_since(last.at) >= duration {
+                    Decision::Acquire
+                } else {
+                    Decision::Wait
+                }
+            }
+            _ => {
+                self.observed = Some(seen);
                 Decision::Wait
             }
         }
@@ -92,17 +138,20 @@ fn held_spec(previous: Option<&LeaseSpec>, config: &LeaseConfig, now: Timestamp)
 
 /// One attempt to take or renew the lease. Ok(true) when this replica holds it afterwards.
 /// Writes carry the resourceVersion that was read, so two candidates never both win.
-async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
-    let now = Timestamp::now();
+async fn try_hold(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    candidate: &mut Candidate,
+) -> Result<bool, kube::Error> {
     let current = api.get_opt(&config.name).await?;
     let spec = current.as_ref().and_then(|l| l.spec.as_ref());
-    if decide(spec, &config.identity, now) == Decision::Wait {
+    if candidate.decide(spec, Instant::now()) == Decision::Wait {
         return Ok(false);
     }
     let mut lease = current.clone().unwrap_or_default();
     lease.metadata.name = Some(config.name.clone());
     lease.metadata.namespace = Some(config.namespace.clone());
-    lease.spec = Some(held_spec(spec, config, now));
+    lease.spec = Some(held_spec(spec, config, Timestamp::now()));
     let written = match current {
         Some(_) => {
             api.replace(&config.name, &PostParams::default(), &lease)
@@ -121,8 +170,9 @@ async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
 /// Waits until this replica holds the lease.
 pub async fn acquire(client: Client, config: &LeaseConfig) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let mut candidate = Candidate::new(config.identity.clone(), config.duration);
     loop {
-        match try_hold(&api, config).await {
+        match try_hold(&api, config, &mut candidate).await {
             Ok(true) => {
                 tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
                 return;
@@ -143,9 +193,10 @@ pub async fn hold(client: Client, config: &LeaseConfig) -> anyhow::Error {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let deadline_after_renewal = config.duration.saturating_sub(config.retry * 2);
     let mut last_renewal = tokio::time::Instant::now();
+    let mut candidate = Candidate::new(config.identity.clone(), config.duration);
     loop {
         tokio::time::sleep(config.retry).await;
-        match try_hold(&api, config).await {
+        match try_hold(&api, config, &mut candidate).await {
             Ok(true) => last_renewal = tokio::time::Instant::now(),
             Ok(false) => {
                 return anyhow::anyhow!("lease {} is held by another replica", config.name);
@@ -201,29 +252,141 @@ mod tests {
         }
     }
 
+    fn candidate(identity: &str) -> Candidate {
+        Candidate::new(identity.to_owned(), Duration::from_secs(15))
+    }
+
     #[test]
     fn a_missing_or_released_lease_is_taken() {
-        assert_eq!(decide(None, "a", at(0)), Decision::Acquire);
+        let now = Instant::now();
+        assert_eq!(candidate("a").decide(None, now), Decision::Acquire);
         let released = LeaseSpec {
             holder_identity: None,
             ..held_by("b", 0)
         };
-        assert_eq!(decide(Some(&released), "a", at(1)), Decision::Acquire);
+        assert_eq!(
+            candidate("a").decide(Some(&released), now),
+            Decision::Acquire
+        );
     }
 
     #[test]
     fn our_own_lease_is_renewed() {
         assert_eq!(
-            decide(Some(&held_by("a", 0)), "a", at(100)),
+            candidate("a").decide(Some(&held_by("a", 0)), Instant::now()),
             Decision::Renew
         );
     }
 
     #[test]
-    fn another_holders_lease_is_respected_until_it_expires() {
-        let lease = held_by("b", 0);
-        assert_eq!(decide(Some(&lease), "a", at(14)), Decision::Wait);
-        assert_eq!(decide(Some(&lease), "a", at(15)), Decision::Acquire);
+    fn another_holders_lease_expires_a_full_duration_after_we_saw_it_last_change() {
+        let start = Instant::now();
+        let mut a = candidate("a");
+        // A renewTime long past by any clock does not make the lease expired on first sight.
+        let lease = held_by("b", -3600);
+        assert_eq!(a.decide(Some(&lease), start), Decision::Wait);
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(a.decide(Some(&lease), at(14)), Decision::Wait);
+        // Renewed: the count starts again.
+        let renewed = held_by("b", -3590);
+        assert_eq!(a.decide(Some(&renewed), at(14)), Decision::Wait);
+        assert_eq!(a.decide(Some(&renewed), at(28)), Decision::Wait);
+        assert_eq!(a.decide(Some(&renewed), at(29)), Decision::Acquire);
+    }
+
+    /// A replica in the simulation: its view of the lease, and since when it leads.
+    struct Replica {
+        config: LeaseConfig,
+        candidate: Candidate,
+        /// Seconds of its wall clock ahead of the simulation's.
+        skew: i64,
+        last_renewal: Option<u64>,
+        leading: bool,
+    }
+
+    impl Replica {
+        fn new(identity: &str, skew: i64) -> Self {
+            let config = LeaseConfig::new("ns".into(), "l".into(), identity.into());
+            Self {
+                candidate: Candidate::new(identity.into(), config.duration),
+                config,
+                skew,
+                last_renewal: None,
+                leading: false,
+            }
+        }
+
+        /// One pass of acquire()/hold() at second `t`: take or renew, or stop leading when
+        /// another holds the lease or no renewal succeeded for too long.
+        fn attempt(&mut self, lease: &mut Option<LeaseSpec>, start: Instant, t: u64) {
+            let now = start + Duration::from_secs(t);
+            if self.candidate.decide(lease.as_ref(), now) == Decision::Wait {
+                self.leading = false;
+            } else {
+                let wall = at(self.skew + i64::try_from(t).expect("small"));
+                *lease = Some(held_spec(lease.as_ref(), &self.config, wall));
+                self.last_renewal = Some(t);
+                self.leading = true;
+            }
+            let deadline = self.config.duration - self.config.retry * 2;
+            if self
+                .last_renewal
+                .is_some_and(|r| Duration::from_secs(t - r) >= deadline)
+            {
+                self.leading = false;
+            }
+        }
+    }
+
+    /// Two replicas share one lease; B's wall clock runs `skew` seconds ahead of A's (negative:
+    /// behind). Each tries every 2 s, A on even seconds, B on odd ones; A dies at `a_dies`.
+    /// Returns whether both ever led at once, and when B first took the lease.
+    fn simulate(skew: i64, a_dies: u64) -> (bool, Option<u64>) {
+        let start = Instant::now();
+        let mut lease = None;
+        let (mut a, mut b) = (Replica::new("a", 0), Replica::new("b", skew));
+        let (mut both, mut b_took) = (false, None);
+        for t in 0..120 {
+            if t >= a_dies {
+                a.leading = false;
+            } else if t % 2 == 0 {
+                a.attempt(&mut lease, start, t);
+            }
+            if t % 2 == 1 {
+                b.attempt(&mut lease, start, t);
+                if b.leading {
+                    b_took.get_or_insert(t);
+                }
+            }
+            both |= a.leading && b.leading;
+        }
+        (both, b_took)
+    }
+
+    #[test]
+    fn two_replicas_with_thirty_seconds_of_clock_skew_never_both_lead() {
+        for skew in [30, -30, 3600] {
+            let (both, b_took) = simulate(skew, u64::MAX);
+            assert!(!both, "both led with B's clock {skew} s off");
+            assert_eq!(
+                b_took, None,
+                "B took a lease A kept renewing (skew {skew} s)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_standby_takes_over_a_lease_duration_after_the_leader_stops_whatever_the_skew() {
+        for skew in [30, -30] {
+            let (both, b_took) = simulate(skew, 10);
+            assert!(!both, "both led with B's clock {skew} s off");
+            let took = b_took.expect("B takes over");
+            // A renewed last at 8 s; B saw that renewal at 9 s and waits 15 s by its own clock.
+            assert!(
+                (23..=26).contains(&took),
+                "B took over at {took} s (skew {skew} s)"
+            );
+        }
     }
 
     #[test]

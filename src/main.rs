@@ -81,6 +81,16 @@ struct RunArgs {
         default_value = "rancher.io/local-path"
     )]
     storage_provisioner: String,
+    /// Directory on the nodes under which every local volume lives, at
+    /// <root>/<namespace>/<name>/<ordinal>; tenants cannot choose another.
+    #[arg(long, env = "DOMICILE_LOCAL_ROOT", default_value = "/var/lib/domicile", value_parser = parse_local_root)]
+    local_root: String,
+    /// Namespace of the cluster DNS pods the network fence lets data pods query.
+    #[arg(long, env = "DOMICILE_DNS_NAMESPACE", default_value = "kube-system")]
+    dns_namespace: String,
+    /// Labels of the cluster DNS pods, as key=value[,key=value].
+    #[arg(long, env = "DOMICILE_DNS_POD_LABELS", default_value = "k8s-app=kube-dns", value_parser = parse_labels)]
+    dns_pod_labels: std::collections::BTreeMap<String, String>,
     /// Log format.
     #[arg(long, env = "DOMICILE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
@@ -103,6 +113,30 @@ struct RunArgs {
     /// Address of /livez, /readyz and /metrics.
     #[arg(long, env = "DOMICILE_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     admin_address: SocketAddr,
+}
+
+/// An absolute, normalised directory that is not the root of the node's filesystem.
+fn parse_local_root(value: &str) -> Result<String, String> {
+    let root = value.trim_end_matches('/');
+    if !value.starts_with('/') || root.is_empty() {
+        return Err(
+            "must be an absolute directory other than /, e.g. /var/lib/domicile".to_owned(),
+        );
+    }
+    if root.split('/').any(|part| part == ".." || part == ".") {
+        return Err("must not contain . or .. segments".to_owned());
+    }
+    Ok(root.to_owned())
+}
+
+fn parse_labels(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    value
+        .split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(format!("{pair:?} is not key=value")),
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -165,6 +199,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         keys: args.labels.keys(),
         provisioner: args.storage_provisioner,
+        local_root: args.local_root,
+        dns: domicile::resources::DnsPeer {
+            namespace: args.dns_namespace,
+            pod_labels: args.dns_pod_labels,
+        },
         concurrency: args.concurrency,
         admin_address: args.admin_address,
     };

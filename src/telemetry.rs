@@ -1,7 +1,9 @@
 //! Logs, metrics and the admin endpoints (`/livez`, `/readyz`, `/metrics`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -49,6 +51,8 @@ pub struct Metrics {
     duration: Histogram,
     data_centers: Family<JurisdictionLabels, Gauge>,
     violations: Family<JurisdictionLabels, Gauge>,
+    watch_age: Family<Labels<1>, Gauge<f64, AtomicU64>>,
+    watch_healthy: Family<Labels<1>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -97,6 +101,18 @@ impl Default for Metrics {
             "Residency violations by jurisdiction and reason, as the statuses say",
             violations.clone(),
         );
+        let watch_age = Family::<Labels<1>, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "watch_last_event_age_seconds",
+            "Seconds since each watch of the operator last delivered an event (or listed everything)",
+            watch_age.clone(),
+        );
+        let watch_healthy = Family::<Labels<1>, Gauge>::default();
+        registry.register(
+            "watch_healthy",
+            "1 while a watch has listed everything and is connected, 0 while it is down or stale",
+            watch_healthy.clone(),
+        );
         Self {
             registry,
             writes,
@@ -105,6 +121,8 @@ impl Default for Metrics {
             duration,
             data_centers,
             violations,
+            watch_age,
+            watch_healthy,
         }
     }
 }
@@ -155,6 +173,19 @@ impl Metrics {
         }
     }
 
+    /// Replaces the watch gauges with what `watches` says at `now`.
+    pub fn set_watches(&self, watches: &Watches, now: Instant) {
+        for (resource, report) in watches.report(now) {
+            let labels = [("resource", resource)];
+            self.watch_age
+                .get_or_create(&labels)
+                .set(report.age.map_or(f64::NAN, |age| age.as_secs_f64()));
+            self.watch_healthy
+                .get_or_create(&labels)
+                .set(i64::from(report.healthy));
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
@@ -163,12 +194,106 @@ impl Metrics {
     }
 }
 
+/// How long a failing watch must go without a new error to count as connected again, when no
+/// event says so: longer than the watches' longest retry interval, so during an outage, when
+/// every retry fails, it never elapses.
+pub const WATCH_RECOVERY: Duration = Duration::from_secs(12);
+
+/// The operator's watches, by resource: whether each has listed everything, when it last
+/// delivered an event, and whether it is failing. Readiness and two gauges come from here.
+#[derive(Default)]
+pub struct Watches(Mutex<BTreeMap<&'static str, WatchState>>);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct WatchState {
+    listed: bool,
+    last_event: Option<Instant>,
+    last_error: Option<Instant>,
+}
+
+/// One watch, as /metrics and /readyz see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WatchReport {
+    pub healthy: bool,
+    /// Time since the last event, or None before the first.
+    pub age: Option<Duration>,
+}
+
+impl WatchState {
+    fn healthy(&self, now: Instant) -> bool {
+        self.listed
+            && match (self.last_error, self.last_event) {
+                (None, _) => true,
+                (Some(error), Some(event)) if event > error => true,
+                (Some(error), _) => now.saturating_duration_since(error) >= WATCH_RECOVERY,
+            }
+    }
+}
+
+impl Watches {
+    fn update(&self, resource: &'static str, change: impl FnOnce(&mut WatchState)) {
+        let mut watches = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        change(watches.entry(resource).or_default());
+    }
+
+    /// Adds a watch that has not listed yet.
+    pub fn register(&self, resource: &'static str) {
+        self.update(resource, |_| {});
+    }
+
+    /// The watch delivered an event; `listed` when it was the end of a complete listing.
+    pub fn event(&self, resource: &'static str, listed: bool, now: Instant) {
+        self.update(resource, |state| {
+            state.last_event = Some(now);
+            state.listed |= listed;
+        });
+    }
+
+    /// The watch failed (the API server is unreachable, refused, or answered an error).
+    pub fn error(&self, resource: &'static str, now: Instant) {
+        self.update(resource, |state| state.last_error = Some(now));
+    }
+
+    /// Whether every watch has listed everything at least once.
+    pub fn listed(&self) -> bool {
+        let watches = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        watches.values().all(|state| state.listed)
+    }
+
+    /// The watches that are not healthy at `now`: not yet listed, or failing.
+    pub fn unhealthy(&self, now: Instant) -> Vec<&'static str> {
+        self.report(now)
+            .into_iter()
+            .filter(|(_, report)| !report.healthy)
+            .map(|(resource, _)| resource)
+            .collect()
+    }
+
+    pub fn report(&self, now: Instant) -> Vec<(&'static str, WatchReport)> {
+        let watches = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        watches
+            .iter()
+            .map(|(resource, state)| {
+                let report = WatchReport {
+                    healthy: state.healthy(now),
+                    age: state
+                        .last_event
+                        .map(|event| now.saturating_duration_since(event)),
+                };
+                (*resource, report)
+            })
+            .collect()
+    }
+}
+
 /// What the admin endpoints report on.
 #[derive(Clone, Default)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
-    /// Set once every watch has listed its objects.
+    /// Set once every watch has listed its objects (or while a standby replica waits to lead).
     pub ready: Arc<AtomicBool>,
+    /// The watches of the running controller; /readyz fails while one is down.
+    pub watches: Arc<Watches>,
     /// The controller's cache of RegionalDataCenters, once it runs; the inventory gauges are
     /// computed from it at each scrape.
     pub data_centers:
@@ -180,10 +305,20 @@ async fn livez() -> &'static str {
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
-    if health.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok")
+    if !health.ready.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not yet synced".to_owned(),
+        );
+    }
+    let down = health.watches.unhealthy(Instant::now());
+    if down.is_empty() {
+        (StatusCode::OK, "ok".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not yet synced")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("watches down or not synced: {}", down.join(", ")),
+        )
     }
 }
 
@@ -191,6 +326,7 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     if let Some(store) = health.data_centers.get() {
         health.metrics.set_inventory(&store.state());
     }
+    health.metrics.set_watches(&health.watches, Instant::now());
     (
         [(
             header::CONTENT_TYPE,
@@ -301,6 +437,69 @@ mod tests {
         );
         assert!(
             text.contains(r#"verb="patch",resource="RegionalDataCenterStatus"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_watch_is_healthy_once_listed_and_until_it_fails() {
+        let watches = Watches::default();
+        let t0 = Instant::now();
+        watches.register("nodes");
+        assert_eq!(watches.unhealthy(t0), ["nodes"], "not listed yet");
+        assert!(!watches.listed());
+        watches.event("nodes", true, t0);
+        assert!(watches.unhealthy(t0).is_empty());
+        assert!(watches.listed());
+        let t1 = t0 + Duration::from_secs(1);
+        watches.error("nodes", t1);
+        assert_eq!(watches.unhealthy(t1), ["nodes"], "down after an error");
+        // Retries keep failing during an outage: down throughout.
+        let t2 = t1 + WATCH_RECOVERY - Duration::from_millis(1);
+        watches.error("nodes", t2);
+        assert_eq!(watches.unhealthy(t2 + Duration::from_secs(5)), ["nodes"]);
+        // An event after the error: up again.
+        watches.event("nodes", false, t2 + Duration::from_secs(6));
+        assert!(watches.unhealthy(t2 + Duration::from_secs(6)).is_empty());
+    }
+
+    #[test]
+    fn a_watch_that_stops_failing_recovers_without_an_event() {
+        let watches = Watches::default();
+        let t0 = Instant::now();
+        watches.event("pods", true, t0);
+        watches.error("pods", t0 + Duration::from_secs(1));
+        assert_eq!(
+            watches
+                .unhealthy(t0 + Duration::from_secs(1) + WATCH_RECOVERY - Duration::from_millis(1)),
+            ["pods"]
+        );
+        assert!(
+            watches
+                .unhealthy(t0 + Duration::from_secs(1) + WATCH_RECOVERY)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn watch_gauges_report_age_and_health_by_resource() {
+        let watches = Watches::default();
+        let t0 = Instant::now();
+        watches.event("nodes", true, t0);
+        watches.register("pods");
+        let metrics = Metrics::default();
+        metrics.set_watches(&watches, t0 + Duration::from_secs(3));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"domicile_watch_last_event_age_seconds{resource="nodes"} 3.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"domicile_watch_healthy{resource="nodes"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"domicile_watch_healthy{resource="pods"} 0"#),
             "{text}"
         );
     }

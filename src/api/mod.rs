@@ -5,8 +5,8 @@ mod spec;
 mod status;
 
 pub use spec::{
-    Enforcement, NetworkSpec, RegionalDataCenter, RegionalDataCenterSpec, StorageMode, StorageSpec,
-    WorkloadSpec,
+    Enforcement, IngressPeer, NetworkSpec, RegionalDataCenter, RegionalDataCenterSpec, StorageMode,
+    StorageSpec, WorkloadSpec,
 };
 pub use status::{Phase, Placement, RegionalDataCenterStatus, Residency, Violation};
 

@@ -2,6 +2,7 @@
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,7 @@ pub struct RegionalDataCenterSpec {
     #[serde(default)]
     pub enforcement: Enforcement,
 
-    /// Network restrictions for the data pods.
+    /// The network fence around the data pods (on by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
 }
@@ -88,13 +89,6 @@ pub struct RegionalDataCenterSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = kube::core::Rule::new("self.mode != 'Local' || has(self.localPath)")
-        .message("localPath is required when mode is Local: set it to an absolute directory on the nodes, e.g. /mnt/domicile")
-        .field_path(".localPath")
-        .reason(kube::core::Reason::FieldValueRequired),
-    validation = kube::core::Rule::new("self.mode == 'Local' || !has(self.localPath)")
-        .message("localPath applies only to mode Local: remove it or set mode to Local")
-        .field_path(".localPath"),
     validation = kube::core::Rule::new("self.mode == 'Dynamic' || !has(self.storageClassName)")
         .message("storageClassName applies only to mode Dynamic: in Local mode the operator manages the class; remove it or set mode to Dynamic")
         .field_path(".storageClassName"),
@@ -112,7 +106,7 @@ pub struct StorageSpec {
 
     /// How volumes are provided. Dynamic (default): claims of a StorageClass restricted to the
     /// jurisdiction, the operator's own or storageClassName. Local: static local
-    /// PersistentVolumes under localPath on each eligible node.
+    /// PersistentVolumes on eligible nodes, under the operator's local root.
     #[serde(default)]
     pub mode: StorageMode,
 
@@ -125,16 +119,13 @@ pub struct StorageSpec {
     )]
     pub storage_class_name: Option<String>,
 
-    /// Local mode only (and required there): absolute directory on each eligible node under
-    /// which the local volumes live, e.g. /mnt/domicile.
+    /// Removed: tenants do not choose host paths. Local volumes live under the operator's
+    /// `--local-root`, at `<root>/<namespace>/<name>/<ordinal>`; remove this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
-    #[x_kube(
-        validation = kube::core::Rule::new("self.startsWith('/')")
-            .message("localPath must be an absolute path such as /mnt/domicile"),
-        validation = kube::core::Rule::new("!self.matches('(^|/)[.][.](/|$)')")
-            .message("localPath must not contain '..' segments"),
-    )]
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = kube::core::Rule::new("false")
+        .message("localPath was removed: tenants do not choose host paths; local volumes live under the operator's --local-root at <root>/<namespace>/<name>/<ordinal>. Remove spec.storage.localPath")
+        .reason(kube::core::Reason::FieldValueForbidden))]
     pub local_path: Option<String>,
 
     /// Keep claims, volumes and data when the RegionalDataCenter is deleted (default true).
@@ -196,6 +187,18 @@ pub struct WorkloadSpec {
     #[x_kube(validation = kube::core::Rule::new("self.startsWith('/')")
         .message("mountPath must be an absolute path such as /data"))]
     pub mount_path: String,
+
+    /// User the container runs as: never root (default 65532). Pods pass the restricted Pod
+    /// Security Standard: non-root, RuntimeDefault seccomp, no capabilities, no privilege escalation.
+    #[serde(default = "default_unprivileged_id")]
+    #[schemars(range(min = 1, max = 2147483647))]
+    pub run_as_user: i64,
+
+    /// Group the container runs as, and the fsGroup that makes the data volume writable to it
+    /// (default 65532; never 0).
+    #[serde(default = "default_unprivileged_id")]
+    #[schemars(range(min = 1, max = 2147483647))]
+    pub run_as_group: i64,
 }
 
 /// What the operator does about misplaced pods.
@@ -208,21 +211,121 @@ pub enum Enforcement {
     Enforce,
 }
 
-/// Network restrictions for the data pods.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// The network fence around the data pods: a NetworkPolicy, on unless `fence: false`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.restrictEgress)")
+        .message("restrictEgress was replaced by fence, which is on by default and also restricts ingress: remove restrictEgress (set fence: false to opt out)")
+        .field_path(".restrictEgress")
+        .reason(kube::core::Reason::FieldValueForbidden),
+)]
 pub struct NetworkSpec {
-    /// Apply a NetworkPolicy so that data pods may send traffic only to allowedEgressCIDRs and DNS.
-    #[serde(default)]
-    pub restrict_egress: bool,
+    /// Fence the data pods with a NetworkPolicy (default true): egress only to cluster DNS, to
+    /// the data centre's own pods and to allowedEgressCIDRs; ingress only from its own pods and
+    /// from allowedIngress. false leaves the pods open to and from anywhere.
+    #[serde(default = "default_true")]
+    pub fence: bool,
 
-    /// CIDRs inside the jurisdiction that data pods may reach when restrictEgress is true,
-    /// e.g. 10.20.0.0/16.
+    /// Removed: replaced by fence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restrict_egress: Option<bool>,
+
+    /// CIDRs inside the jurisdiction that data pods may send traffic to, e.g. 10.20.0.0/16.
+    /// Catch-all ranges are refused: an IPv4 prefix must be /8 or longer, an IPv6 one /16 or longer.
     #[serde(default, rename = "allowedEgressCIDRs")]
     #[schemars(length(max = 64), inner(length(max = 64)))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(c, isCIDR(c))")
-        .message("allowedEgressCIDRs must hold CIDRs such as 10.20.0.0/16 or 2001:db8::/32"))]
+    #[x_kube(
+        validation = kube::core::Rule::new("self.all(c, isCIDR(c))")
+            .message("allowedEgressCIDRs must hold CIDRs such as 10.20.0.0/16 or 2001:db8::/32"),
+        validation = catch_all_rule("allowedEgressCIDRs"),
+        validation = network_address_rule("allowedEgressCIDRs"),
+    )]
     pub allowed_egress_cidrs: Vec<String>,
+
+    /// Who may connect to the data pods besides their own replicas: each entry names either a
+    /// cidr, or pods by namespaceSelector and/or podSelector (as in a NetworkPolicy peer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_ingress: Vec<IngressPeer>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            fence: true,
+            restrict_egress: None,
+            allowed_egress_cidrs: Vec::new(),
+            allowed_ingress: Vec::new(),
+        }
+    }
+}
+
+/// A source allowed to connect to the data pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.cidr) != (has(self.namespaceSelector) || has(self.podSelector))")
+        .message("an allowedIngress entry names either a cidr, or a namespaceSelector and/or a podSelector, not both and not neither"),
+)]
+pub struct IngressPeer {
+    /// Addresses allowed to connect, e.g. 10.20.0.0/16. Catch-all ranges are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = kube::core::Rule::new("isCIDR(self)")
+            .message("cidr must be a CIDR such as 10.20.0.0/16 or 2001:db8::/32"),
+        validation = catch_all_rule_single(),
+        validation = kube::core::Rule::new("!isCIDR(self) || cidr(self) == cidr(self).masked()")
+            .message("cidr must be a network address, e.g. 10.20.0.0/16 rather than 10.20.0.1/16"),
+    )]
+    pub cidr: Option<String>,
+
+    /// Namespaces whose pods may connect (all pods in them, unless podSelector narrows it).
+    /// An empty selector ({}) means every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Pods that may connect: in the data centre's own namespace, or in the namespaces of
+    /// namespaceSelector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+/// The shortest prefixes accepted: anything shorter is a catch-all in disguise (0.0.0.0/1).
+pub const MIN_IPV4_PREFIX: u32 = 8;
+pub const MIN_IPV6_PREFIX: u32 = 16;
+
+fn catch_all_condition(var: &str) -> String {
+    format!(
+        "!isCIDR({var}) || cidr({var}).prefixLength() >= (cidr({var}).ip().family() == 4 ? {MIN_IPV4_PREFIX} : {MIN_IPV6_PREFIX})"
+    )
+}
+
+fn catch_all_message(field: &str) -> String {
+    format!(
+        "{field} must not open the fence to everything: 0.0.0.0/0, ::/0 and other catch-all ranges are refused \
+         (IPv4 prefixes must be /{MIN_IPV4_PREFIX} or longer, IPv6 /{MIN_IPV6_PREFIX} or longer); list the networks inside \
+         the jurisdiction, or set fence: false to opt out of the fence"
+    )
+}
+
+fn catch_all_rule(field: &str) -> kube::core::Rule {
+    kube::core::Rule::new(format!("self.all(c, {})", catch_all_condition("c")))
+        .message(kube::core::Message::Message(catch_all_message(field)))
+}
+
+fn catch_all_rule_single() -> kube::core::Rule {
+    kube::core::Rule::new(catch_all_condition("self"))
+        .message(kube::core::Message::Message(catch_all_message("cidr")))
+}
+
+fn network_address_rule(field: &str) -> kube::core::Rule {
+    kube::core::Rule::new("self.all(c, !isCIDR(c) || cidr(c) == cidr(c).masked())").message(
+        kube::core::Message::Message(format!(
+            "{field} must hold network addresses, e.g. 10.20.0.0/16 rather than 10.20.0.1/16"
+        )),
+    )
 }
 
 fn default_true() -> bool {
@@ -231,6 +334,10 @@ fn default_true() -> bool {
 
 fn default_replicas() -> i32 {
     1
+}
+
+fn default_unprivileged_id() -> i64 {
+    65532
 }
 
 fn default_mount_path() -> String {

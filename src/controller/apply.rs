@@ -1,8 +1,10 @@
 //! Every write the operator makes goes through here: server-side apply under one field manager,
-//! skipped when the object already carries the hash of what would be applied, and counted.
+//! sent only when the live object in the watch cache does not hold what the operator declares,
+//! and counted.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -10,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::diff::{Difference, changed_by, first_difference};
 use crate::resources::{APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
 use crate::telemetry::Metrics;
 
@@ -19,63 +22,215 @@ pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String, serde_json::Err
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
+/// What an apply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The live object already holds what is declared: nothing was sent.
+    Unchanged,
+    /// The object did not exist and was created.
+    Created,
+    /// The declaration changed (the resource's spec or the operator) and the object follows it.
+    Updated,
+    /// Someone else changed a declared field, and it was set back.
+    Restored {
+        field: String,
+        manager: Option<String>,
+        /// Whether the API server's answer holds the declaration again (it may not, when another
+        /// manager owns list items or fields the operator cannot take back by applying).
+        complete: bool,
+    },
+}
+
+/// What an apply decides from the declared object, the live one and the operator's last apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Skip,
+    Create,
+    Write {
+        difference: Difference,
+        /// The declaration is the one last applied: someone else changed the object.
+        tampered: bool,
+    },
+}
+
+/// The last apply of an object: the declaration and the resourceVersion it produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastApply {
+    pub hash: String,
+    pub resource_version: String,
+}
+
+/// Decides whether to write. A write is skipped when the live object holds every declared field;
+/// and also when it still shows the operator's own last apply (same declaration, and the cache has
+/// not yet caught up with that write, or the API server keeps a value that cannot converge, such
+/// as a normalised quantity), so a difference that applying cannot remove is no write loop.
+pub fn plan(
+    desired: &serde_json::Value,
+    hash: &str,
+    live: Option<&serde_json::Value>,
+    last: Option<&LastApply>,
+) -> Plan {
+    let Some(live) = live else {
+        return Plan::Create;
+    };
+    let Some(difference) = first_difference(desired, live) else {
+        return Plan::Skip;
+    };
+    let live_version = live
+        .pointer("/metadata/resourceVersion")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if let Some(last) = last.filter(|last| last.hash == hash)
+        && (live_version == last.resource_version || older(live_version, &last.resource_version))
+    {
+        return Plan::Skip;
+    }
+    let tampered = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
+        .and_then(serde_json::Value::as_str)
+        == Some(hash);
+    Plan::Write {
+        difference,
+        tampered,
+    }
+}
+
+/// Whether resourceVersion `a` comes before `b`. They are opaque to clients; the API server's are
+/// etcd revisions, so an unparsable one is never called older (and the object is compared again).
+fn older(a: &str, b: &str) -> bool {
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
+}
+
 #[derive(Clone)]
 pub struct Writer {
     metrics: Arc<Metrics>,
+    last_applies: Arc<Mutex<HashMap<String, LastApply>>>,
 }
 
 impl Writer {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            last_applies: Arc::default(),
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
-    /// Applies `desired` unless the live object was applied from the same desired state.
-    /// Returns whether a write was sent.
-    pub async fn apply<K>(&self, api: &Api<K>, mut desired: K) -> Result<bool, super::Error>
+    fn key<K>(object: &K) -> String
+    where
+        K: Resource + k8s_openapi::Resource,
+    {
+        format!(
+            "{}/{}/{}",
+            <K as k8s_openapi::Resource>::KIND,
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
+    }
+
+    /// Forgets the last applies of objects that are gone, so the memory stays bounded.
+    pub fn forget<K>(&self, namespace: &str, name: &str)
+    where
+        K: k8s_openapi::Resource,
+    {
+        let key = format!("{}/{namespace}/{name}", K::KIND);
+        self.last_applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
+    /// Applies `desired` unless `live` (the object in the watch cache) already holds it.
+    pub async fn apply<K>(
+        &self,
+        api: &Api<K>,
+        mut desired: K,
+        live: Option<&K>,
+    ) -> Result<Applied, super::Error>
     where
         K: Resource + k8s_openapi::Resource + Clone + Debug + Serialize + DeserializeOwned,
     {
         let hash = desired_hash(&desired)?;
-        let name = desired.name_any();
-        if let Some(live) = api.get_opt(&name).await?
-            && live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
-        {
-            return Ok(false);
-        }
         desired
             .annotations_mut()
-            .insert(APPLIED_HASH_ANNOTATION.to_owned(), hash);
+            .insert(APPLIED_HASH_ANNOTATION.to_owned(), hash.clone());
+        let key = Self::key(&desired);
+        let desired_json = serde_json::to_value(&desired)?;
+        let live_json = live.map(serde_json::to_value).transpose()?;
+        let last = self
+            .last_applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let plan = plan(&desired_json, &hash, live_json.as_ref(), last.as_ref());
+        if plan == Plan::Skip {
+            return Ok(Applied::Unchanged);
+        }
+        let name = desired.name_any();
         self.metrics
             .write("apply", <K as k8s_openapi::Resource>::KIND);
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await?;
-        tracing::info!(kind = <K as k8s_openapi::Resource>::KIND, %name, "applied");
-        Ok(true)
+        let written = api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await?;
+        let written_json = serde_json::to_value(&written)?;
+        let complete = first_difference(&desired_json, &written_json).is_none();
+        self.last_applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key,
+                LastApply {
+                    hash,
+                    resource_version: written.resource_version().unwrap_or_default(),
+                },
+            );
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        let applied = match plan {
+            Plan::Skip => Applied::Unchanged,
+            Plan::Create => Applied::Created,
+            Plan::Write {
+                difference,
+                tampered: true,
+            } => Applied::Restored {
+                manager: live_json
+                    .as_ref()
+                    .and_then(|live| changed_by(live, &difference, FIELD_MANAGER)),
+                field: difference.to_string(),
+                complete,
+            },
+            Plan::Write { .. } => Applied::Updated,
+        };
+        tracing::info!(%kind, %name, outcome = ?applied, "applied");
+        Ok(applied)
     }
 
-    /// Deletes `name` if it exists. Returns whether a write was sent.
-    pub async fn delete_if_exists<K>(&self, api: &Api<K>, name: &str) -> Result<bool, super::Error>
+    /// Deletes `live`, an object from a cache or a list, if there is one. Returns whether a write
+    /// was sent.
+    pub async fn delete<K>(&self, api: &Api<K>, live: Option<&K>) -> Result<bool, super::Error>
     where
         K: Resource + k8s_openapi::Resource + Clone + Debug + DeserializeOwned,
     {
-        if api.get_opt(name).await?.is_none() {
+        let Some(live) = live else {
             return Ok(false);
-        }
+        };
+        let name = live.name_any();
         self.metrics
             .write("delete", <K as k8s_openapi::Resource>::KIND);
-        match api.delete(name, &DeleteParams::background()).await {
+        match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(err) => return Err(err.into()),
         }
+        self.forget::<K>(&live.namespace().unwrap_or_default(), &name);
         tracing::info!(kind = <K as k8s_openapi::Resource>::KIND, %name, "deleted");
         Ok(true)
     }
@@ -134,5 +289,99 @@ mod tests {
         assert_eq!(first.len(), 16);
         map.metadata.name = Some("b".to_owned());
         assert_ne!(first, desired_hash(&map).expect("serializes"));
+    }
+
+    fn object(version: &str, hash: Option<&str>, replicas: i64) -> serde_json::Value {
+        let mut live = serde_json::json!({
+            "metadata": {"name": "a", "resourceVersion": version},
+            "spec": {"replicas": replicas, "serviceName": "a"}
+        });
+        if let Some(hash) = hash {
+            live["metadata"]["annotations"] = serde_json::json!({APPLIED_HASH_ANNOTATION: hash});
+        }
+        live
+    }
+
+    fn declared(replicas: i64) -> serde_json::Value {
+        serde_json::json!({"metadata": {"name": "a"}, "spec": {"replicas": replicas}})
+    }
+
+    #[test]
+    fn a_missing_object_is_created_and_a_matching_one_left_alone() {
+        assert_eq!(plan(&declared(3), "h", None, None), Plan::Create);
+        assert_eq!(
+            plan(&declared(3), "h", Some(&object("5", Some("h"), 3)), None),
+            Plan::Skip
+        );
+    }
+
+    #[test]
+    fn a_change_by_someone_else_is_written_back_even_under_our_own_annotation() {
+        let live = object("9", Some("h"), 5);
+        let last = LastApply {
+            hash: "h".to_owned(),
+            resource_version: "5".to_owned(),
+        };
+        match plan(&declared(3), "h", Some(&live), Some(&last)) {
+            Plan::Write {
+                difference,
+                tampered,
+            } => {
+                assert_eq!(difference.to_string(), "spec.replicas");
+                assert!(
+                    tampered,
+                    "the declaration did not change, so someone else did"
+                );
+            }
+            other => panic!("expected a write, got {other:?}"),
+        }
+        // After a restart the operator remembers nothing, and still writes back.
+        assert!(matches!(
+            plan(&declared(3), "h", Some(&live), None),
+            Plan::Write { tampered: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_declaration_is_an_update_not_a_restore() {
+        let live = object("9", Some("old"), 3);
+        assert!(matches!(
+            plan(&declared(4), "new", Some(&live), None),
+            Plan::Write {
+                tampered: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_operators_own_last_write_is_not_written_again() {
+        let last = LastApply {
+            hash: "h".to_owned(),
+            resource_version: "9".to_owned(),
+        };
+        // The API server kept a value applying cannot change: no write loop.
+        let kept = object("9", Some("h"), 5);
+        assert_eq!(
+            plan(&declared(3), "h", Some(&kept), Some(&last)),
+            Plan::Skip
+        );
+        // The cache has not yet seen the write.
+        let behind = object("8", Some("h"), 5);
+        assert_eq!(
+            plan(&declared(3), "h", Some(&behind), Some(&last)),
+            Plan::Skip
+        );
+        // A change after it is written back.
+        let changed = object("10", Some("h"), 5);
+        assert!(matches!(
+            plan(&declared(3), "h", Some(&changed), Some(&last)),
+            Plan::Write { .. }
+        ));
+        // So is a new declaration.
+        assert!(matches!(
+            plan(&declared(3), "other", Some(&kept), Some(&last)),
+            Plan::Write { .. }
+        ));
     }
 }

@@ -17,6 +17,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
     let me = ObjectRef::from(rdc);
     let pv_api: Api<PersistentVolume> = Api::all(ctx.client.clone());
     let mine: Vec<_> = ctx
+        .caches
         .volumes
         .state()
         .into_iter()
@@ -30,7 +31,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
             let name = pv.name_any();
             if pv.labels().contains_key(RDC_LABEL) {
                 // A local volume the operator made: its object goes; the files stay on the node.
-                ctx.writer.delete_if_exists(&pv_api, &name).await?;
+                ctx.writer.delete(&pv_api, Some(pv.as_ref())).await?;
             } else {
                 // A provisioned volume: let its provisioner delete the data once the claim is gone.
                 let patch =
@@ -42,9 +43,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
             Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
         let selector = ListParams::default().labels(&format!("{RDC_LABEL}={}", rdc.name_any()));
         for claim in claims.list(&selector).await?.items {
-            ctx.writer
-                .delete_if_exists(&claims, &claim.name_any())
-                .await?;
+            ctx.writer.delete(&claims, Some(&claim)).await?;
         }
         tracing::info!(rdc = %me, volumes = mine.len(), "deleted with its claims and volumes, as retainOnDelete: false asks");
     }
@@ -62,7 +61,7 @@ async fn remove_unused_classes(rdc: &RegionalDataCenter, ctx: &Context) -> Resul
         resources::local_storage_class(&jurisdiction, keys).name_any(),
     ];
     let me = ObjectRef::from(rdc);
-    let others_here = ctx.data_centers.state().into_iter().any(|other| {
+    let others_here = ctx.caches.data_centers.state().into_iter().any(|other| {
         ObjectRef::from(other.as_ref()) != me && other.spec.jurisdiction == rdc.spec.jurisdiction
     });
     if others_here {
@@ -70,14 +69,15 @@ async fn remove_unused_classes(rdc: &RegionalDataCenter, ctx: &Context) -> Resul
     }
     let classes: Api<StorageClass> = Api::all(ctx.client.clone());
     for class in candidates {
-        let in_use = ctx.volumes.state().iter().any(|pv| {
+        let in_use = ctx.caches.volumes.state().iter().any(|pv| {
             pv.spec
                 .as_ref()
                 .and_then(|s| s.storage_class_name.as_deref())
                 == Some(class.as_str())
         });
         if !in_use {
-            ctx.writer.delete_if_exists(&classes, &class).await?;
+            let live = ctx.caches.classes.get(&ObjectRef::new(&class));
+            ctx.writer.delete(&classes, live.as_deref()).await?;
         }
     }
     Ok(())

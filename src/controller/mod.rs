@@ -3,16 +3,20 @@
 mod apply;
 mod backoff;
 mod cleanup;
+mod diff;
 mod reconcile;
 pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -22,12 +26,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
-use backoff::Backoffs;
+use backoff::{Backoffs, WatchBackoff};
 pub use reconcile::pods_and_claims;
 
 use crate::api::RegionalDataCenter;
-use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
-use crate::telemetry::Health;
+use crate::resources::{DATA_VOLUME, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
+use crate::telemetry::{Health, Watches};
 
 /// The finalizer that lets the operator clean cluster-scoped objects before a resource goes.
 pub const FINALIZER: &str = "domicile.dev/cleanup";
@@ -74,8 +78,27 @@ pub struct Settings {
     pub keys: NodeLabelKeys,
     /// Provisioner of the managed StorageClasses in Dynamic mode.
     pub provisioner: String,
+    /// The directory on the nodes under which every local volume lives.
+    pub local_root: String,
+    /// The cluster DNS pods the network fence lets data pods query.
+    pub dns: DnsPeer,
     pub concurrency: u16,
     pub admin_address: SocketAddr,
+}
+
+/// The watch caches every reconcile reads instead of asking the API server.
+pub struct Caches {
+    pub nodes: Store<Node>,
+    pub volumes: Store<PersistentVolume>,
+    pub classes: Store<StorageClass>,
+    pub data_centers: Store<RegionalDataCenter>,
+    pub statefulsets: Store<StatefulSet>,
+    pub services: Store<Service>,
+    pub network_policies: Store<NetworkPolicy>,
+    pub pods: Store<Pod>,
+    pub claims: Store<PersistentVolumeClaim>,
+    /// Events of StatefulSets that could not create a pod (FailedCreate).
+    pub refusals: Store<CoreEvent>,
 }
 
 /// What every reconcile shares.
@@ -84,110 +107,84 @@ pub struct Context {
     pub settings: Settings,
     pub writer: Writer,
     pub recorder: Recorder,
-    pub nodes: Store<Node>,
-    pub volumes: Store<PersistentVolume>,
-    pub classes: Store<StorageClass>,
-    pub data_centers: Store<RegionalDataCenter>,
+    pub caches: Caches,
     backoffs: Backoffs,
-    synced: Arc<CacheSync>,
+    watches: Arc<Watches>,
 }
 
-/// The caches whose first complete listing makes the operator ready.
-#[derive(Clone, Copy, Debug)]
-enum Cache {
-    Nodes,
-    Volumes,
-    DataCenters,
-    Classes,
-}
+/// The field selector of the Events that say a StatefulSet could not create a pod.
+pub const REFUSAL_EVENTS: &str = "involvedObject.kind=StatefulSet,reason=FailedCreate";
 
-/// Tracks which caches have listed everything once; sets the readiness flag and fires a
-/// one-off signal when all have.
-struct CacheSync {
-    listed: [AtomicBool; 4],
-    ready: Arc<AtomicBool>,
-    all_synced: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
-    all_synced_rx: std::sync::Mutex<Option<futures::channel::oneshot::Receiver<()>>>,
-}
-
-impl CacheSync {
-    fn new(ready: Arc<AtomicBool>) -> Self {
-        let (tx, rx) = futures::channel::oneshot::channel();
-        Self {
-            listed: Default::default(),
-            ready,
-            all_synced: std::sync::Mutex::new(Some(tx)),
-            all_synced_rx: std::sync::Mutex::new(Some(rx)),
-        }
-    }
-
-    /// Whether every cache has listed everything, so the audit sees the whole cluster.
-    fn synced(&self) -> bool {
-        self.listed
-            .iter()
-            .all(|listed| listed.load(Ordering::Acquire))
-    }
-
-    /// A watch-event inspector that records the cache's InitDone.
-    fn observer<K>(
-        self: &Arc<Self>,
-        cache: Cache,
-    ) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
-        let this = Arc::clone(self);
-        move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                this.listed[cache as usize].store(true, Ordering::Release);
-                if this.synced() && !this.ready.swap(true, Ordering::AcqRel) {
-                    tracing::info!("caches synced");
-                    let sender = this
-                        .all_synced
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take();
-                    if let Some(sender) = sender {
-                        let _ = sender.send(());
+/// Starts the watch of `K` that fills a cache: it reports to `watches` under `resource`, retries
+/// within seconds after the API server went away, and signals `synced` once every watch listed.
+fn cached_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    resource: &'static str,
+    watches: &Arc<Watches>,
+    synced: &Arc<SyncSignal>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watches.register(resource);
+    let (store, writer) = reflector::store();
+    let (watches, synced) = (Arc::clone(watches), Arc::clone(synced));
+    let events = watcher(api, config)
+        .inspect(move |event| {
+            let now = Instant::now();
+            match event {
+                Ok(event) => {
+                    let listed = matches!(event, watcher::Event::InitDone);
+                    watches.event(resource, listed, now);
+                    if listed {
+                        synced.check(&watches);
                     }
                 }
+                Err(err) => {
+                    tracing::warn!(%resource, error = %err, "watch failed; retrying");
+                    watches.error(resource, now);
+                }
             }
-        }
+        })
+        .backoff(WatchBackoff::default())
+        .reflect(writer);
+    (store, events)
+}
+
+/// Fires once, when every watch has listed everything for the first time, and sets readiness.
+struct SyncSignal {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    sender: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
+}
+
+impl SyncSignal {
+    fn new(
+        ready: Arc<std::sync::atomic::AtomicBool>,
+    ) -> (Arc<Self>, futures::channel::oneshot::Receiver<()>) {
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        let signal = Self {
+            ready,
+            sender: std::sync::Mutex::new(Some(sender)),
+        };
+        (Arc::new(signal), receiver)
     }
 
-    /// A watch of every `K` that fills a cache and records when it has listed everything.
-    fn cached_watch<K>(
-        self: &Arc<Self>,
-        api: Api<K>,
-        cache: Cache,
-    ) -> (
-        Store<K>,
-        impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>,
-    )
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-    {
-        let (store, writer) = reflector::store();
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .inspect(self.observer(cache))
-            .reflect(writer);
-        (store, events)
-    }
-
-    /// Resolves once, when every cache has listed everything for the first time.
-    fn all_synced(&self) -> impl std::future::Future<Output = ()> + use<> {
-        let receiver = self
-            .all_synced_rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        async move {
-            if let Some(receiver) = receiver {
-                let _ = receiver.await;
+    fn check(&self, watches: &Watches) {
+        if watches.listed() && !self.ready.swap(true, Ordering::AcqRel) {
+            tracing::info!("caches synced");
+            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(sender) = sender {
+                let _ = sender.send(());
             }
         }
     }
@@ -232,6 +229,12 @@ fn all_rdcs<K>(
     }
 }
 
+/// The RegionalDataCenter whose StatefulSet an Event is about (they share the name).
+fn rdc_of_refusal(event: &CoreEvent) -> Option<ObjectRef<RegionalDataCenter>> {
+    let regarding = &event.involved_object;
+    Some(ObjectRef::new(regarding.name.as_deref()?).within(regarding.namespace.as_deref()?))
+}
+
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::Result<()> {
     let labelled = watcher::Config::default().labels(RDC_LABEL);
@@ -241,59 +244,83 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         anyhow::anyhow!("cannot list RegionalDataCenters ({err}); is the CRD installed? kubectl apply -f crds/")
     })?;
 
-    // Each cache says when it has listed everything by its watch's InitDone event. Nothing here
-    // awaits Store::wait_until_ready: that future wakes only its latest waiter, and the
-    // controller already waits on its own store that way.
-    let synced = Arc::new(CacheSync::new(health.ready.clone()));
-    let (nodes, node_events) = synced.cached_watch(Api::<Node>::all(client.clone()), Cache::Nodes);
-    let (volumes, volume_events) =
-        synced.cached_watch(Api::<PersistentVolume>::all(client.clone()), Cache::Volumes);
-    let (classes, class_events) =
-        synced.cached_watch(Api::<StorageClass>::all(client.clone()), Cache::Classes);
-    let (data_centers, rdc_events) = synced.cached_watch(rdcs, Cache::DataCenters);
-    let (node_events, volume_events, class_events, rdc_events) = (
-        node_events.touched_objects(),
-        volume_events.touched_objects(),
-        class_events.touched_objects(),
-        rdc_events.applied_objects(),
-    );
-    let controller = Controller::for_stream(rdc_events, data_centers.clone())
+    // Each watch says when it has listed everything by its InitDone event. Nothing here awaits
+    // Store::wait_until_ready: that future wakes only its latest waiter.
+    let watches = Arc::clone(&health.watches);
+    let (synced, all_synced) = SyncSignal::new(health.ready.clone());
+    let all = watcher::Config::default;
+    macro_rules! watch {
+        ($kind:ty, $config:expr, $resource:literal) => {
+            cached_watch(
+                Api::<$kind>::all(client.clone()),
+                $config,
+                $resource,
+                &watches,
+                &synced,
+            )
+        };
+    }
+    let (nodes, node_events) = watch!(Node, all(), "nodes");
+    let (volumes, volume_events) = watch!(PersistentVolume, all(), "persistentvolumes");
+    let (classes, class_events) = watch!(StorageClass, all(), "storageclasses");
+    let (data_centers, rdc_events) = watch!(RegionalDataCenter, all(), "regionaldatacenters");
+    let (statefulsets, statefulset_events) = watch!(StatefulSet, labelled.clone(), "statefulsets");
+    let (services, service_events) = watch!(Service, labelled.clone(), "services");
+    let (network_policies, policy_events) =
+        watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
+    let (pods, pod_events) = watch!(Pod, labelled.clone(), "pods");
+    let (claims, claim_events) = watch!(PersistentVolumeClaim, labelled, "persistentvolumeclaims");
+    let (refusals, refusal_events) = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
+
+    let controller = Controller::for_stream(rdc_events.applied_objects(), data_centers.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     let _ = health.data_centers.set(data_centers.clone());
     // Once every cache is synced, every RegionalDataCenter is reconciled once more: a restarted
     // or newly elected operator picks up everything, including what it skipped while syncing.
-    let all_synced = synced.all_synced();
+    let all_synced = async move {
+        let _ = all_synced.await;
+    };
 
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
         writer: Writer::new(health.metrics.clone()),
-        nodes: nodes.clone(),
-        volumes: volumes.clone(),
-        classes,
-        data_centers: data_centers.clone(),
+        caches: Caches {
+            nodes,
+            volumes,
+            classes,
+            data_centers: data_centers.clone(),
+            statefulsets,
+            services,
+            network_policies,
+            pods,
+            claims,
+            refusals,
+        },
         backoffs: Backoffs::default(),
-        synced: synced.clone(),
+        watches: watches.clone(),
         client: client.clone(),
         settings,
     });
 
     controller
-        .owns(Api::<StatefulSet>::all(client.clone()), labelled.clone())
-        .owns(Api::<Service>::all(client.clone()), labelled.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), labelled.clone())
-        .watches(Api::<Pod>::all(client.clone()), labelled.clone(), |pod| {
-            rdc_of_labelled(&pod)
+        .owns_stream(statefulset_events.touched_objects())
+        .owns_stream(service_events.touched_objects())
+        .owns_stream(policy_events.touched_objects())
+        .watches_stream(pod_events.touched_objects(), |pod| rdc_of_labelled(&pod))
+        .watches_stream(claim_events.touched_objects(), |claim| {
+            rdc_of_labelled(&claim)
         })
-        .watches(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            labelled,
-            |claim| rdc_of_labelled(&claim),
-        )
-        .watches_stream(volume_events, |pv| rdc_of_volume(&pv))
+        .watches_stream(refusal_events.touched_objects(), |event| {
+            rdc_of_refusal(&event)
+        })
+        .watches_stream(volume_events.touched_objects(), |pv| rdc_of_volume(&pv))
         // A node's labels decide eligibility for every data centre of its jurisdiction, and a
         // relabel loses the old value, so a node change concerns every data centre.
-        .watches_stream(node_events, all_rdcs(data_centers.clone()))
-        .watches_stream(class_events, all_rdcs(data_centers))
+        .watches_stream(
+            node_events.touched_objects(),
+            all_rdcs(data_centers.clone()),
+        )
+        .watches_stream(class_events.touched_objects(), all_rdcs(data_centers))
         .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)

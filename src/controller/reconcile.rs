@@ -4,15 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{EvictParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
+use super::apply::Applied;
 use super::status::{Blocker, Observation, READY, derive_status, needs_write};
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
@@ -35,7 +38,7 @@ pub async fn reconcile(rdc: Arc<RegionalDataCenter>, ctx: Arc<Context>) -> Resul
     match &result {
         Ok(_) => {
             ctx.writer.metrics().reconciled(seconds, None);
-            ctx.backoffs.succeeded(&object);
+            ctx.backoffs.forget(&object);
         }
         Err(err) => ctx
             .writer
@@ -46,6 +49,10 @@ pub async fn reconcile(rdc: Arc<RegionalDataCenter>, ctx: Arc<Context>) -> Resul
 }
 
 pub fn error_policy(rdc: Arc<RegionalDataCenter>, error: &Error, ctx: Arc<Context>) -> Action {
+    // Entries of data centres that are gone go with them, so the map stays bounded.
+    let data_centers = &ctx.caches.data_centers;
+    ctx.backoffs
+        .retain(|object| data_centers.get(object).is_some());
     let delay = ctx.backoffs.failed(ObjectRef::from(rdc.as_ref()));
     tracing::warn!(
         rdc = %ObjectRef::from(rdc.as_ref()),
@@ -61,7 +68,7 @@ async fn reconcile_with_finalizer(
     rdc: Arc<RegionalDataCenter>,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    if !ctx.synced.synced() {
+    if !ctx.watches.listed() {
         // An audit or a clean-up on half a cache would be wrong; every data centre is
         // reconciled again once all caches are synced.
         return Ok(Action::await_change());
@@ -76,6 +83,7 @@ async fn reconcile_with_finalizer(
             let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
             set_finalizers(&api, &rdc, serde_json::json!(remaining), ctx).await?;
         }
+        ctx.backoffs.forget(&ObjectRef::from(rdc.as_ref()));
         return Ok(Action::await_change());
     }
     if !has_finalizer {
@@ -112,8 +120,134 @@ fn cloned<K: Clone>(items: Vec<Arc<K>>) -> Vec<K> {
     items.into_iter().map(|item| (*item).clone()).collect()
 }
 
-fn no_eligible_nodes(jurisdiction: &Jurisdiction, ctx: &Context) -> Blocker {
-    let keys = &ctx.settings.keys;
+/// The objects of `store` in `namespace` that carry the label of RegionalDataCenter `name`.
+fn labelled_in<K>(store: &Store<K>, namespace: &str, name: &str) -> Vec<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|object| {
+            object.meta().namespace.as_deref() == Some(namespace)
+                && object.meta().labels.as_ref().and_then(|l| l.get(RDC_LABEL))
+                    == Some(&name.to_owned())
+        })
+        .map(|object| (*object).clone())
+        .collect()
+}
+
+/// Every child the operator declares for one RegionalDataCenter. The apply step destructures it
+/// whole, so a child added here cannot be forgotten there.
+struct Children {
+    class: Option<StorageClass>,
+    volumes: Vec<PersistentVolume>,
+    service: Service,
+    statefulset: StatefulSet,
+    network_policy: Option<NetworkPolicy>,
+}
+
+/// The storage class claims use, the children, and what keeps them from being applied.
+struct Declaration {
+    class_name: String,
+    children: Children,
+    blocker: Option<Blocker>,
+}
+
+/// Build (pure): what the RegionalDataCenter asks for in the cluster as it is, and what the
+/// schema could not judge.
+fn declare(
+    rdc: &RegionalDataCenter,
+    jurisdiction: &Jurisdiction,
+    settings: &super::Settings,
+    eligible: &[&Node],
+    volumes: &[PersistentVolume],
+    class_exists: impl Fn(&str) -> bool,
+) -> Declaration {
+    let keys = &settings.keys;
+    let name = rdc.name_any();
+    let namespace = rdc.namespace().unwrap_or_default();
+    let mut blocker = None;
+    let mut class = None;
+    let mut local_volumes = Vec::new();
+    let class_name = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
+        (StorageMode::Dynamic, Some(existing)) => {
+            if !class_exists(existing) {
+                blocker = Some(Blocker {
+                    reason: "StorageClassNotFound",
+                    message: format!(
+                        "spec.storage.storageClassName names StorageClass {existing:?}, which does not exist; \
+                         create it, or remove storageClassName to use the class domicile manages"
+                    ),
+                });
+            }
+            existing.clone()
+        }
+        (StorageMode::Dynamic, None) => {
+            let managed =
+                resources::managed_storage_class(jurisdiction, keys, &settings.provisioner);
+            let class_name = managed.name_any();
+            class = Some(managed);
+            class_name
+        }
+        (StorageMode::Local, _) => {
+            let local = resources::local_storage_class(jurisdiction, keys);
+            let class_name = local.name_any();
+            let existing: Vec<PersistentVolume> = volumes
+                .iter()
+                .filter(|pv| {
+                    pv.labels().get(RDC_LABEL) == Some(&name)
+                        && pv.labels().get(resources::RDC_NAMESPACE_LABEL) == Some(&namespace)
+                })
+                .cloned()
+                .collect();
+            let plan = resources::local_volumes(
+                rdc,
+                &class_name,
+                eligible,
+                &existing,
+                &settings.local_root,
+            );
+            if plan.unplaced > 0 {
+                blocker = Some(Blocker {
+                    reason: "InsufficientEligibleNodes",
+                    message: format!(
+                        "Local mode puts each replica's volume on a node of its own: {} replicas need {} nodes \
+                         labelled {}={}, but {} are; label more nodes or lower spec.workload.replicas",
+                        rdc.spec.workload.replicas,
+                        rdc.spec.workload.replicas,
+                        keys.jurisdiction,
+                        jurisdiction,
+                        eligible.len()
+                    ),
+                });
+            }
+            class = Some(local);
+            local_volumes = plan.volumes;
+            class_name
+        }
+    };
+    if eligible.is_empty() {
+        blocker = Some(no_eligible_nodes_blocker(jurisdiction, keys));
+    }
+    let children = Children {
+        class,
+        volumes: local_volumes,
+        service: resources::service(rdc),
+        statefulset: resources::statefulset(rdc, jurisdiction, keys, &class_name),
+        network_policy: resources::network_policy(rdc, &settings.dns),
+    };
+    Declaration {
+        class_name,
+        children,
+        blocker,
+    }
+}
+
+fn no_eligible_nodes_blocker(
+    jurisdiction: &Jurisdiction,
+    keys: &resources::NodeLabelKeys,
+) -> Blocker {
     let mut selector = format!("{}={}", keys.jurisdiction, jurisdiction.country());
     if let Some(sub) = jurisdiction.subdivision() {
         selector.push_str(&format!(" {}={sub}", keys.subdivision));
@@ -126,11 +260,186 @@ fn no_eligible_nodes(jurisdiction: &Jurisdiction, ctx: &Context) -> Blocker {
     }
 }
 
+/// What a person does when the API server refuses to update a child.
+fn refused_update(kind: &str, namespace: &str, name: &str, message: &str) -> Blocker {
+    let steps = match kind {
+        "StatefulSet" => format!(
+            "a StatefulSet's volumeClaimTemplates cannot change; to take the new declaration, delete \
+             the StatefulSet but not its pods and claims (kubectl delete statefulset {name} -n {namespace} \
+             --cascade=orphan) and domicile recreates it; existing claims keep their data and their size"
+        ),
+        "PersistentVolume" => format!(
+            "a volume's path and node cannot change; inspect it with kubectl get persistentvolume {name} -o yaml. \
+             If it is not the volume domicile made, move its data off it, delete it, and domicile recreates it"
+        ),
+        _ => format!(
+            "inspect it with kubectl get {} {name} -n {namespace} -o yaml; delete it and domicile recreates it as declared",
+            kind.to_lowercase()
+        ),
+    };
+    Blocker {
+        reason: "UpdateRefused",
+        message: format!("the API server refuses to update {kind} {name}: {message}; {steps}"),
+    }
+}
+
+/// Applies every child, each compared with its live object in the watch caches. A change the
+/// API server refuses is returned as a blocker for the status, after the other children were
+/// applied; any other error ends the reconcile.
+async fn apply_children(
+    rdc: &RegionalDataCenter,
+    children: Children,
+    ctx: &Context,
+) -> Result<Option<Blocker>, Error> {
+    let Children {
+        class,
+        volumes,
+        service,
+        statefulset,
+        network_policy,
+    } = children;
+    let client = &ctx.client;
+    let caches = &ctx.caches;
+    let namespace = rdc.namespace().unwrap_or_default();
+    let mut refused = None;
+    if let Some(class) = class {
+        apply_child(
+            rdc,
+            Api::all(client.clone()),
+            class,
+            &caches.classes,
+            &mut refused,
+            ctx,
+        )
+        .await?;
+    }
+    for pv in volumes {
+        apply_child(
+            rdc,
+            Api::all(client.clone()),
+            pv,
+            &caches.volumes,
+            &mut refused,
+            ctx,
+        )
+        .await?;
+    }
+    apply_child(
+        rdc,
+        Api::namespaced(client.clone(), &namespace),
+        service,
+        &caches.services,
+        &mut refused,
+        ctx,
+    )
+    .await?;
+    apply_child(
+        rdc,
+        Api::namespaced(client.clone(), &namespace),
+        statefulset,
+        &caches.statefulsets,
+        &mut refused,
+        ctx,
+    )
+    .await?;
+    match network_policy {
+        Some(policy) => {
+            apply_child(
+                rdc,
+                Api::namespaced(client.clone(), &namespace),
+                policy,
+                &caches.network_policies,
+                &mut refused,
+                ctx,
+            )
+            .await?;
+        }
+        None => {
+            let fence = ObjectRef::new(&rdc.name_any()).within(&namespace);
+            let live = caches.network_policies.get(&fence);
+            ctx.writer
+                .delete(
+                    &Api::namespaced(client.clone(), &namespace),
+                    live.as_deref(),
+                )
+                .await?;
+        }
+    }
+    Ok(refused)
+}
+
+/// Applies one child against its live object in `cache`, and reports what that did: an Event
+/// for a restored child; a refusal kept in `refused` for the status.
+async fn apply_child<K>(
+    rdc: &RegionalDataCenter,
+    api: Api<K>,
+    desired: K,
+    cache: &Store<K>,
+    refused: &mut Option<Blocker>,
+    ctx: &Context,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    let kind = <K as k8s_openapi::Resource>::KIND;
+    let child = desired.name_any();
+    let live = cache.get(&ObjectRef::from_obj(&desired));
+    match ctx.writer.apply(&api, desired, live.as_deref()).await {
+        Ok(Applied::Restored {
+            field,
+            manager,
+            complete,
+        }) => {
+            // A removed field belongs to nobody, so no manager may be on record.
+            let manager = manager.map_or_else(
+                || "a field manager the API server does not record".to_owned(),
+                |m| format!("field manager {m:?}"),
+            );
+            let message = if complete {
+                format!(
+                    "{kind} {child}: {field} was changed by {manager}; restored to what domicile declares"
+                )
+            } else {
+                format!(
+                    "{kind} {child}: {field} was changed by {manager}; domicile applied its declaration \
+                     again, but fields another manager owns remain; remove them, and edit the \
+                     RegionalDataCenter instead"
+                )
+            };
+            tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, %child, %field, %manager, complete, "a child was changed by someone else");
+            let reason = if complete {
+                "ChildRestored"
+            } else {
+                "ChildNotRestored"
+            };
+            // Events of one reason on one resource fold into a series that keeps the first
+            // message; each restored field gets its own action, so none is folded away.
+            let action = format!("Restore {kind} {field}");
+            publish_as(rdc, EventType::Warning, reason, &message, &action, ctx).await;
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 422 => {
+            let namespace = rdc.namespace().unwrap_or_default();
+            tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, message = %status.message, "the API server refuses an update");
+            refused
+                .get_or_insert_with(|| refused_update(kind, &namespace, &child, &status.message));
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
 async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<Action, Error> {
     let name = rdc.name_any();
     let namespace = rdc.namespace().unwrap_or_default();
     let keys = &ctx.settings.keys;
-    let client = &ctx.client;
+    let caches = &ctx.caches;
 
     let jurisdiction = match Jurisdiction::parse(&rdc.spec.jurisdiction) {
         Ok(jurisdiction) => jurisdiction,
@@ -157,103 +466,39 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 storage_hint: "",
                 audit: &nothing,
                 kubelet_settable_keys: &ctx.settings.keys.kubelet_settable(),
+                refused: None,
+                pods_refused: None,
             };
             write_status(rdc, &observation, ctx).await?;
             return Ok(Action::await_change());
         }
     };
 
-    let nodes: Vec<Node> = cloned(ctx.nodes.state());
-    let volumes: Vec<PersistentVolume> = cloned(ctx.volumes.state());
+    let nodes: Vec<Node> = cloned(caches.nodes.state());
+    let volumes: Vec<PersistentVolume> = cloned(caches.volumes.state());
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
-
-    // Build (pure), and find what the schema could not judge.
-    let classes_api: Api<StorageClass> = Api::all(client.clone());
-    let mut blocker = eligible
-        .is_empty()
-        .then(|| no_eligible_nodes(&jurisdiction, ctx));
-    let mut desired_class = None;
-    let mut desired_volumes = Vec::new();
-    let class_name = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
-        (StorageMode::Dynamic, Some(existing)) => {
-            if blocker.is_none() && ctx.classes.get(&ObjectRef::new(existing)).is_none() {
-                blocker = Some(Blocker {
-                    reason: "StorageClassNotFound",
-                    message: format!(
-                        "spec.storage.storageClassName names StorageClass {existing:?}, which does not exist; \
-                         create it, or remove storageClassName to use the class domicile manages"
-                    ),
-                });
-            }
-            existing.clone()
-        }
-        (StorageMode::Dynamic, None) => {
-            let class =
-                resources::managed_storage_class(&jurisdiction, keys, &ctx.settings.provisioner);
-            let class_name = class.name_any();
-            desired_class = Some(class);
-            class_name
-        }
-        (StorageMode::Local, _) => {
-            let class = resources::local_storage_class(&jurisdiction, keys);
-            let class_name = class.name_any();
-            let existing: Vec<PersistentVolume> = volumes
-                .iter()
-                .filter(|pv| {
-                    pv.labels().get(RDC_LABEL) == Some(&name)
-                        && pv.labels().get(resources::RDC_NAMESPACE_LABEL) == Some(&namespace)
-                })
-                .cloned()
-                .collect();
-            let plan = resources::local_volumes(rdc, &class_name, &eligible, &existing);
-            if blocker.is_none() && plan.unplaced > 0 {
-                blocker = Some(Blocker {
-                    reason: "InsufficientEligibleNodes",
-                    message: format!(
-                        "Local mode puts each replica's volume on a node of its own: {} replicas need {} nodes \
-                         labelled {}={}, but {} are; label more nodes or lower spec.workload.replicas",
-                        rdc.spec.workload.replicas,
-                        rdc.spec.workload.replicas,
-                        keys.jurisdiction,
-                        jurisdiction,
-                        eligible.len()
-                    ),
-                });
-            }
-            desired_class = Some(class);
-            desired_volumes = plan.volumes;
-            class_name
-        }
+    let Declaration {
+        class_name,
+        children,
+        blocker,
+    } = declare(
+        rdc,
+        &jurisdiction,
+        &ctx.settings,
+        &eligible,
+        &volumes,
+        |class| caches.classes.get(&ObjectRef::new(class)).is_some(),
+    );
+    // Apply, unless something blocks; what exists already is left alone.
+    let refused = match blocker {
+        None => apply_children(rdc, children, ctx).await?,
+        Some(_) => None,
     };
 
-    // Apply, unless something blocks; what exists already is left alone.
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
-    if blocker.is_none() {
-        if let Some(class) = desired_class {
-            ctx.writer.apply(&classes_api, class).await?;
-        }
-        let pv_api: Api<PersistentVolume> = Api::all(client.clone());
-        for pv in desired_volumes {
-            ctx.writer.apply(&pv_api, pv).await?;
-        }
-        ctx.writer
-            .apply(
-                &Api::<Service>::namespaced(client.clone(), &namespace),
-                resources::service(rdc),
-            )
-            .await?;
-        let sts = resources::statefulset(rdc, &jurisdiction, keys, &class_name);
-        ctx.writer.apply(&statefulsets, sts).await?;
-        let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &namespace);
-        match resources::network_policy(rdc) {
-            Some(policy) => ctx.writer.apply(&policies, policy).await?,
-            None => ctx.writer.delete_if_exists(&policies, &name).await?,
-        };
-    }
-
-    // Observe what is really there, and audit it.
-    let (pods, claims) = pods_and_claims(client, &namespace, &name).await?;
-    let classes: Vec<StorageClass> = cloned(ctx.classes.state());
+    // Observe what is really there, from the caches, and audit it.
+    let pods: Vec<Pod> = labelled_in(&caches.pods, &namespace, &name);
+    let claims: Vec<PersistentVolumeClaim> = labelled_in(&caches.claims, &namespace, &name);
+    let classes: Vec<StorageClass> = cloned(caches.classes.state());
     let observed = Observed {
         pods: &pods,
         claims: &claims,
@@ -277,12 +522,20 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             })
         })
         .count();
-    let ready_replicas = statefulsets
-        .get_opt(&name)
-        .await?
-        .and_then(|sts| sts.status)
+    let statefulset = caches
+        .statefulsets
+        .get(&ObjectRef::new(&name).within(&namespace));
+    let ready_replicas = statefulset
+        .as_ref()
+        .and_then(|sts| sts.status.as_ref())
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
+    let pods_refused = statefulset.as_deref().and_then(|sts| {
+        let missing = usize::try_from(replicas).unwrap_or(0) > pods.len();
+        missing
+            .then(|| latest_refusal(sts, &caches.refusals))
+            .flatten()
+    });
     let storage_hint = match rdc.spec.storage.mode {
         StorageMode::Local => "local volumes bind when their pods are scheduled".to_owned(),
         StorageMode::Dynamic => {
@@ -299,6 +552,8 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         storage_hint: &storage_hint,
         audit: &audit,
         kubelet_settable_keys: &keys.kubelet_settable(),
+        refused: refused.as_ref(),
+        pods_refused: pods_refused.as_deref(),
     };
     write_status(rdc, &observation, ctx).await?;
     // A disruption budget that refuses an eviction today may allow it in a moment.
@@ -307,6 +562,23 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     } else {
         REAUDIT
     }))
+}
+
+/// The message of the newest Event saying that `statefulset` could not create a pod.
+fn latest_refusal(statefulset: &StatefulSet, refusals: &Store<CoreEvent>) -> Option<String> {
+    let uid = statefulset.metadata.uid.as_deref()?;
+    refusals
+        .state()
+        .into_iter()
+        .filter(|event| event.involved_object.uid.as_deref() == Some(uid))
+        .max_by_key(|event| {
+            event
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(event.event_time.as_ref().map(|t| t.0))
+        })
+        .and_then(|event| event.message.clone())
 }
 
 /// Enforce mode: evicts, through the Eviction API so disruption budgets hold, every pod that
@@ -475,11 +747,22 @@ async fn publish(
     message: &str,
     ctx: &Context,
 ) {
+    publish_as(rdc, type_, reason, message, "Reconcile", ctx).await;
+}
+
+async fn publish_as(
+    rdc: &RegionalDataCenter,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+    action: &str,
+    ctx: &Context,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
         note: Some(message.chars().take(1000).collect()),
-        action: "Reconcile".to_owned(),
+        action: action.chars().take(128).collect(),
         secondary: None,
     };
     ctx.writer.metrics().write("create", "Event");

@@ -37,6 +37,10 @@ pub struct Observation<'a> {
     pub audit: &'a Audit,
     /// Label keys the operator reads that kubelets may set on their own Node.
     pub kubelet_settable_keys: &'a [&'a str],
+    /// A child the API server would not let the operator update, and what a person does about it.
+    pub refused: Option<&'a Blocker>,
+    /// Why the StatefulSet controller cannot create the missing pods, in the API server's words.
+    pub pods_refused: Option<&'a str>,
 }
 
 fn condition(
@@ -116,7 +120,17 @@ pub fn derive_status(
             ),
         ),
     };
-    let workload = if o.ready_replicas >= o.replicas {
+    let workload = if let Some(refusal) = o.pods_refused {
+        cond(
+            WORKLOAD_AVAILABLE,
+            Some(false),
+            "PodsRefused",
+            format!(
+                "{} of {} replicas are ready; the API server refuses their pods: {refusal}",
+                o.ready_replicas, o.replicas
+            ),
+        )
+    } else if o.ready_replicas >= o.replicas {
         cond(
             WORKLOAD_AVAILABLE,
             Some(true),
@@ -160,11 +174,13 @@ pub fn derive_status(
             "no pod is scheduled and no volume is bound yet".to_owned(),
         ),
     };
-    // Ready names the most pressing reason: a blocker, then residency, storage, workload.
+    // Ready names the most pressing reason: a blocker, a residency verdict against the promise,
+    // a refused update, then residency, storage, workload.
     let not_ready = [&residency, &storage, &workload]
         .into_iter()
         .find(|c| c.status != "True");
-    let ready = match (o.blocker, not_ready) {
+    let refused = o.refused.filter(|_| residency.status != "False");
+    let ready = match (o.blocker.or(refused), not_ready) {
         (Some(blocker), _) => cond(READY, Some(false), blocker.reason, blocker.message.clone()),
         (None, Some(failing)) => cond(READY, Some(false), &failing.reason, failing.message.clone()),
         (None, None) => cond(
@@ -202,6 +218,8 @@ pub fn derive_status(
         Phase::Violated
     } else if o.blocker.is_some() {
         Phase::Pending
+    } else if o.refused.is_some() {
+        Phase::Degraded
     } else if ready.status == "True" {
         Phase::Ready
     } else if storage.status == "True" && o.ready_replicas > 0 {
@@ -296,6 +314,8 @@ mod tests {
             storage_hint: "",
             audit,
             kubelet_settable_keys: &[],
+            refused: None,
+            pods_refused: None,
         }
     }
 
@@ -437,5 +457,51 @@ mod tests {
                 .message
                 .contains("1 of 3 claims are bound; waiting for provisioner")
         );
+    }
+
+    #[test]
+    fn refused_pods_say_so_with_the_api_servers_words() {
+        let audit = Audit {
+            placements: vec![],
+            findings: vec![],
+            residency: Residency::Pending,
+        };
+        let mut o = observation(&audit, 0);
+        let words =
+            r#"pods "vehicle-data-0" is forbidden: violates PodSecurity "restricted:latest""#;
+        o.pods_refused = Some(words);
+        let status = derive_status(&o, None, at(0));
+        let workload = condition_of(&status, WORKLOAD_AVAILABLE);
+        assert_eq!(
+            (workload.status.as_str(), workload.reason.as_str()),
+            ("False", "PodsRefused")
+        );
+        assert!(workload.message.contains(words), "{}", workload.message);
+    }
+
+    #[test]
+    fn a_refused_update_fails_ready_with_the_steps_unless_residency_is_violated() {
+        let audit = compliant_audit(3);
+        let refused = Blocker {
+            reason: "UpdateRefused",
+            message: "delete it with --cascade=orphan".to_owned(),
+        };
+        let mut o = observation(&audit, 3);
+        o.refused = Some(&refused);
+        let status = derive_status(&o, None, at(0));
+        assert_eq!(status.phase, Some(Phase::Degraded));
+        let ready = condition_of(&status, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "UpdateRefused")
+        );
+        assert!(ready.message.contains("--cascade=orphan"));
+
+        let mut violated = compliant_audit(3);
+        violated.residency = Residency::Violated;
+        o.audit = &violated;
+        let status = derive_status(&o, None, at(0));
+        assert_eq!(condition_of(&status, READY).reason, "Violated");
+        assert_eq!(status.phase, Some(Phase::Violated));
     }
 }

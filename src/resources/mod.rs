@@ -5,7 +5,7 @@ mod service;
 mod statefulset;
 mod storage;
 
-pub use network_policy::network_policy;
+pub use network_policy::{DnsPeer, network_policy};
 pub use service::service;
 pub use statefulset::{DATA_VOLUME, claim_name, pod_name, statefulset};
 pub use storage::{LocalVolumePlan, local_storage_class, local_volumes, managed_storage_class};
@@ -193,7 +193,7 @@ pub(crate) mod fixtures {
                     size: Quantity("50Gi".to_owned()),
                     mode: StorageMode::Local,
                     storage_class_name: None,
-                    local_path: Some("/mnt/domicile".to_owned()),
+                    local_path: None,
                     retain_on_delete: true,
                 },
                 workload: WorkloadSpec {
@@ -205,6 +205,8 @@ pub(crate) mod fixtures {
                     env: None,
                     resources: None,
                     mount_path: "/data".to_owned(),
+                    run_as_user: 65532,
+                    run_as_group: 65532,
                 },
                 enforcement: Enforcement::Audit,
                 network: None,

@@ -6,8 +6,9 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, NodeAffinity, NodeSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeMount, VolumeResourceRequirements,
+    Affinity, Capabilities, Container, ContainerPort, NodeAffinity, NodeSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecurityContext, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -60,6 +61,15 @@ pub fn statefulset(
             mount_path: workload.mount_path.clone(),
             ..Default::default()
         }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let claim_template = PersistentVolumeClaim {
@@ -119,11 +129,31 @@ pub fn statefulset(
                         ..Default::default()
                     }),
                     containers: vec![container],
+                    security_context: Some(pod_security_context(rdc)),
+                    // The workload never talks to the API server, so it gets no token to leak.
+                    automount_service_account_token: Some(false),
                     ..Default::default()
                 }),
             },
             volume_claim_templates: Some(vec![claim_template]),
             ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What the restricted Pod Security Standard asks of a pod, with the data volume writable by the
+/// workload's group.
+fn pod_security_context(rdc: &RegionalDataCenter) -> PodSecurityContext {
+    let workload = &rdc.spec.workload;
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(workload.run_as_user),
+        run_as_group: Some(workload.run_as_group),
+        fs_group: Some(workload.run_as_group),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
         }),
         ..Default::default()
     }
@@ -251,5 +281,60 @@ mod tests {
         );
         assert_eq!(pod_name(&rdc, 2), "vehicle-data-2");
         assert_eq!(claim_name(&rdc, 2), "data-vehicle-data-2");
+    }
+
+    #[test]
+    fn pods_meet_the_restricted_pod_security_standard() {
+        let mut rdc = rdc("CN", 1);
+        let j = Jurisdiction::parse("CN").expect("valid");
+        let keys = NodeLabelKeys::default();
+        let pod = |rdc: &RegionalDataCenter| {
+            statefulset(rdc, &j, &keys, "c")
+                .spec
+                .and_then(|s| s.template.spec)
+                .expect("a pod spec")
+        };
+        let spec = pod(&rdc);
+        let security = spec
+            .security_context
+            .as_ref()
+            .expect("a pod security context");
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.run_as_user, Some(65532));
+        assert_eq!(security.fs_group, Some(65532), "the volume is writable");
+        assert_eq!(
+            security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        let container = spec.containers[0]
+            .security_context
+            .as_ref()
+            .expect("a container security context");
+        assert_eq!(container.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            container.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()])
+        );
+        assert_eq!(
+            container.capabilities.as_ref().and_then(|c| c.add.clone()),
+            None
+        );
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert!(
+            spec.volumes.is_none(),
+            "no volume but the claim: no hostPath"
+        );
+
+        rdc.spec.workload.run_as_user = 1000;
+        rdc.spec.workload.run_as_group = 2000;
+        let security = pod(&rdc).security_context.expect("a pod security context");
+        assert_eq!(
+            (
+                security.run_as_user,
+                security.run_as_group,
+                security.fs_group
+            ),
+            (Some(1000), Some(2000), Some(2000))
+        );
     }
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sha2::{Digest, Sha256};
 
 use super::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL, claim_name, name, namespace};
 use crate::api::RegionalDataCenter;
@@ -97,20 +98,19 @@ pub struct LocalVolumePlan {
 }
 
 /// One local volume per replica, each on its own eligible node and pre-bound to the replica's
-/// claim so that no other claim can take it. A volume that already exists keeps its node, even
-/// if that node is no longer eligible: data is never moved; the audit reports it instead.
+/// claim so that no other claim can take it. Each lives at `<local_root>/<namespace>/<name>/<ordinal>`:
+/// the operator, not the tenant, chooses the host path. A volume that already exists keeps its
+/// node, name and path (all immutable), even if that node is no longer eligible: data is never
+/// moved; the audit reports it instead.
 pub fn local_volumes(
     rdc: &RegionalDataCenter,
     storage_class: &str,
     eligible_nodes: &[&Node],
     existing: &[PersistentVolume],
+    local_root: &str,
 ) -> LocalVolumePlan {
-    let existing_node = |ordinal: i32| {
-        existing
-            .iter()
-            .find(|pv| ordinal_of(pv) == Some(ordinal))
-            .and_then(pinned_hostname)
-    };
+    let existing_of = |ordinal: i32| existing.iter().find(|pv| ordinal_of(pv) == Some(ordinal));
+    let existing_node = |ordinal: i32| existing_of(ordinal).and_then(pinned_hostname);
     let mut used: BTreeSet<String> = (0..rdc.spec.workload.replicas)
         .filter_map(existing_node)
         .collect();
@@ -127,16 +127,33 @@ pub fn local_volumes(
     };
     for ordinal in 0..rdc.spec.workload.replicas {
         let node = existing_node(ordinal).or_else(|| free.next());
-        match node {
-            Some(node) => {
-                used.insert(node.clone());
-                plan.volumes
-                    .push(local_volume(rdc, storage_class, ordinal, &node));
-            }
-            None => plan.unplaced += 1,
-        }
+        let Some(node) = node else {
+            plan.unplaced += 1;
+            continue;
+        };
+        used.insert(node.clone());
+        let existing = existing_of(ordinal);
+        let name = existing
+            .and_then(|pv| pv.metadata.name.clone())
+            .unwrap_or_else(|| local_volume_name(rdc, ordinal));
+        let path = existing
+            .and_then(|pv| Some(pv.spec.as_ref()?.local.as_ref()?.path.clone()))
+            .unwrap_or_else(|| local_volume_path(rdc, ordinal, local_root));
+        plan.volumes.push(local_volume(
+            rdc,
+            storage_class,
+            ordinal,
+            &node,
+            VolumeIdentity { name, path },
+        ));
     }
     plan
+}
+
+/// Where a local volume is: its cluster-wide name and its directory on the node.
+struct VolumeIdentity {
+    name: String,
+    path: String,
 }
 
 fn local_volume(
@@ -144,16 +161,11 @@ fn local_volume(
     storage_class: &str,
     ordinal: i32,
     host: &str,
+    identity: VolumeIdentity,
 ) -> PersistentVolume {
-    let local_path = rdc
-        .spec
-        .storage
-        .local_path
-        .as_deref()
-        .unwrap_or("/mnt/domicile");
     PersistentVolume {
         metadata: ObjectMeta {
-            name: Some(local_volume_name(rdc, ordinal)),
+            name: Some(identity.name),
             labels: Some(BTreeMap::from([
                 (
                     "app.kubernetes.io/managed-by".to_owned(),
@@ -175,12 +187,7 @@ fn local_volume(
             storage_class_name: Some(storage_class.to_owned()),
             volume_mode: Some("Filesystem".to_owned()),
             local: Some(LocalVolumeSource {
-                path: format!(
-                    "{}/{}/{}/{ordinal}",
-                    local_path.trim_end_matches('/'),
-                    namespace(rdc),
-                    name(rdc)
-                ),
+                path: identity.path,
                 fs_type: None,
             }),
             claim_ref: Some(ObjectReference {
@@ -208,9 +215,32 @@ fn local_volume(
     }
 }
 
-/// `domicile-<namespace>-<name>-<ordinal>`; PV names are cluster-wide, so the namespace is in it.
+/// `<local_root>/<namespace>/<name>/<ordinal>`. Namespace and name are DNS names (no `/`, no
+/// `..`), so the path cannot leave the root.
+pub fn local_volume_path(rdc: &RegionalDataCenter, ordinal: i32, local_root: &str) -> String {
+    format!(
+        "{}/{}/{}/{ordinal}",
+        local_root.trim_end_matches('/'),
+        namespace(rdc),
+        name(rdc)
+    )
+}
+
+/// The longest name a PersistentVolume may have.
+const MAX_VOLUME_NAME: usize = 253;
+
+/// `domicile-<namespace>.<name>-<ordinal>`. PV names are cluster-wide; a namespace never holds a
+/// dot, so the first dot separates it from the name and no two data centres share a volume name
+/// (`fleet-cn/vehicle-data` and `fleet/cn-vehicle-data` differ). Names too long for that get a
+/// digest of `<namespace>/<name>` instead.
 pub fn local_volume_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
-    format!("domicile-{}-{}-{ordinal}", namespace(rdc), name(rdc))
+    let readable = format!("domicile-{}.{}-{ordinal}", namespace(rdc), name(rdc));
+    if readable.len() <= MAX_VOLUME_NAME {
+        return readable;
+    }
+    let digest = Sha256::digest(format!("{}/{}", namespace(rdc), name(rdc)));
+    let short: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("domicile-{short}-{ordinal}")
 }
 
 fn ordinal_of(pv: &PersistentVolume) -> Option<i32> {
@@ -261,6 +291,8 @@ mod tests {
     use super::*;
     use crate::resources::fixtures::rdc;
 
+    const ROOT: &str = "/var/lib/domicile";
+
     fn node(name: &str) -> Node {
         Node {
             metadata: ObjectMeta {
@@ -283,13 +315,13 @@ mod tests {
     fn each_replica_gets_a_volume_on_its_own_eligible_node() {
         let nodes = [node("cn-3"), node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
-        let plan = local_volumes(&rdc("CN", 3), "domicile-local-cn", &eligible, &[]);
+        let plan = local_volumes(&rdc("CN", 3), "domicile-local-cn", &eligible, &[], ROOT);
         assert_eq!(plan.unplaced, 0);
         assert_eq!(hosts(&plan), ["cn-1", "cn-2", "cn-3"]);
         let pv = &plan.volumes[1];
         assert_eq!(
             pv.metadata.name.as_deref(),
-            Some("domicile-fleet-cn-vehicle-data-1")
+            Some("domicile-fleet-cn.vehicle-data-1")
         );
         let spec = pv.spec.as_ref().expect("a spec");
         assert_eq!(
@@ -305,7 +337,7 @@ mod tests {
         assert_eq!(claim.namespace.as_deref(), Some("fleet-cn"));
         assert_eq!(
             spec.local.as_ref().map(|l| l.path.as_str()),
-            Some("/mnt/domicile/fleet-cn/vehicle-data/1")
+            Some("/var/lib/domicile/fleet-cn/vehicle-data/1")
         );
     }
 
@@ -313,7 +345,7 @@ mod tests {
     fn too_few_eligible_nodes_leaves_replicas_unplaced() {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
-        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[]);
+        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[], ROOT);
         assert_eq!(plan.volumes.len(), 2);
         assert_eq!(plan.unplaced, 1);
     }
@@ -323,7 +355,7 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
-        let mut existing = local_volumes(&rdc, "c", &eligible, &[]).volumes;
+        let mut existing = local_volumes(&rdc, "c", &eligible, &[], ROOT).volumes;
         assert_eq!(
             existing
                 .iter()
@@ -333,7 +365,7 @@ mod tests {
         );
         existing.truncate(1); // replica 0 on cn-1 exists; cn-1 has since lost its label
         let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
-        let plan = local_volumes(&rdc, "c", &now_eligible, &existing);
+        let plan = local_volumes(&rdc, "c", &now_eligible, &existing, ROOT);
         assert_eq!(hosts(&plan), ["cn-1", "cn-2"]);
     }
 
@@ -369,5 +401,58 @@ mod tests {
         let local = local_storage_class(&Jurisdiction::parse("DE").expect("valid"), &keys);
         assert_eq!(local.metadata.name.as_deref(), Some("domicile-local-de"));
         assert_eq!(local.provisioner, "kubernetes.io/no-provisioner");
+    }
+
+    #[test]
+    fn volume_names_never_collide_across_namespaces() {
+        let mut a = rdc("CN", 1);
+        a.metadata.namespace = Some("fleet-cn".to_owned());
+        a.metadata.name = Some("vehicle-data".to_owned());
+        let mut b = rdc("CN", 1);
+        b.metadata.namespace = Some("fleet".to_owned());
+        b.metadata.name = Some("cn-vehicle-data".to_owned());
+        assert_ne!(local_volume_name(&a, 0), local_volume_name(&b, 0));
+        assert_ne!(
+            local_volume_path(&a, 0, ROOT),
+            local_volume_path(&b, 0, ROOT)
+        );
+        let mut long = rdc("CN", 1);
+        long.metadata.name = Some("x".repeat(250));
+        let name = local_volume_name(&long, 7);
+        assert!(
+            name.len() <= MAX_VOLUME_NAME && name.ends_with("-7"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn the_operator_chooses_the_host_path_under_its_root() {
+        let nodes = [node("cn-1")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let mut rdc = rdc("CN", 1);
+        // A value left from the removed field is ignored, whatever it says.
+        rdc.spec.storage.local_path = Some("/".to_owned());
+        let plan = local_volumes(&rdc, "c", &eligible, &[], "/srv/domicile/");
+        let path = plan.volumes[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.local.as_ref())
+            .map(|l| l.path.clone());
+        assert_eq!(
+            path.as_deref(),
+            Some("/srv/domicile/fleet-cn/vehicle-data/0")
+        );
+    }
+
+    #[test]
+    fn an_existing_volume_keeps_its_name_and_path() {
+        let nodes = [node("cn-1"), node("cn-2")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let rdc = rdc("CN", 1);
+        let mut old = local_volumes(&rdc, "c", &eligible[1..], &[], "/mnt/old").volumes;
+        old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
+        let plan = local_volumes(&rdc, "c", &eligible, &old, ROOT);
+        assert_eq!(plan.volumes[0].metadata.name, old[0].metadata.name);
+        assert_eq!(plan.volumes[0].spec, old[0].spec);
     }
 }

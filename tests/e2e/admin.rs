@@ -190,10 +190,26 @@ fn metrics_expose_every_family_with_bounded_labels() {
         "domicile_regional_data_centers",
         "domicile_violations",
         "domicile_kubernetes_writes",
+        "domicile_watch_last_event_age_seconds",
+        "domicile_watch_healthy",
     ] {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
             "no {family} in:\n{text}"
+        );
+    }
+    for resource in [
+        "nodes",
+        "pods",
+        "statefulsets",
+        "regionaldatacenters",
+        "events",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "domicile_watch_healthy{{resource=\"{resource}\"}} 1"
+            )),
+            "the {resource} watch is not reported healthy:\n{text}"
         );
     }
     let compliant =

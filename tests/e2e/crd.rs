@@ -87,7 +87,7 @@ fn valid_rdc_is_created_defaulted_and_read_back() {
     let spec = &stored["spec"];
     assert_eq!(spec["jurisdiction"], "CN");
     assert_eq!(spec["storage"]["size"], "50Gi");
-    assert_eq!(spec["storage"]["localPath"], "/mnt/domicile");
+    assert!(spec["storage"].get("localPath").is_none());
     assert_eq!(spec["workload"]["replicas"], 3);
     assert_eq!(
         spec["network"]["allowedEgressCIDRs"],
@@ -139,7 +139,8 @@ fn minimal_dynamic_rdc_with_subdivision_numeric_size_and_ipv6_cidr_is_accepted()
     .expect("kubectl prints JSON");
     assert_eq!(spec["storage"]["mode"], "Dynamic");
     assert_eq!(spec["workload"]["replicas"], 1);
-    assert_eq!(spec["network"]["restrictEgress"], false);
+    assert_eq!(spec["network"]["fence"], true, "the fence is on by default");
+    assert_eq!(spec["workload"]["runAsUser"], 65532);
 }
 
 #[test]

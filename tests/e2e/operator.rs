@@ -244,8 +244,8 @@ fn deleting_a_data_centre_keeps_its_claims_and_volumes() {
     assert_eq!(
         volumes,
         [
-            format!("domicile-{}-ledger-0", ns.name),
-            format!("domicile-{}-ledger-1", ns.name)
+            format!("domicile-{}.ledger-0", ns.name),
+            format!("domicile-{}.ledger-1", ns.name)
         ]
     );
 

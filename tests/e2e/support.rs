@@ -135,13 +135,19 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub fn new(test: &str) -> Self {
-        install_crd();
-        let name = format!(
+        Self::named(format!(
             "e2e-{}-{}-{}",
             test.replace('_', "-").chars().take(40).collect::<String>(),
             std::process::id(),
             NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
-        );
+        ))
+    }
+
+    /// A namespace called exactly `name` (which must start with `e2e-`, so the quiet test
+    /// waits for it to go).
+    pub fn named(name: String) -> Self {
+        assert!(name.starts_with("e2e-"), "{name}");
+        install_crd();
         kubectl_ok(&["create", "namespace", &name], None);
         Self { name }
     }
@@ -192,9 +198,9 @@ pub fn valid_rdc(name: &str) -> Value {
         "metadata": {"name": name},
         "spec": {
             "jurisdiction": "CN",
-            "storage": {"size": "50Gi", "mode": "Local", "localPath": "/mnt/domicile"},
+            "storage": {"size": "50Gi", "mode": "Local"},
             "workload": {"image": "registry.example/ingest:1.4", "replicas": 3, "port": 8080},
-            "network": {"restrictEgress": true, "allowedEgressCIDRs": ["10.20.0.0/16"]}
+            "network": {"allowedEgressCIDRs": ["10.20.0.0/16"]}
         }
     })
 }
@@ -293,7 +299,7 @@ pub fn local_rdc(name: &str, jurisdiction: &str, replicas: i32) -> Value {
         "metadata": {"name": name},
         "spec": {
             "jurisdiction": jurisdiction,
-            "storage": {"size": "1Gi", "mode": "Local", "localPath": "/mnt/domicile"},
+            "storage": {"size": "1Gi", "mode": "Local"},
             "workload": {"image": "registry.example/ingest:1.4", "replicas": replicas, "port": 8080}
         }
     })

@@ -75,12 +75,29 @@ refused!(unknown_storage_mode, "/spec/storage/mode" => "Remote",
     "spec.storage.mode", "supported values: \"Dynamic\", \"Local\"");
 refused!(unknown_enforcement, "/spec/enforcement" => "Evict",
     "spec.enforcement", "supported values: \"Audit\", \"Enforce\"");
-refused!(local_mode_without_local_path, "/spec/storage/localPath" => None,
-    "spec.storage.localPath", "localPath is required when mode is Local");
-refused!(relative_local_path, "/spec/storage/localPath" => "mnt/domicile",
-    "spec.storage.localPath", "localPath must be an absolute path");
-refused!(local_path_escaping_upwards, "/spec/storage/localPath" => "/mnt/../etc",
-    "spec.storage.localPath", "must not contain '..'");
+// No spec field lets a tenant choose a host path: the old localPath is refused, whatever it says.
+refused!(local_path_of_the_node_root, "/spec/storage/localPath" => "/",
+    "spec.storage.localPath", "localPath was removed: tenants do not choose host paths");
+refused!(local_path_of_the_kubelet, "/spec/storage/localPath" => "/var/lib/kubelet",
+    "spec.storage.localPath", "local volumes live under the operator's --local-root");
+refused!(restrict_egress_replaced_by_the_fence, "/spec/network/restrictEgress" => false,
+    "spec.network.restrictEgress", "restrictEgress was replaced by fence");
+refused!(egress_to_everywhere, "/spec/network/allowedEgressCIDRs" => ["0.0.0.0/0"],
+    "spec.network.allowedEgressCIDRs", "0.0.0.0/0, ::/0 and other catch-all ranges are refused");
+refused!(egress_to_everywhere_over_ipv6, "/spec/network/allowedEgressCIDRs" => ["10.20.0.0/16", "::/0"],
+    "spec.network.allowedEgressCIDRs", "must not open the fence to everything");
+refused!(egress_to_half_the_internet, "/spec/network/allowedEgressCIDRs" => ["0.0.0.0/1", "128.0.0.0/1"],
+    "spec.network.allowedEgressCIDRs", "IPv4 prefixes must be /8 or longer");
+refused!(egress_cidr_that_is_not_a_network_address, "/spec/network/allowedEgressCIDRs" => ["10.20.0.1/16"],
+    "spec.network.allowedEgressCIDRs", "must hold network addresses");
+refused!(ingress_from_everywhere, "/spec/network/allowedIngress" => json!([{"cidr": "0.0.0.0/0"}]),
+    "spec.network.allowedIngress[0].cidr", "must not open the fence to everything");
+refused!(ingress_peer_with_cidr_and_selector, "/spec/network/allowedIngress" => json!([{"cidr": "10.1.0.0/16", "podSelector": {}}]),
+    "spec.network.allowedIngress[0]", "names either a cidr, or a namespaceSelector");
+refused!(root_user, "/spec/workload/runAsUser" => 0,
+    "spec.workload.runAsUser", "greater than or equal to 1");
+refused!(root_group, "/spec/workload/runAsGroup" => 0,
+    "spec.workload.runAsGroup", "greater than or equal to 1");
 refused!(storage_class_in_local_mode, "/spec/storage/storageClassName" => "fast",
     "spec.storage.storageClassName", "storageClassName applies only to mode Dynamic");
 refused!(invalid_cidr, "/spec/network/allowedEgressCIDRs" => ["10.20.0.0/16", "10.0.0.0/33"],

@@ -1,0 +1,156 @@
+//! The API server crashes (SIGKILL) or restarts gracefully (SIGTERM) under the running operator:
+//! /readyz says 503 while it is gone, and once it is back the operator sees a relabel and
+//! converges a new data centre within 30 s, without being restarted. hack/e2e.sh runs these alone,
+//! one at a time, since every other test would fail while the API server is down.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{JURISDICTION_LABEL, TestNamespace, TestNode, kubectl_ok, local_rdc, poll};
+
+const DOWN_FOR: Duration = Duration::from_secs(20);
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+fn apiserver(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/apiserver.sh");
+    let status = Command::new(script)
+        .args(args)
+        .status()
+        .expect("hack/apiserver.sh runs");
+    assert!(
+        status.success(),
+        "hack/apiserver.sh {} failed",
+        args.join(" ")
+    );
+}
+
+fn readyz() -> Option<u16> {
+    let url = std::env::var("DOMICILE_METRICS_URL")
+        .expect("DOMICILE_METRICS_URL names the operator's /metrics (hack/e2e.sh sets it)")
+        .replace("/metrics", "/readyz");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+            &url,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .ok()
+        .filter(|code| *code != 0)
+}
+
+fn status(ns: &TestNamespace, rdc: &str) -> Option<Value> {
+    let out = ns.kubectl(&["get", "rdc", rdc, "-o", "json"], None);
+    out.success
+        .then(|| serde_json::from_str::<Value>(&out.stdout).ok())
+        .flatten()
+        .map(|rdc| rdc["status"].clone())
+}
+
+fn ready(status: &Value) -> bool {
+    status["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// Three outages in a row, each followed by a relabel and a new data centre.
+fn survive_outages(signal: &str) {
+    let nodes = [
+        TestNode::new("e2e-is", &[(JURISDICTION_LABEL, "IS")]),
+        TestNode::new("e2e-is", &[(JURISDICTION_LABEL, "IS")]),
+    ];
+    let ns = TestNamespace::new(&format!("outage_{}", signal.to_lowercase()));
+    ns.create_and_wait_ready(&local_rdc("before", "IS", 1));
+    let pod = ns.get_json("pod", "before-0").expect("the pod runs");
+    let node = pod["spec"]["nodeName"]
+        .as_str()
+        .expect("scheduled")
+        .to_owned();
+    assert!(nodes.iter().any(|n| n.name == node));
+    poll("/readyz to answer 200", Duration::from_secs(30), || {
+        (readyz()? == 200).then_some(())
+    });
+
+    for round in 1..=3 {
+        apiserver(&["stop", signal]);
+        let down = Instant::now();
+        let mut answers = Vec::new();
+        while down.elapsed() < DOWN_FOR {
+            answers.push(readyz());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        apiserver(&["start"]);
+        let back = Instant::now();
+        let unready = answers.iter().filter(|a| **a == Some(503)).count();
+        assert!(
+            answers.iter().rev().take(10).all(|a| *a == Some(503)),
+            "round {round}: /readyz did not answer 503 for the last 5 s of the outage: {answers:?}"
+        );
+
+        // What the operator must notice: a relabel of the node under `before`, and a new one.
+        let (label, expected) = if round % 2 == 1 {
+            ("US", "Violated")
+        } else {
+            ("IS", "Compliant")
+        };
+        kubectl_ok(
+            &[
+                "label",
+                "node",
+                &node,
+                &format!("{JURISDICTION_LABEL}={label}"),
+                "--overwrite",
+            ],
+            None,
+        );
+        let fresh = format!("after-{round}");
+        ns.kubectl_ok(
+            &["apply", "-f", "-"],
+            Some(&local_rdc(&fresh, "IS", 1).to_string()),
+        );
+        let deadline = CONVERGE_WITHIN.saturating_sub(back.elapsed());
+        let seen = poll(
+            &format!("round {round}: residency {expected} after SIG{signal}"),
+            deadline,
+            || (status(&ns, "before")?["residency"] == expected).then(|| back.elapsed()),
+        );
+        let deadline = CONVERGE_WITHIN.saturating_sub(back.elapsed());
+        let converged = poll(
+            &format!("round {round}: {fresh} Ready after SIG{signal}"),
+            deadline,
+            || ready(&status(&ns, &fresh)?).then(|| back.elapsed()),
+        );
+        let healthy = poll(
+            &format!("round {round}: /readyz 200 again"),
+            CONVERGE_WITHIN,
+            || (readyz()? == 200).then(|| back.elapsed()),
+        );
+        eprintln!(
+            "SIG{signal} round {round}: /readyz 503 in {unready} of {} probes while down; after the API \
+             server was back: relabel seen in {seen:?}, new data centre Ready in {converged:?}, \
+             /readyz 200 in {healthy:?}",
+            answers.len()
+        );
+    }
+}
+
+#[test]
+fn the_operator_survives_an_api_server_crash() {
+    survive_outages("KILL");
+}
+
+#[test]
+fn the_operator_survives_a_graceful_api_server_restart() {
+    survive_outages("TERM");
+}
