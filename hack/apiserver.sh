@@ -27,8 +27,8 @@ case "${1:-}" in
     signal="${2:?hack/apiserver.sh stop SIGNAL, e.g. KILL or TERM}"
     pid="$(cat "$CLUSTER_DIR/pids/kube-apiserver.pid")"
     kill -s "$signal" "$pid"
-    # A graceful stop drains requests for a while; give it the time it asks for.
-    for _ in $(seq 120); do
+    # A graceful stop waits up to 60 s for open connections (watches) before it exits.
+    for _ in $(seq 180); do
       kill -0 "$pid" 2>/dev/null || exit 0
       sleep 0.5
     done

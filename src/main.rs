@@ -217,7 +217,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
              reports LabelTrusted=False)"
         );
     }
-    let client = kube::Client::try_default().await?;
+    let mut config = kube::Config::infer().await?;
+    // The client's own retry of 429/503/504 waits up to minutes inside one request, silently
+    // (a restarting API server answers 503); the watches and reconciles retry on their own, with
+    // short backoffs, and /readyz says while they fail.
+    config.default_retry = false;
+    let client = kube::Client::try_from(config)?;
     let health = Health::default();
     let listener = tokio::net::TcpListener::bind(settings.admin_address)
         .await

@@ -115,18 +115,27 @@ pub struct Context {
 /// The field selector of the Events that say a StatefulSet could not create a pod.
 pub const REFUSAL_EVENTS: &str = "involvedObject.kind=StatefulSet,reason=FailedCreate";
 
-/// Starts the watch of `K` that fills a cache: it reports to `watches` under `resource`, retries
-/// within seconds after the API server went away, and signals `synced` once every watch listed.
+/// A watch that fills a cache, driven by a task of its own, so that it keeps reading, notices a
+/// lost API server and reconnects even while every reconcile is busy (a watch polled only by the
+/// controller stalls with it, and its connection sits in CLOSE-WAIT). The controller gets the
+/// objects it touches through a channel.
+struct CachedWatch<K: kube::Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    /// Every object an event applied or deleted; for the RegionalDataCenters, applied only.
+    touched: futures::channel::mpsc::UnboundedReceiver<K>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the watch of `K`: it reports to `watches` under `resource`, retries within seconds
+/// after the API server went away, and signals `synced` once every watch has listed everything.
 fn cached_watch<K>(
     api: Api<K>,
     config: watcher::Config,
     resource: &'static str,
     watches: &Arc<Watches>,
     synced: &Arc<SyncSignal>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>,
-)
+    deleted_too: bool,
+) -> CachedWatch<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -139,6 +148,7 @@ where
     watches.register(resource);
     let (store, writer) = reflector::store();
     let (watches, synced) = (Arc::clone(watches), Arc::clone(synced));
+    let (sender, touched) = futures::channel::mpsc::unbounded();
     let events = watcher(api, config)
         .inspect(move |event| {
             let now = Instant::now();
@@ -158,7 +168,34 @@ where
         })
         .backoff(WatchBackoff::default())
         .reflect(writer);
-    (store, events)
+    let task = tokio::spawn(events.for_each(move |event| {
+        let object = match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => Some(object),
+            Ok(watcher::Event::Delete(object)) if deleted_too => Some(object),
+            _ => None,
+        };
+        if let Some(object) = object {
+            // The receiver goes only when the controller stops, and this task with it.
+            let _ = sender.unbounded_send(object);
+        }
+        future::ready(())
+    }));
+    CachedWatch {
+        store,
+        touched,
+        task,
+    }
+}
+
+/// Stops the watch tasks when the controller stops (a clean shutdown or a lost lease).
+struct WatchTasks(Vec<tokio::task::AbortHandle>);
+
+impl Drop for WatchTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Fires once, when every watch has listed everything for the first time, and sets readiness.
@@ -251,30 +288,49 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let all = watcher::Config::default;
     macro_rules! watch {
         ($kind:ty, $config:expr, $resource:literal) => {
+            watch!($kind, $config, $resource, true)
+        };
+        ($kind:ty, $config:expr, $resource:literal, $deleted_too:expr) => {
             cached_watch(
                 Api::<$kind>::all(client.clone()),
                 $config,
                 $resource,
                 &watches,
                 &synced,
+                $deleted_too,
             )
         };
     }
-    let (nodes, node_events) = watch!(Node, all(), "nodes");
-    let (volumes, volume_events) = watch!(PersistentVolume, all(), "persistentvolumes");
-    let (classes, class_events) = watch!(StorageClass, all(), "storageclasses");
-    let (data_centers, rdc_events) = watch!(RegionalDataCenter, all(), "regionaldatacenters");
-    let (statefulsets, statefulset_events) = watch!(StatefulSet, labelled.clone(), "statefulsets");
-    let (services, service_events) = watch!(Service, labelled.clone(), "services");
-    let (network_policies, policy_events) =
-        watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
-    let (pods, pod_events) = watch!(Pod, labelled.clone(), "pods");
-    let (claims, claim_events) = watch!(PersistentVolumeClaim, labelled, "persistentvolumeclaims");
-    let (refusals, refusal_events) = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
+    let nodes = watch!(Node, all(), "nodes");
+    let volumes = watch!(PersistentVolume, all(), "persistentvolumes");
+    let classes = watch!(StorageClass, all(), "storageclasses");
+    let data_centers = watch!(RegionalDataCenter, all(), "regionaldatacenters", false);
+    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
+    let services = watch!(Service, labelled.clone(), "services");
+    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
+    let pods = watch!(Pod, labelled.clone(), "pods");
+    let claims = watch!(PersistentVolumeClaim, labelled, "persistentvolumeclaims");
+    let refusals = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
+    let _tasks = WatchTasks(
+        [
+            nodes.task.abort_handle(),
+            volumes.task.abort_handle(),
+            classes.task.abort_handle(),
+            data_centers.task.abort_handle(),
+            statefulsets.task.abort_handle(),
+            services.task.abort_handle(),
+            network_policies.task.abort_handle(),
+            pods.task.abort_handle(),
+            claims.task.abort_handle(),
+            refusals.task.abort_handle(),
+        ]
+        .into(),
+    );
 
-    let controller = Controller::for_stream(rdc_events.applied_objects(), data_centers.clone())
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency));
-    let _ = health.data_centers.set(data_centers.clone());
+    let controller =
+        Controller::for_stream(data_centers.touched.map(Ok), data_centers.store.clone())
+            .with_config(ControllerConfig::default().concurrency(settings.concurrency));
+    let _ = health.data_centers.set(data_centers.store.clone());
     // Once every cache is synced, every RegionalDataCenter is reconciled once more: a restarted
     // or newly elected operator picks up everything, including what it skipped while syncing.
     let all_synced = async move {
@@ -285,16 +341,16 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
         writer: Writer::new(health.metrics.clone()),
         caches: Caches {
-            nodes,
-            volumes,
-            classes,
-            data_centers: data_centers.clone(),
-            statefulsets,
-            services,
-            network_policies,
-            pods,
-            claims,
-            refusals,
+            nodes: nodes.store,
+            volumes: volumes.store,
+            classes: classes.store,
+            data_centers: data_centers.store.clone(),
+            statefulsets: statefulsets.store,
+            services: services.store,
+            network_policies: network_policies.store,
+            pods: pods.store,
+            claims: claims.store,
+            refusals: refusals.store,
         },
         backoffs: Backoffs::default(),
         watches: watches.clone(),
@@ -303,24 +359,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     });
 
     controller
-        .owns_stream(statefulset_events.touched_objects())
-        .owns_stream(service_events.touched_objects())
-        .owns_stream(policy_events.touched_objects())
-        .watches_stream(pod_events.touched_objects(), |pod| rdc_of_labelled(&pod))
-        .watches_stream(claim_events.touched_objects(), |claim| {
-            rdc_of_labelled(&claim)
-        })
-        .watches_stream(refusal_events.touched_objects(), |event| {
-            rdc_of_refusal(&event)
-        })
-        .watches_stream(volume_events.touched_objects(), |pv| rdc_of_volume(&pv))
+        .owns_stream(statefulsets.touched.map(Ok))
+        .owns_stream(services.touched.map(Ok))
+        .owns_stream(network_policies.touched.map(Ok))
+        .watches_stream(pods.touched.map(Ok), |pod| rdc_of_labelled(&pod))
+        .watches_stream(claims.touched.map(Ok), |claim| rdc_of_labelled(&claim))
+        .watches_stream(refusals.touched.map(Ok), |event| rdc_of_refusal(&event))
+        .watches_stream(volumes.touched.map(Ok), |pv| rdc_of_volume(&pv))
         // A node's labels decide eligibility for every data centre of its jurisdiction, and a
         // relabel loses the old value, so a node change concerns every data centre.
-        .watches_stream(
-            node_events.touched_objects(),
-            all_rdcs(data_centers.clone()),
-        )
-        .watches_stream(class_events.touched_objects(), all_rdcs(data_centers))
+        .watches_stream(nodes.touched.map(Ok), all_rdcs(data_centers.store.clone()))
+        .watches_stream(classes.touched.map(Ok), all_rdcs(data_centers.store))
         .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)

@@ -26,6 +26,27 @@ fn apiserver(args: &[&str]) {
     );
 }
 
+/// The API server, stopped until this is dropped: a failing test leaves a running cluster behind.
+struct Stopped;
+
+impl Stopped {
+    fn by(signal: &str) -> Self {
+        apiserver(&["stop", signal]);
+        Self
+    }
+
+    fn restart(self) {
+        std::mem::forget(self);
+        apiserver(&["start"]);
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        apiserver(&["start"]);
+    }
+}
+
 fn readyz() -> Option<u16> {
     let url = std::env::var("DOMICILE_METRICS_URL")
         .expect("DOMICILE_METRICS_URL names the operator's /metrics (hack/e2e.sh sets it)")
@@ -83,14 +104,14 @@ fn survive_outages(signal: &str) {
     });
 
     for round in 1..=3 {
-        apiserver(&["stop", signal]);
+        let stopped = Stopped::by(signal);
         let down = Instant::now();
         let mut answers = Vec::new();
         while down.elapsed() < DOWN_FOR {
             answers.push(readyz());
             std::thread::sleep(Duration::from_millis(500));
         }
-        apiserver(&["start"]);
+        stopped.restart();
         let back = Instant::now();
         let unready = answers.iter().filter(|a| **a == Some(503)).count();
         assert!(
