@@ -176,9 +176,17 @@ pub fn derive_status(
     };
     // Ready names the most pressing reason: a blocker, a residency verdict against the promise,
     // a refused update, then residency, storage, workload.
-    let not_ready = [&residency, &storage, &workload]
+    // Pods the namespace refuses explain why nothing is placed, so they come before residency.
+    let not_ready = [&residency, &workload]
         .into_iter()
-        .find(|c| c.status != "True");
+        .find(|c| {
+            c.status == "False" && (c.type_ == RESIDENCY_COMPLIANT || c.reason == "PodsRefused")
+        })
+        .or_else(|| {
+            [&residency, &storage, &workload]
+                .into_iter()
+                .find(|c| c.status != "True")
+        });
     let refused = o.refused.filter(|_| residency.status != "False");
     let ready = match (o.blocker.or(refused), not_ready) {
         (Some(blocker), _) => cond(READY, Some(false), blocker.reason, blocker.message.clone()),
@@ -477,6 +485,8 @@ mod tests {
             ("False", "PodsRefused")
         );
         assert!(workload.message.contains(words), "{}", workload.message);
+        let ready = condition_of(&status, READY);
+        assert_eq!(ready.reason, "PodsRefused", "the cause, not NothingPlaced");
     }
 
     #[test]

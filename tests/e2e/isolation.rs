@@ -132,6 +132,18 @@ fn pods_the_namespace_refuses_are_reported_with_the_api_servers_words() {
     assert_eq!(condition["status"], "False");
     assert!(message.contains("exceeded quota"), "{message}");
     assert!(message.contains("refused-0"), "{message}");
+    poll(
+        "a Warning Event PodsRefused",
+        Duration::from_secs(10),
+        || {
+            let selector = "involvedObject.name=refused,reason=PodsRefused,type=Warning";
+            let events = ns.kubectl_ok(
+                &["get", "events", "--field-selector", selector, "-o", "name"],
+                None,
+            );
+            (!events.trim().is_empty()).then_some(())
+        },
+    );
 
     // Once the namespace lets the pod in, the data centre converges.
     ns.kubectl_ok(&["delete", "quota", "no-pods"], None);
