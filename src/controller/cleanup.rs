@@ -2,7 +2,9 @@
 //! their owner references; the finalizer handles what they cannot: cluster-scoped volumes and
 //! classes. Data is deleted only when `spec.storage.retainOnDelete` is false.
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
@@ -46,6 +48,14 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
             ctx.writer.delete(&claims, Some(&claim)).await?;
         }
         tracing::info!(rdc = %me, volumes = mine.len(), "deleted with its claims and volumes, as retainOnDelete: false asks");
+    }
+    // Namespaced children go with their owner; the writer forgets them, and the volumes.
+    let (namespace, name) = (rdc.namespace().unwrap_or_default(), rdc.name_any());
+    ctx.writer.forget::<StatefulSet>(&namespace, &name);
+    ctx.writer.forget::<Service>(&namespace, &name);
+    ctx.writer.forget::<NetworkPolicy>(&namespace, &name);
+    for pv in &mine {
+        ctx.writer.forget::<PersistentVolume>("", &pv.name_any());
     }
     remove_unused_classes(rdc, ctx).await
 }

@@ -5,27 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{ClusterObject, TestNamespace, kubectl_ok, local_rdc, poll, unique};
-
-fn http_status(url: &str) -> Option<u16> {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "2",
-            url,
-        ])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .parse()
-        .ok()
-        .filter(|code| *code != 0)
-}
+use crate::support::{
+    ClusterObject, TestNamespace, http_status, kubectl_ok, local_rdc, poll, unique,
+};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (hack/e2e.sh sets it)"))

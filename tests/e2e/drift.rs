@@ -116,16 +116,7 @@ fn poll_quietly<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 }
 
 fn warning_reasons(ns: &TestNamespace, rdc: &str) -> Vec<String> {
-    let selector = format!("involvedObject.name={rdc}");
-    let out = ns.kubectl_ok(
-        &["get", "events", "--field-selector", &selector, "-o", "json"],
-        None,
-    );
-    let events: Value = serde_json::from_str(&out).expect("JSON");
-    events["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    ns.events_of(rdc, "")
         .iter()
         .map(|e| {
             format!(

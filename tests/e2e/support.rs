@@ -387,3 +387,40 @@ pub fn unique(prefix: &str) -> String {
         NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The HTTP status `url` answers with, or None when nothing answers.
+pub fn http_status(url: &str) -> Option<u16> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+            url,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .ok()
+        .filter(|code| *code != 0)
+}
+
+impl TestNamespace {
+    /// The Events of RegionalDataCenter `rdc` whose reason is `reason` (any, if empty).
+    pub fn events_of(&self, rdc: &str, reason: &str) -> Vec<Value> {
+        let mut selector = format!("involvedObject.name={rdc}");
+        if !reason.is_empty() {
+            selector.push_str(&format!(",reason={reason}"));
+        }
+        let out = self.kubectl_ok(
+            &["get", "events", "--field-selector", &selector, "-o", "json"],
+            None,
+        );
+        let events: Value = serde_json::from_str(&out).expect("kubectl prints JSON");
+        events["items"].as_array().cloned().unwrap_or_default()
+    }
+}

@@ -15,16 +15,7 @@ const RESTORE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Events of reason `reason` on RegionalDataCenter `rdc`, as their messages.
 fn event_messages(ns: &TestNamespace, rdc: &str, reason: &str) -> Vec<String> {
-    let selector = format!("involvedObject.name={rdc},reason={reason}");
-    let out = ns.kubectl_ok(
-        &["get", "events", "--field-selector", &selector, "-o", "json"],
-        None,
-    );
-    let events: Value = serde_json::from_str(&out).expect("JSON");
-    events["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    ns.events_of(rdc, reason)
         .iter()
         .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
         .collect()
