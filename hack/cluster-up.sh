@@ -73,30 +73,9 @@ start_component etcd "$ETCD_BIN/etcd" \
   --unsafe-no-fsync --quota-backend-bytes=1073741824 --log-level=warn
 wait_healthy etcd 60 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
-"$HACK_DIR/apiserver.sh" start
-
-kube_component_flags=(
-  --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG"
-  --authorization-kubeconfig="$ADMIN_KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1
-)
-log "starting kube-controller-manager and kube-scheduler"
-start_component kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
-  "${kube_component_flags[@]}" --secure-port="$CONTROLLER_MANAGER_PORT" \
-  --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
-  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-  --controllers='*' --allocate-node-cidrs=false --v=1
-start_component kube-scheduler "$KUBE_BIN/kube-scheduler" \
-  "${kube_component_flags[@]}" --secure-port="$SCHEDULER_PORT" --v=1
-wait_healthy kube-controller-manager 60 -k "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
-wait_healthy kube-scheduler 60 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
-
-log "starting kwok $KWOK_VERSION"
-start_component kwok "$KWOK_BIN/kwok" \
-  --kubeconfig="$ADMIN_KUBECONFIG" --config="$KWOK_BIN/stages.yaml" \
-  --manage-all-nodes=false --manage-nodes-with-label-selector=type=kwok \
-  --node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
-  --server-address="127.0.0.1:$KWOK_PORT"
-wait_healthy kwok 60 "http://127.0.0.1:$KWOK_PORT/healthz"
+for component in kube-apiserver kube-controller-manager kube-scheduler kwok; do
+  "$HACK_DIR/component.sh" start "$component"
+done
 
 kubectl() { "$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
 log "creating the fake nodes of hack/nodes.yaml"
