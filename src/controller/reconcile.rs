@@ -770,3 +770,92 @@ async fn publish_as(
         tracing::warn!(rdc = %ObjectRef::from(rdc), error = %err, "cannot publish an event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::rdc;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn settings() -> super::super::Settings {
+        super::super::Settings {
+            keys: resources::NodeLabelKeys::default(),
+            provisioner: "rancher.io/local-path".to_owned(),
+            local_root: "/var/lib/domicile".to_owned(),
+            dns: resources::DnsPeer::default(),
+            concurrency: 1,
+            admin_address: ([127, 0, 0, 1], 0).into(),
+        }
+    }
+
+    fn node(name: &str) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn declared(rdc: &RegionalDataCenter, nodes: &[Node], class_exists: bool) -> Declaration {
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let cn = Jurisdiction::parse("CN").expect("valid");
+        declare(rdc, &cn, &settings(), &eligible, &[], |_| class_exists)
+    }
+
+    #[test]
+    fn a_local_data_centre_declares_every_child_with_the_fence() {
+        let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
+        let Declaration {
+            class_name,
+            children,
+            blocker,
+        } = declared(&rdc("CN", 3), &nodes, true);
+        assert_eq!(blocker, None);
+        assert_eq!(class_name, "domicile-local-cn");
+        assert_eq!(children.volumes.len(), 3);
+        assert!(children.class.is_some());
+        assert!(children.network_policy.is_some(), "fenced by default");
+    }
+
+    #[test]
+    fn no_eligible_node_blocks_before_anything_else() {
+        let mut dynamic = rdc("CN", 1);
+        dynamic.spec.storage.mode = StorageMode::Dynamic;
+        dynamic.spec.storage.storage_class_name = Some("missing".to_owned());
+        let blocker = declared(&dynamic, &[], false).blocker.expect("blocked");
+        assert_eq!(blocker.reason, "NoEligibleNodes");
+        assert!(blocker.message.contains("kubectl label node"));
+        let blocker = declared(&dynamic, &[node("cn-1")], false)
+            .blocker
+            .expect("blocked");
+        assert_eq!(blocker.reason, "StorageClassNotFound");
+    }
+
+    #[test]
+    fn local_mode_with_too_few_nodes_says_how_many_are_missing() {
+        let blocker = declared(&rdc("CN", 3), &[node("cn-1")], true)
+            .blocker
+            .expect("blocked");
+        assert_eq!(blocker.reason, "InsufficientEligibleNodes");
+        assert!(blocker.message.contains("3 replicas need 3 nodes"));
+    }
+
+    #[test]
+    fn refused_updates_carry_the_steps_that_fix_them() {
+        let refused = refused_update("StatefulSet", "fleet-cn", "vehicle-data", "Forbidden");
+        assert_eq!(refused.reason, "UpdateRefused");
+        assert!(
+            refused
+                .message
+                .contains("kubectl delete statefulset vehicle-data -n fleet-cn --cascade=orphan")
+        );
+        let other = refused_update("Service", "fleet-cn", "vehicle-data", "Invalid");
+        assert!(
+            other
+                .message
+                .contains("kubectl get service vehicle-data -n fleet-cn")
+        );
+    }
+}
