@@ -23,7 +23,9 @@ use crate::api::jurisdiction::Jurisdiction;
 pub const RDC_LABEL: &str = "domicile.dev/regional-data-center";
 /// Label on cluster-scoped objects made for a RegionalDataCenter: the resource's namespace.
 pub const RDC_NAMESPACE_LABEL: &str = "domicile.dev/namespace";
-/// Annotation holding a hash of what the operator applied, so unchanged objects are not rewritten.
+/// Annotation holding a hash of what the operator last applied. It never decides whether to
+/// write (the live fields do); it only tells a restore (same declaration, changed object) from an
+/// update (a new declaration).
 pub const APPLIED_HASH_ANNOTATION: &str = "domicile.dev/applied-hash";
 /// The one field manager under which every object is applied.
 pub const FIELD_MANAGER: &str = "domicile";
