@@ -206,6 +206,7 @@ fn declare(
                 &class_name,
                 eligible,
                 &existing,
+                &resources::volumes_per_node(volumes),
                 &settings.local_root,
             );
             if plan.unplaced > 0 {

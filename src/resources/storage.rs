@@ -97,8 +97,9 @@ pub struct LocalVolumePlan {
     pub unplaced: usize,
 }
 
-/// One local volume per replica, each on its own eligible node and pre-bound to the replica's
-/// claim so that no other claim can take it. Each lives at `<local_root>/<namespace>/<name>/<ordinal>`:
+/// One local volume per replica, each on its own eligible node (the least loaded first, by
+/// `load`: domicile volumes per hostname) and pre-bound to the replica's claim so that no other
+/// claim can take it. Each lives at `<local_root>/<namespace>/<name>/<ordinal>`:
 /// the operator, not the tenant, chooses the host path. A volume that already exists keeps its
 /// node, name and path (all immutable), even if that node is no longer eligible: data is never
 /// moved; the audit reports it instead.
@@ -107,6 +108,7 @@ pub fn local_volumes(
     storage_class: &str,
     eligible_nodes: &[&Node],
     existing: &[PersistentVolume],
+    load: &BTreeMap<String, usize>,
     local_root: &str,
 ) -> LocalVolumePlan {
     let existing_of = |ordinal: i32| existing.iter().find(|pv| ordinal_of(pv) == Some(ordinal));
@@ -114,12 +116,17 @@ pub fn local_volumes(
     let mut used: BTreeSet<String> = (0..rdc.spec.workload.replicas)
         .filter_map(existing_node)
         .collect();
-    let mut free = eligible_nodes
+    // New volumes go to the eligible nodes that hold the fewest domicile volumes, by name among
+    // equals, so data spreads over the whole jurisdiction and the same cluster gives the same plan.
+    let mut free: Vec<String> = eligible_nodes
         .iter()
         .map(|node| hostname(node))
         .filter(|h| !used.contains(h))
         .collect::<BTreeSet<_>>()
-        .into_iter();
+        .into_iter()
+        .collect();
+    free.sort_by_key(|host| (load.get(host).copied().unwrap_or(0), host.clone()));
+    let mut free = free.into_iter();
 
     let mut plan = LocalVolumePlan {
         volumes: Vec::new(),
@@ -213,6 +220,24 @@ fn local_volume(
         }),
         ..Default::default()
     }
+}
+
+/// How many local volumes domicile made are pinned to each hostname.
+pub fn volumes_per_node(volumes: &[PersistentVolume]) -> BTreeMap<String, usize> {
+    let mut load = BTreeMap::new();
+    for host in volumes
+        .iter()
+        .filter(|pv| {
+            pv.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(RDC_LABEL))
+        })
+        .filter_map(pinned_hostname)
+    {
+        *load.entry(host).or_insert(0) += 1;
+    }
+    load
 }
 
 /// `<local_root>/<namespace>/<name>/<ordinal>`. Namespace and name are DNS names (no `/`, no
@@ -315,7 +340,14 @@ mod tests {
     fn each_replica_gets_a_volume_on_its_own_eligible_node() {
         let nodes = [node("cn-3"), node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
-        let plan = local_volumes(&rdc("CN", 3), "domicile-local-cn", &eligible, &[], ROOT);
+        let plan = local_volumes(
+            &rdc("CN", 3),
+            "domicile-local-cn",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            ROOT,
+        );
         assert_eq!(plan.unplaced, 0);
         assert_eq!(hosts(&plan), ["cn-1", "cn-2", "cn-3"]);
         let pv = &plan.volumes[1];
@@ -345,7 +377,7 @@ mod tests {
     fn too_few_eligible_nodes_leaves_replicas_unplaced() {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
-        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[], ROOT);
+        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[], &BTreeMap::new(), ROOT);
         assert_eq!(plan.volumes.len(), 2);
         assert_eq!(plan.unplaced, 1);
     }
@@ -355,7 +387,7 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
-        let mut existing = local_volumes(&rdc, "c", &eligible, &[], ROOT).volumes;
+        let mut existing = local_volumes(&rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT).volumes;
         assert_eq!(
             existing
                 .iter()
@@ -365,7 +397,7 @@ mod tests {
         );
         existing.truncate(1); // replica 0 on cn-1 exists; cn-1 has since lost its label
         let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
-        let plan = local_volumes(&rdc, "c", &now_eligible, &existing, ROOT);
+        let plan = local_volumes(&rdc, "c", &now_eligible, &existing, &BTreeMap::new(), ROOT);
         assert_eq!(hosts(&plan), ["cn-1", "cn-2"]);
     }
 
@@ -432,7 +464,14 @@ mod tests {
         let mut rdc = rdc("CN", 1);
         // A value left from the removed field is ignored, whatever it says.
         rdc.spec.storage.local_path = Some("/".to_owned());
-        let plan = local_volumes(&rdc, "c", &eligible, &[], "/srv/domicile/");
+        let plan = local_volumes(
+            &rdc,
+            "c",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            "/srv/domicile/",
+        );
         let path = plan.volumes[0]
             .spec
             .as_ref()
@@ -449,10 +488,52 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 1);
-        let mut old = local_volumes(&rdc, "c", &eligible[1..], &[], "/mnt/old").volumes;
+        let mut old =
+            local_volumes(&rdc, "c", &eligible[1..], &[], &BTreeMap::new(), "/mnt/old").volumes;
         old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
-        let plan = local_volumes(&rdc, "c", &eligible, &old, ROOT);
+        let plan = local_volumes(&rdc, "c", &eligible, &old, &BTreeMap::new(), ROOT);
         assert_eq!(plan.volumes[0].metadata.name, old[0].metadata.name);
         assert_eq!(plan.volumes[0].spec, old[0].spec);
+    }
+
+    #[test]
+    fn new_volumes_go_to_the_least_loaded_nodes_and_existing_ones_stay() {
+        let nodes = [node("cn-1"), node("cn-2"), node("cn-3"), node("cn-4")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let load = BTreeMap::from([
+            ("cn-1".to_owned(), 5),
+            ("cn-2".to_owned(), 1),
+            ("cn-3".to_owned(), 3),
+        ]);
+        let plan = local_volumes(&rdc("CN", 2), "c", &eligible, &[], &load, ROOT);
+        assert_eq!(
+            hosts(&plan),
+            ["cn-4", "cn-2"],
+            "empty first, then the lightest"
+        );
+        // An existing volume keeps its node, however loaded.
+        let mut existing = plan.volumes.clone();
+        existing.truncate(1);
+        let heavier = BTreeMap::from([("cn-4".to_owned(), 50)]);
+        let again = local_volumes(&rdc("CN", 2), "c", &eligible, &existing, &heavier, ROOT);
+        assert_eq!(hosts(&again)[0], "cn-4");
+        assert_ne!(hosts(&again)[1], "cn-4", "replicas stay on distinct nodes");
+    }
+
+    #[test]
+    fn many_data_centres_spread_over_every_eligible_node() {
+        let nodes: Vec<Node> = (1..=33).map(|i| node(&format!("cn-{i:02}"))).collect();
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let mut all: Vec<PersistentVolume> = Vec::new();
+        for i in 0..500 {
+            let mut rdc = rdc("CN", 3);
+            rdc.metadata.name = Some(format!("rdc-{i}"));
+            let load = volumes_per_node(&all);
+            all.extend(local_volumes(&rdc, "c", &eligible, &[], &load, ROOT).volumes);
+        }
+        let load = volumes_per_node(&all);
+        assert_eq!(load.len(), 33, "every eligible node holds data");
+        let mean = 1500 / 33;
+        assert!(load.values().all(|n| *n <= 2 * mean), "{load:?}");
     }
 }
