@@ -5,6 +5,7 @@ mod backoff;
 mod cleanup;
 mod diff;
 mod reconcile;
+mod routing;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use kube::{Api, Client, ResourceExt};
 pub use apply::Writer;
 use backoff::{Backoffs, WatchBackoff};
 pub use reconcile::pods_and_claims;
+use routing::{NodeRoutes, RoutingCaches, Touch};
 
 use crate::api::RegionalDataCenter;
 use crate::resources::{DATA_VOLUME, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
@@ -121,8 +123,9 @@ pub const REFUSAL_EVENTS: &str = "involvedObject.kind=StatefulSet,reason=FailedC
 /// objects it touches through a channel.
 struct CachedWatch<K: kube::Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
-    /// Every object an event applied or deleted; for the RegionalDataCenters, applied only.
-    touched: futures::channel::mpsc::UnboundedReceiver<K>,
+    /// Every object an event listed, applied or deleted (for the RegionalDataCenters, not
+    /// deleted), and how.
+    touched: futures::channel::mpsc::UnboundedReceiver<(K, Touch)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -169,12 +172,13 @@ where
         .backoff(WatchBackoff::default())
         .reflect(writer);
     let task = tokio::spawn(events.for_each(move |event| {
-        let object = match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => Some(object),
-            Ok(watcher::Event::Delete(object)) if deleted_too => Some(object),
+        let touched = match event {
+            Ok(watcher::Event::InitApply(object)) => Some((object, Touch::Listed)),
+            Ok(watcher::Event::Apply(object)) => Some((object, Touch::Applied)),
+            Ok(watcher::Event::Delete(object)) if deleted_too => Some((object, Touch::Deleted)),
             _ => None,
         };
-        if let Some(object) = object {
+        if let Some(object) = touched {
             // The receiver goes only when the controller stops, and this task with it.
             let _ = sender.unbounded_send(object);
         }
@@ -253,6 +257,13 @@ fn rdc_of_labelled<K: ResourceExt>(object: &K) -> Option<ObjectRef<RegionalDataC
     Some(ObjectRef::new(name).within(object.namespace().as_deref()?))
 }
 
+/// The objects of a watch, for the controller's triggers.
+fn objects<K>(
+    touched: futures::channel::mpsc::UnboundedReceiver<(K, Touch)>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> {
+    touched.map(|(object, _)| Ok(object))
+}
+
 /// A mapper that sends a change of any `K` to every RegionalDataCenter.
 fn all_rdcs<K>(
     store: Store<RegionalDataCenter>,
@@ -328,7 +339,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     );
 
     let controller =
-        Controller::for_stream(data_centers.touched.map(Ok), data_centers.store.clone())
+        Controller::for_stream(objects(data_centers.touched), data_centers.store.clone())
             .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     let _ = health.data_centers.set(data_centers.store.clone());
     // Once every cache is synced, every RegionalDataCenter is reconciled once more: a restarted
@@ -358,18 +369,29 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         settings,
     });
 
+    let routing_context = Arc::clone(&context);
+    let node_routes = NodeRoutes::default();
     controller
-        .owns_stream(statefulsets.touched.map(Ok))
-        .owns_stream(services.touched.map(Ok))
-        .owns_stream(network_policies.touched.map(Ok))
-        .watches_stream(pods.touched.map(Ok), |pod| rdc_of_labelled(&pod))
-        .watches_stream(claims.touched.map(Ok), |claim| rdc_of_labelled(&claim))
-        .watches_stream(refusals.touched.map(Ok), |event| rdc_of_refusal(&event))
-        .watches_stream(volumes.touched.map(Ok), |pv| rdc_of_volume(&pv))
-        // A node's labels decide eligibility for every data centre of its jurisdiction, and a
-        // relabel loses the old value, so a node change concerns every data centre.
-        .watches_stream(nodes.touched.map(Ok), all_rdcs(data_centers.store.clone()))
-        .watches_stream(classes.touched.map(Ok), all_rdcs(data_centers.store))
+        .owns_stream(objects(statefulsets.touched))
+        .owns_stream(objects(services.touched))
+        .owns_stream(objects(network_policies.touched))
+        .watches_stream(objects(pods.touched), |pod| rdc_of_labelled(&pod))
+        .watches_stream(objects(claims.touched), |claim| rdc_of_labelled(&claim))
+        .watches_stream(objects(refusals.touched), |event| rdc_of_refusal(&event))
+        .watches_stream(objects(volumes.touched), |pv| rdc_of_volume(&pv))
+        // A Node event reaches only the data centres it concerns (none for a heartbeat).
+        .reconcile_on(nodes.touched.flat_map(move |(node, touch)| {
+            let caches = &routing_context.caches;
+            let routing = RoutingCaches {
+                data_centers: &caches.data_centers,
+                pods: &caches.pods,
+                volumes: &caches.volumes,
+            };
+            let concerned =
+                node_routes.route(&node, touch, &routing_context.settings.keys, &routing);
+            futures::stream::iter(concerned)
+        }))
+        .watches_stream(objects(classes.touched), all_rdcs(data_centers.store))
         .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)

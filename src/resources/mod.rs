@@ -9,7 +9,8 @@ pub use network_policy::{DnsPeer, network_policy};
 pub use service::service;
 pub use statefulset::{DATA_VOLUME, claim_name, pod_name, statefulset};
 pub use storage::{
-    LocalVolumePlan, local_storage_class, local_volumes, managed_storage_class, volumes_per_node,
+    HOSTNAME_LABEL, LocalVolumePlan, local_storage_class, local_volumes, managed_storage_class,
+    pinned_hostname, volumes_per_node,
 };
 
 use std::collections::BTreeMap;

@@ -288,7 +288,7 @@ fn hostname(node: &Node) -> String {
 }
 
 /// The hostname a local volume is pinned to, when its node affinity names exactly one.
-fn pinned_hostname(pv: &PersistentVolume) -> Option<String> {
+pub fn pinned_hostname(pv: &PersistentVolume) -> Option<String> {
     let terms = &pv
         .spec
         .as_ref()?

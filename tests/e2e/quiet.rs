@@ -55,23 +55,18 @@ fn converged_operator_issues_no_writes_for_a_minute() {
         },
     );
 
-    // For a minute, touch a node the way kubelets do all the time (a change that bears on no
-    // jurisdiction), so that the operator does reconcile and audit, and must still not write.
+    // For a minute, relabel a node with a label no jurisdiction depends on: a change of labels
+    // reaches every data centre (a volume's node affinity could name any label), so the operator
+    // does reconcile and audit, and must still not write.
     let start = Instant::now();
     let before = writes_so_far();
     let reconciles_before = counter("domicile_reconciliations_total");
     let mut heartbeats = 0;
     while start.elapsed() < Duration::from_secs(60) {
         heartbeats += 1;
-        let annotation = format!("e2e.domicile.dev/heartbeat={heartbeats}");
+        let label = format!("e2e.domicile.dev/heartbeat={heartbeats}");
         kubectl_ok(
-            &[
-                "annotate",
-                "node",
-                "cn-beijing-1",
-                &annotation,
-                "--overwrite",
-            ],
+            &["label", "node", "cn-beijing-1", &label, "--overwrite"],
             None,
         );
         std::thread::sleep(Duration::from_secs(3));
