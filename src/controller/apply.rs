@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::diff::{Difference, changed_by, first_difference};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{RegionalDataCenter, RegionalDataCenterStatus};
 use crate::resources::{APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
 use crate::telemetry::Metrics;
 
@@ -106,6 +109,7 @@ fn older(a: &str, b: &str) -> bool {
 pub struct Writer {
     metrics: Arc<Metrics>,
     last_applies: Arc<Mutex<HashMap<String, LastApply>>>,
+    last_statuses: Arc<Mutex<HashMap<ObjectRef<RegionalDataCenter>, WrittenStatus>>>,
 }
 
 impl Writer {
@@ -113,6 +117,7 @@ impl Writer {
         Self {
             metrics,
             last_applies: Arc::default(),
+            last_statuses: Arc::default(),
         }
     }
 
@@ -252,12 +257,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies the status subresource of a RegionalDataCenter.
+    /// Applies the status subresource of a RegionalDataCenter, and remembers what it wrote.
     pub async fn apply_status(
         &self,
-        api: &Api<crate::api::RegionalDataCenter>,
+        api: &Api<RegionalDataCenter>,
         name: &str,
-        status: &crate::api::RegionalDataCenterStatus,
+        status: &RegionalDataCenterStatus,
     ) -> Result<(), super::Error> {
         let patch = serde_json::json!({
             "apiVersion": "domicile.dev/v1alpha1",
@@ -265,13 +270,66 @@ impl Writer {
             "status": status,
         });
         self.metrics.write("apply", "RegionalDataCenterStatus");
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.last_statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                ObjectRef::from(&written),
+                WrittenStatus {
+                    status: written.status.clone().unwrap_or_default(),
+                    resource_version: written.resource_version().unwrap_or_default(),
+                },
+            );
         Ok(())
+    }
+
+    /// The status the API server holds for `rdc` as far as the operator knows: the cached one,
+    /// unless the operator's own last write is newer than the cache.
+    pub fn current_status(&self, rdc: &RegionalDataCenter) -> Option<RegionalDataCenterStatus> {
+        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        newest_status(rdc, statuses.get(&ObjectRef::from(rdc))).cloned()
+    }
+
+    /// Forgets the status written for a data centre that is gone.
+    pub fn forget_status(&self, rdc: &RegionalDataCenter) {
+        self.last_statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ObjectRef::from(rdc));
+    }
+}
+
+/// A status the operator wrote, and the resourceVersion the API server gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WrittenStatus {
+    pub status: RegionalDataCenterStatus,
+    pub resource_version: String,
+}
+
+/// Whether to write a status is decided against the newest status known: the cache can lag
+/// behind the operator's own last write, and a write skipped because the cache still shows what
+/// the new status says would leave the older verdict in place (a stale Compliant).
+pub fn newest_status<'a>(
+    cached: &'a RegionalDataCenter,
+    written: Option<&'a WrittenStatus>,
+) -> Option<&'a RegionalDataCenterStatus> {
+    match written {
+        Some(written)
+            if older(
+                cached.resource_version().as_deref().unwrap_or_default(),
+                &written.resource_version,
+            ) =>
+        {
+            Some(&written.status)
+        }
+        _ => cached.status.as_ref(),
     }
 }
 
@@ -383,5 +441,37 @@ mod tests {
             plan(&declared(3), "other", Some(&kept), Some(&last)),
             Plan::Write { .. }
         ));
+    }
+
+    #[test]
+    fn a_status_write_is_judged_against_the_operators_own_newer_write() {
+        let status = |residency| RegionalDataCenterStatus {
+            residency: Some(residency),
+            ..Default::default()
+        };
+        let mut cached = crate::resources::fixtures::rdc("CN", 1);
+        cached.metadata.resource_version = Some("10".to_owned());
+        cached.status = Some(status(crate::api::Residency::Compliant));
+        let written = WrittenStatus {
+            status: status(crate::api::Residency::Violated),
+            resource_version: "11".to_owned(),
+        };
+        // The cache has not seen the write yet: the written Violated is what the server holds.
+        assert_eq!(
+            newest_status(&cached, Some(&written)),
+            Some(&written.status)
+        );
+        // Once the cache caught up (or passed it), the cache is the truth.
+        cached.metadata.resource_version = Some("11".to_owned());
+        assert_eq!(
+            newest_status(&cached, Some(&written)),
+            cached.status.as_ref()
+        );
+        cached.metadata.resource_version = Some("12".to_owned());
+        assert_eq!(
+            newest_status(&cached, Some(&written)),
+            cached.status.as_ref()
+        );
+        assert_eq!(newest_status(&cached, None), cached.status.as_ref());
     }
 }

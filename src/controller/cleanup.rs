@@ -54,6 +54,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
     ctx.writer.forget::<StatefulSet>(&namespace, &name);
     ctx.writer.forget::<Service>(&namespace, &name);
     ctx.writer.forget::<NetworkPolicy>(&namespace, &name);
+    ctx.writer.forget_status(rdc);
     for pv in &mine {
         ctx.writer.forget::<PersistentVolume>("", &pv.name_any());
     }

@@ -651,15 +651,18 @@ async fn write_status(
     observation: &Observation<'_>,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let new_status = derive_status(observation, rdc.status.as_ref(), jiff::Timestamp::now());
-    if needs_write(rdc.status.as_ref(), &new_status) {
+    // Against what the API server holds, which may be the operator's own write the cache has
+    // not seen yet.
+    let current = ctx.writer.current_status(rdc);
+    let new_status = derive_status(observation, current.as_ref(), jiff::Timestamp::now());
+    if needs_write(current.as_ref(), &new_status) {
         let api: Api<RegionalDataCenter> =
             Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
         ctx.writer
             .apply_status(&api, &rdc.name_any(), &new_status)
             .await?;
-        announce(rdc, rdc.status.as_ref(), &new_status, ctx).await;
-        announce_violations(rdc, rdc.status.as_ref(), &new_status, ctx).await;
+        announce(rdc, current.as_ref(), &new_status, ctx).await;
+        announce_violations(rdc, current.as_ref(), &new_status, ctx).await;
     }
     Ok(())
 }
