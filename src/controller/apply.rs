@@ -297,6 +297,15 @@ impl Writer {
         newest_status(rdc, statuses.get(&ObjectRef::from(rdc))).cloned()
     }
 
+    /// Whether `rdc`, as a watch delivers it, is the echo of the operator's own last status write:
+    /// such an event brings nothing to reconcile. A status anyone else wrote is not.
+    pub fn is_own_status_echo(&self, rdc: &RegionalDataCenter) -> bool {
+        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        statuses
+            .get(&ObjectRef::from(rdc))
+            .is_some_and(|written| rdc.resource_version() == Some(written.resource_version.clone()))
+    }
+
     /// Forgets the status written for a data centre that is gone.
     pub fn forget_status(&self, rdc: &RegionalDataCenter) {
         self.last_statuses

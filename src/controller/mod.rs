@@ -338,9 +338,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         .into(),
     );
 
-    let controller =
-        Controller::for_stream(objects(data_centers.touched), data_centers.store.clone())
-            .with_config(ControllerConfig::default().concurrency(settings.concurrency));
+    // The operator's own status writes come back through the watch; they trigger nothing.
+    let writer = Writer::new(health.metrics.clone());
+    let own_writes = writer.clone();
+    let data_center_changes = objects(data_centers.touched).filter(move |rdc| {
+        future::ready(
+            !rdc.as_ref()
+                .is_ok_and(|rdc| own_writes.is_own_status_echo(rdc)),
+        )
+    });
+    let controller = Controller::for_stream(data_center_changes, data_centers.store.clone())
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     let _ = health.data_centers.set(data_centers.store.clone());
     // Once every cache is synced, every RegionalDataCenter is reconciled once more: a restarted
     // or newly elected operator picks up everything, including what it skipped while syncing.
@@ -350,7 +358,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
 
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
-        writer: Writer::new(health.metrics.clone()),
+        writer,
         caches: Caches {
             nodes: nodes.store,
             volumes: volumes.store,

@@ -326,3 +326,28 @@ fn an_update_the_api_server_refuses_is_reported_with_the_steps_that_fix_it() {
         "the claim and its data stay"
     );
 }
+
+#[test]
+fn a_status_rewritten_by_someone_else_is_set_back() {
+    let ns = TestNamespace::new("tamper_status");
+    ns.create_and_wait_ready(&local_rdc("reported", "CN", 1));
+    // Someone with rights on the status subresource claims a verdict the cluster does not show.
+    ns.kubectl_ok(
+        &[
+            "patch",
+            "rdc",
+            "reported",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"residency":"Unverifiable","phase":"Degraded"}}"#,
+        ],
+        None,
+    );
+    let tampered = Instant::now();
+    poll("the status to say Compliant again", RESTORE_WITHIN, || {
+        let status = ns.get_json("rdc", "reported")?["status"].clone();
+        (status["residency"] == "Compliant" && status["phase"] == "Ready").then_some(())
+    });
+    eprintln!("status set back after {:?}", tampered.elapsed());
+}
