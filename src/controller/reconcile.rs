@@ -469,6 +469,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 kubelet_settable_keys: &ctx.settings.keys.kubelet_settable(),
                 refused: None,
                 pods_refused: None,
+                unschedulable: None,
             };
             write_status(rdc, &observation, ctx).await?;
             return Ok(Action::await_change());
@@ -537,6 +538,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             .then(|| latest_refusal(sts, &caches.refusals))
             .flatten()
     });
+    let unschedulable = unschedulable_pod(&pods);
     let storage_hint = match rdc.spec.storage.mode {
         StorageMode::Local => "local volumes bind when their pods are scheduled".to_owned(),
         StorageMode::Dynamic => {
@@ -555,6 +557,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         kubelet_settable_keys: &keys.kubelet_settable(),
         refused: refused.as_ref(),
         pods_refused: pods_refused.as_deref(),
+        unschedulable: unschedulable.as_deref(),
     };
     write_status(rdc, &observation, ctx).await?;
     // A disruption budget that refuses an eviction today may allow it in a moment.
@@ -563,6 +566,32 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     } else {
         REAUDIT
     }))
+}
+
+/// The first pod (by name) the scheduler reports it cannot place, with the scheduler's message.
+fn unschedulable_pod(pods: &[Pod]) -> Option<String> {
+    let mut stuck: Vec<(String, String)> = pods
+        .iter()
+        .filter_map(|pod| {
+            let condition = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "PodScheduled")?;
+            (condition.status == "False" && condition.reason.as_deref() == Some("Unschedulable"))
+                .then(|| {
+                    (
+                        pod.name_any(),
+                        condition.message.clone().unwrap_or_default(),
+                    )
+                })
+        })
+        .collect();
+    stuck.sort();
+    let (pod, message) = stuck.into_iter().next()?;
+    Some(format!("pod {pod} cannot be scheduled: {}", message.trim()))
 }
 
 /// The message of the newest Event saying that `statefulset` could not create a pod.

@@ -41,6 +41,8 @@ pub struct Observation<'a> {
     pub refused: Option<&'a Blocker>,
     /// Why the StatefulSet controller cannot create the missing pods, in the API server's words.
     pub pods_refused: Option<&'a str>,
+    /// A pod the scheduler cannot place, and the scheduler's words.
+    pub unschedulable: Option<&'a str>,
 }
 
 fn condition(
@@ -130,6 +132,17 @@ pub fn derive_status(
                 o.ready_replicas, o.replicas
             ),
         )
+    } else if let Some(unschedulable) = o.unschedulable.filter(|_| o.ready_replicas < o.replicas) {
+        cond(
+            WORKLOAD_AVAILABLE,
+            Some(false),
+            "Unschedulable",
+            format!(
+                "{} of {} replicas are ready; {unschedulable}; it will not start by itself until \
+                 the cluster changes (capacity, node labels, or the node its volume is on)",
+                o.ready_replicas, o.replicas
+            ),
+        )
     } else if o.ready_replicas >= o.replicas {
         cond(
             WORKLOAD_AVAILABLE,
@@ -176,11 +189,15 @@ pub fn derive_status(
     };
     // Ready names the most pressing reason: a blocker, a residency verdict against the promise,
     // a refused update, then residency, storage, workload.
-    // Pods the namespace refuses explain why nothing is placed, so they come before residency.
+    // Pods the namespace refuses or the scheduler cannot place explain why nothing is placed,
+    // so they come before a pending residency.
     let not_ready = [&residency, &workload]
         .into_iter()
         .find(|c| {
-            c.status == "False" && (c.type_ == RESIDENCY_COMPLIANT || c.reason == "PodsRefused")
+            c.status == "False"
+                && (c.type_ == RESIDENCY_COMPLIANT
+                    || c.reason == "PodsRefused"
+                    || c.reason == "Unschedulable")
         })
         .or_else(|| {
             [&residency, &storage, &workload]
@@ -324,6 +341,7 @@ mod tests {
             kubelet_settable_keys: &[],
             refused: None,
             pods_refused: None,
+            unschedulable: None,
         }
     }
 
@@ -513,5 +531,33 @@ mod tests {
         let status = derive_status(&o, None, at(0));
         assert_eq!(condition_of(&status, READY).reason, "Violated");
         assert_eq!(status.phase, Some(Phase::Violated));
+    }
+
+    #[test]
+    fn a_pod_the_scheduler_cannot_place_is_unschedulable_with_its_words() {
+        let audit = Audit {
+            placements: vec![],
+            findings: vec![],
+            residency: Residency::Pending,
+        };
+        let mut o = observation(&audit, 0);
+        let words = "pod vehicle-data-0: 0/9 nodes are available: 3 Too many pods";
+        o.unschedulable = Some(words);
+        let status = derive_status(&o, None, at(0));
+        let workload = condition_of(&status, WORKLOAD_AVAILABLE);
+        assert_eq!(workload.reason, "Unschedulable");
+        assert!(
+            workload.message.contains("Too many pods"),
+            "{}",
+            workload.message
+        );
+        assert!(workload.message.contains("will not start by itself"));
+        assert_eq!(condition_of(&status, READY).reason, "Unschedulable");
+        // Once every replica is ready, a stale condition on a pod says nothing.
+        let status = derive_status(&observation(&compliant_audit(3), 3), None, at(0));
+        assert_eq!(
+            condition_of(&status, WORKLOAD_AVAILABLE).reason,
+            "ReplicasReady"
+        );
     }
 }

@@ -472,6 +472,25 @@ fn enforce_never_starts_a_pod_away_from_its_data_and_says_why() {
         ns.get_json("pvc", "data-saopaulo-0").is_some(),
         "the claim is kept"
     );
+    // The workload says why the pod waits, in the scheduler's words, and that it will not
+    // start by itself.
+    let status = wait_status(&ns, "saopaulo", "WorkloadAvailable Unschedulable", |s| {
+        s["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "WorkloadAvailable" && c["reason"] == "Unschedulable")
+        })
+    });
+    let workload = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "WorkloadAvailable").cloned())
+        .expect("the condition");
+    let message = workload["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("saopaulo-0 cannot be scheduled"),
+        "{message}"
+    );
+    assert!(message.contains("node"), "the scheduler's words: {message}");
+    assert!(message.contains("will not start by itself"), "{message}");
 
     relabel(&node.name, Some("BR"));
     ns.wait_ready("saopaulo");
