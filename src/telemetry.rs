@@ -38,6 +38,16 @@ pub fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Every category a failed reconciliation is counted under.
+pub const ERROR_CATEGORIES: [&str; 6] = [
+    "conflict",
+    "invalid",
+    "forbidden",
+    "api",
+    "serialize",
+    "finalizer",
+];
+
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 type JurisdictionLabels = Vec<(&'static str, String)>;
 
@@ -53,6 +63,9 @@ pub struct Metrics {
     violations: Family<JurisdictionLabels, Gauge>,
     watch_age: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     watch_healthy: Family<Labels<1>, Gauge>,
+    /// Held while a scrape replaces the gauges and encodes them, so that two scrapes at once
+    /// cannot add up their counts.
+    scrape: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -72,7 +85,7 @@ impl Default for Metrics {
         );
         let errors = Family::<Labels<1>, Counter>::default();
         // Every category is exposed from the start, at zero, so that rate() works at once.
-        for category in crate::controller::ERROR_CATEGORIES {
+        for category in ERROR_CATEGORIES {
             let _ = errors.get_or_create(&[("category", category)]);
         }
         for result in ["ok", "error"] {
@@ -123,6 +136,7 @@ impl Default for Metrics {
             violations,
             watch_age,
             watch_healthy,
+            scrape: Mutex::new(()),
         }
     }
 }
@@ -323,16 +337,24 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
 }
 
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {
-    if let Some(store) = health.data_centers.get() {
-        health.metrics.set_inventory(&store.state());
-    }
-    health.metrics.set_watches(&health.watches, Instant::now());
+    let text = {
+        let _scrape = health
+            .metrics
+            .scrape
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = health.data_centers.get() {
+            health.metrics.set_inventory(&store.state());
+        }
+        health.metrics.set_watches(&health.watches, Instant::now());
+        health.metrics.encode()
+    };
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        health.metrics.encode(),
+        text,
     )
 }
 

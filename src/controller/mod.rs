@@ -48,18 +48,9 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-/// Every value `Error::category` can take.
-pub const ERROR_CATEGORIES: [&str; 6] = [
-    "conflict",
-    "invalid",
-    "forbidden",
-    "api",
-    "serialize",
-    "finalizer",
-];
-
 impl Error {
-    /// A small fixed set of categories (`ERROR_CATEGORIES`), for logs and metrics.
+    /// One of a small fixed set of categories (`telemetry::ERROR_CATEGORIES`), for logs and
+    /// metrics.
     pub fn category(&self) -> &'static str {
         match self {
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
