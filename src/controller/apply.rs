@@ -25,6 +25,26 @@ pub fn desired_hash<K: Serialize>(desired: &K) -> Result<String, serde_json::Err
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
+/// Wraps a failed request about `object` with the verb, the kind and the object's name.
+fn write_error<K>(
+    verb: &'static str,
+    object: &K,
+) -> impl FnOnce(kube::Error) -> super::Error + use<K>
+where
+    K: Resource + k8s_openapi::Resource,
+{
+    let name = match object.namespace() {
+        Some(namespace) => format!("{namespace}/{}", object.name_any()),
+        None => object.name_any(),
+    };
+    move |source| super::Error::Write {
+        verb,
+        kind: <K as k8s_openapi::Resource>::KIND,
+        object: name,
+        source,
+    }
+}
+
 /// What an apply did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -185,7 +205,8 @@ impl Writer {
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&desired),
             )
-            .await?;
+            .await
+            .map_err(write_error("apply", &desired))?;
         let written_json = serde_json::to_value(&written)?;
         let complete = first_difference(&desired_json, &written_json).is_none();
         self.last_applies
@@ -233,7 +254,7 @@ impl Writer {
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(write_error("delete", live)(err)),
         }
         self.forget::<K>(&live.namespace().unwrap_or_default(), &name);
         tracing::info!(kind = <K as k8s_openapi::Resource>::KIND, %name, "deleted");
@@ -253,7 +274,13 @@ impl Writer {
         self.metrics
             .write("patch", <K as k8s_openapi::Resource>::KIND);
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await?;
+            .await
+            .map_err(|source| super::Error::Write {
+                verb: "patch",
+                kind: <K as k8s_openapi::Resource>::KIND,
+                object: name.to_owned(),
+                source,
+            })?;
         Ok(())
     }
 
@@ -276,7 +303,13 @@ impl Writer {
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
-            .await?;
+            .await
+            .map_err(|source| super::Error::Write {
+                verb: "apply status of",
+                kind: "RegionalDataCenter",
+                object: name.to_owned(),
+                source,
+            })?;
         self.last_statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -42,6 +42,15 @@ pub const FINALIZER: &str = "domicile.dev/cleanup";
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A write the API server refused or did not answer: what, of which object, and why.
+    #[error("{verb} {kind} {object}: {source}")]
+    Write {
+        verb: &'static str,
+        kind: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("serializing an object: {0}")]
     Serialize(#[from] serde_json::Error),
     #[error("finalizer: {0}")]
@@ -53,12 +62,12 @@ impl Error {
     /// metrics.
     pub fn category(&self) -> &'static str {
         match self {
-            Self::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
-            Self::Kube(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
-                "invalid"
-            }
-            Self::Kube(kube::Error::Api(status)) if status.code == 403 => "forbidden",
-            Self::Kube(_) => "api",
+            Self::Kube(source) | Self::Write { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 409 => "conflict",
+                kube::Error::Api(status) if status.code == 422 || status.code == 400 => "invalid",
+                kube::Error::Api(status) if status.code == 403 => "forbidden",
+                _ => "api",
+            },
             Self::Serialize(_) => "serialize",
             Self::Finalizer(_) => "finalizer",
         }
@@ -409,6 +418,30 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeSpec};
+
+    #[test]
+    fn a_failed_write_names_what_and_whom_and_keeps_its_category() {
+        let refused = kube::Error::Api(Box::new(
+            kube::core::Status::failure(
+                "spec: Forbidden: updates to statefulset spec for fields other than ...",
+                "Invalid",
+            )
+            .with_code(422),
+        ));
+        let error = Error::Write {
+            verb: "apply",
+            kind: "StatefulSet",
+            object: "fleet-cn/vehicle-data".to_owned(),
+            source: refused,
+        };
+        assert_eq!(error.category(), "invalid");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("apply StatefulSet fleet-cn/vehicle-data: "),
+            "{text}"
+        );
+        assert!(crate::telemetry::ERROR_CATEGORIES.contains(&error.category()));
+    }
 
     #[test]
     fn claim_names_map_back_to_their_data_centre() {

@@ -112,7 +112,13 @@ async fn set_finalizers(
         &PatchParams::default(),
         &Patch::Merge(patch),
     )
-    .await?;
+    .await
+    .map_err(|source| Error::Write {
+        verb: "set the finalizers of",
+        kind: "RegionalDataCenter",
+        object: ObjectRef::from(rdc).to_string(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -425,7 +431,10 @@ where
             Ok(())
         }
         Ok(_) => Ok(()),
-        Err(Error::Kube(kube::Error::Api(status))) if status.code == 422 => {
+        Err(Error::Write {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 422 => {
             let namespace = rdc.namespace().unwrap_or_default();
             tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, message = %status.message, "the API server refuses an update");
             refused
