@@ -129,6 +129,20 @@ struct CachedWatch<K: kube::Resource<DynamicType = ()> + 'static> {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What a watch keeps and passes on.
+#[derive(Clone, Copy)]
+struct WatchOptions {
+    /// Pass deleted objects on to the controller.
+    deleted_too: bool,
+    /// Keep `managedFields`, which say who changed a child; elsewhere they only cost memory.
+    managed_fields: bool,
+}
+
+const PLAIN: WatchOptions = WatchOptions {
+    deleted_too: true,
+    managed_fields: false,
+};
+
 /// Starts the watch of `K`: it reports to `watches` under `resource`, retries within seconds
 /// after the API server went away, and signals `synced` once every watch has listed everything.
 fn cached_watch<K>(
@@ -137,7 +151,7 @@ fn cached_watch<K>(
     resource: &'static str,
     watches: &Arc<Watches>,
     synced: &Arc<SyncSignal>,
-    deleted_too: bool,
+    options: WatchOptions,
 ) -> CachedWatch<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -170,12 +184,19 @@ where
             }
         })
         .backoff(WatchBackoff::default())
+        .modify(move |object: &mut K| {
+            if !options.managed_fields {
+                object.meta_mut().managed_fields = None;
+            }
+        })
         .reflect(writer);
     let task = tokio::spawn(events.for_each(move |event| {
         let touched = match event {
             Ok(watcher::Event::InitApply(object)) => Some((object, Touch::Listed)),
             Ok(watcher::Event::Apply(object)) => Some((object, Touch::Applied)),
-            Ok(watcher::Event::Delete(object)) if deleted_too => Some((object, Touch::Deleted)),
+            Ok(watcher::Event::Delete(object)) if options.deleted_too => {
+                Some((object, Touch::Deleted))
+            }
             _ => None,
         };
         if let Some(object) = touched {
@@ -299,26 +320,39 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let all = watcher::Config::default;
     macro_rules! watch {
         ($kind:ty, $config:expr, $resource:literal) => {
-            watch!($kind, $config, $resource, true)
+            watch!($kind, $config, $resource, PLAIN)
         };
-        ($kind:ty, $config:expr, $resource:literal, $deleted_too:expr) => {
+        ($kind:ty, $config:expr, $resource:literal, $options:expr) => {
             cached_watch(
                 Api::<$kind>::all(client.clone()),
                 $config,
                 $resource,
                 &watches,
                 &synced,
-                $deleted_too,
+                $options,
             )
         };
     }
+    // The children, whose managedFields name who changed them (ChildRestored).
+    let child = WatchOptions {
+        managed_fields: true,
+        ..PLAIN
+    };
     let nodes = watch!(Node, all(), "nodes");
-    let volumes = watch!(PersistentVolume, all(), "persistentvolumes");
-    let classes = watch!(StorageClass, all(), "storageclasses");
-    let data_centers = watch!(RegionalDataCenter, all(), "regionaldatacenters", false);
-    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
-    let services = watch!(Service, labelled.clone(), "services");
-    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
+    let volumes = watch!(PersistentVolume, all(), "persistentvolumes", child);
+    let classes = watch!(StorageClass, all(), "storageclasses", child);
+    let data_centers = watch!(
+        RegionalDataCenter,
+        all(),
+        "regionaldatacenters",
+        WatchOptions {
+            deleted_too: false,
+            ..PLAIN
+        }
+    );
+    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets", child);
+    let services = watch!(Service, labelled.clone(), "services", child);
+    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies", child);
     let pods = watch!(Pod, labelled.clone(), "pods");
     let claims = watch!(PersistentVolumeClaim, labelled, "persistentvolumeclaims");
     let refusals = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
