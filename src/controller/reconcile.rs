@@ -305,143 +305,131 @@ async fn apply_children(
         statefulset,
         network_policy,
     } = children;
-    let client = &ctx.client;
     let caches = &ctx.caches;
+    let client = &ctx.client;
     let namespace = rdc.namespace().unwrap_or_default();
     let mut refused = None;
+    let mut applier = Applier {
+        rdc,
+        ctx,
+        refused: &mut refused,
+    };
     if let Some(class) = class {
-        apply_child(
-            rdc,
-            Api::all(client.clone()),
-            class,
-            &caches.classes,
-            &mut refused,
-            ctx,
-        )
-        .await?;
+        applier
+            .apply(Api::all(client.clone()), class, &caches.classes)
+            .await?;
     }
     for pv in volumes {
-        apply_child(
-            rdc,
-            Api::all(client.clone()),
-            pv,
-            &caches.volumes,
-            &mut refused,
-            ctx,
+        applier
+            .apply(Api::all(client.clone()), pv, &caches.volumes)
+            .await?;
+    }
+    applier
+        .apply(
+            Api::namespaced(client.clone(), &namespace),
+            service,
+            &caches.services,
         )
         .await?;
-    }
-    apply_child(
-        rdc,
-        Api::namespaced(client.clone(), &namespace),
-        service,
-        &caches.services,
-        &mut refused,
-        ctx,
-    )
-    .await?;
-    apply_child(
-        rdc,
-        Api::namespaced(client.clone(), &namespace),
-        statefulset,
-        &caches.statefulsets,
-        &mut refused,
-        ctx,
-    )
-    .await?;
+    applier
+        .apply(
+            Api::namespaced(client.clone(), &namespace),
+            statefulset,
+            &caches.statefulsets,
+        )
+        .await?;
     match network_policy {
         Some(policy) => {
-            apply_child(
-                rdc,
-                Api::namespaced(client.clone(), &namespace),
-                policy,
-                &caches.network_policies,
-                &mut refused,
-                ctx,
-            )
-            .await?;
-        }
-        None => {
-            let fence = ObjectRef::new(&rdc.name_any()).within(&namespace);
-            let live = caches.network_policies.get(&fence);
-            ctx.writer
-                .delete(
-                    &Api::namespaced(client.clone(), &namespace),
-                    live.as_deref(),
+            applier
+                .apply(
+                    Api::namespaced(client.clone(), &namespace),
+                    policy,
+                    &caches.network_policies,
                 )
                 .await?;
+        }
+        None => {
+            let fence =
+                ObjectRef::new(&rdc.name_any()).within(&rdc.namespace().unwrap_or_default());
+            let live = caches.network_policies.get(&fence);
+            let policies = Api::namespaced(client.clone(), &namespace);
+            ctx.writer.delete(&policies, live.as_deref()).await?;
         }
     }
     Ok(refused)
 }
 
-/// Applies one child against its live object in `cache`, and reports what that did: an Event
-/// for a restored child; a refusal kept in `refused` for the status.
-async fn apply_child<K>(
-    rdc: &RegionalDataCenter,
-    api: Api<K>,
-    desired: K,
-    cache: &Store<K>,
-    refused: &mut Option<Blocker>,
-    ctx: &Context,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()>
-        + k8s_openapi::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::Serialize
-        + serde::de::DeserializeOwned,
-{
-    let kind = <K as k8s_openapi::Resource>::KIND;
-    let child = desired.name_any();
-    let live = cache.get(&ObjectRef::from_obj(&desired));
-    match ctx.writer.apply(&api, desired, live.as_deref()).await {
-        Ok(Applied::Restored {
-            field,
-            manager,
-            complete,
-        }) => {
-            // A removed field belongs to nobody, so no manager may be on record.
-            let manager = manager.map_or_else(
-                || "a field manager the API server does not record".to_owned(),
-                |m| format!("field manager {m:?}"),
-            );
-            let message = if complete {
-                format!(
-                    "{kind} {child}: {field} was changed by {manager}; restored to what domicile declares"
-                )
-            } else {
-                format!(
-                    "{kind} {child}: {field} was changed by {manager}; domicile applied its declaration \
+/// Applies the children of one data centre, and keeps the first update the API server refuses.
+struct Applier<'a> {
+    rdc: &'a RegionalDataCenter,
+    ctx: &'a Context,
+    refused: &'a mut Option<Blocker>,
+}
+
+impl Applier<'_> {
+    /// Applies one child against its live object in `cache`, and reports what that did: an Event
+    /// for a restored child; a refusal kept for the status.
+    async fn apply<K>(&mut self, api: Api<K>, desired: K, cache: &Store<K>) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()>
+            + k8s_openapi::Resource
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
+        let (rdc, ctx) = (self.rdc, self.ctx);
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        let child = desired.name_any();
+        let live = cache.get(&ObjectRef::from_obj(&desired));
+        match ctx.writer.apply(&api, desired, live.as_deref()).await {
+            Ok(Applied::Restored {
+                field,
+                manager,
+                complete,
+            }) => {
+                // A removed field belongs to nobody, so no manager may be on record.
+                let manager = manager.map_or_else(
+                    || "a field manager the API server does not record".to_owned(),
+                    |m| format!("field manager {m:?}"),
+                );
+                let message = if complete {
+                    format!(
+                        "{kind} {child}: {field} was changed by {manager}; restored to what domicile declares"
+                    )
+                } else {
+                    format!(
+                        "{kind} {child}: {field} was changed by {manager}; domicile applied its declaration \
                      again, but fields another manager owns remain; remove them, and edit the \
                      RegionalDataCenter instead"
-                )
-            };
-            tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, %child, %field, %manager, complete, "a child was changed by someone else");
-            let reason = if complete {
-                "ChildRestored"
-            } else {
-                "ChildNotRestored"
-            };
-            // Events of one reason on one resource fold into a series that keeps the first
-            // message; each restored field gets its own action, so none is folded away.
-            let action = format!("Restore {kind} {field}");
-            publish_as(rdc, EventType::Warning, reason, &message, &action, ctx).await;
-            Ok(())
+                    )
+                };
+                tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, %child, %field, %manager, complete, "a child was changed by someone else");
+                let reason = if complete {
+                    "ChildRestored"
+                } else {
+                    "ChildNotRestored"
+                };
+                // Events of one reason on one resource fold into a series that keeps the first
+                // message; each restored field gets its own action, so none is folded away.
+                let action = format!("Restore {kind} {field}");
+                publish_as(rdc, EventType::Warning, reason, &message, &action, ctx).await;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(Error::Write {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 422 => {
+                let namespace = rdc.namespace().unwrap_or_default();
+                tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, message = %status.message, "the API server refuses an update");
+                self.refused.get_or_insert_with(|| {
+                    refused_update(kind, &namespace, &child, &status.message)
+                });
+                Ok(())
+            }
+            Err(err) => Err(err),
         }
-        Ok(_) => Ok(()),
-        Err(Error::Write {
-            source: kube::Error::Api(status),
-            ..
-        }) if status.code == 422 => {
-            let namespace = rdc.namespace().unwrap_or_default();
-            tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, message = %status.message, "the API server refuses an update");
-            refused
-                .get_or_insert_with(|| refused_update(kind, &namespace, &child, &status.message));
-            Ok(())
-        }
-        Err(err) => Err(err),
     }
 }
 
