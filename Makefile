@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit chart e2e crd cluster-up cluster-down
+.PHONY: run test lint unit chart e2e bench crd cluster-up cluster-down
 
 ## run: start the local cluster, install the CRD, apply examples/ and show `kubectl get rdc -A`.
 run:
@@ -21,6 +21,11 @@ unit:
 
 e2e:
 	hack/e2e.sh
+
+## bench: the operator at scale on a cluster of its own; prints the figures and writes BENCHMARKS.md
+## (about half an hour; not part of `make test`).
+bench:
+	hack/bench.sh
 
 ## crd: regenerate the checked-in CRD, and the chart's copy, from the Rust types.
 crd:

@@ -78,8 +78,10 @@ for component in kube-apiserver kube-controller-manager kube-scheduler kwok; do
 done
 
 kubectl() { "$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
-log "creating the fake nodes of hack/nodes.yaml"
-kubectl apply --server-side -f "$HACK_DIR/nodes.yaml" >/dev/null
+# DOMICILE_NODES: another file of fake nodes (the benchmark brings its own).
+nodes_file="${DOMICILE_NODES:-$HACK_DIR/nodes.yaml}"
+log "creating the fake nodes of $nodes_file"
+kubectl apply --server-side -f "$nodes_file" >/dev/null
 kubectl wait --for=condition=Ready node --all --timeout=120s >/dev/null
 # The not-ready taint that new nodes get is lifted by the node-lifecycle controller; until it is,
 # nothing can be scheduled on them.

@@ -27,28 +27,9 @@ export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
 
 # The operator runs with the Helm chart's ServiceAccount and RBAC only, so every scenario below
 # also proves that the chart grants enough.
-operator_namespace=domicile-system
-"$KUBECTL" create namespace "$operator_namespace" >/dev/null
-"$HELM_BIN/helm" template domicile charts/domicile --namespace "$operator_namespace" --kube-version "$K8S_VERSION" \
-  --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
-  --show-only templates/leader-election-rbac.yaml | "$KUBECTL" apply -f - >/dev/null
-token="$("$KUBECTL" create token domicile --namespace "$operator_namespace" --duration=3h)"
 operator_kubeconfig="$CLUSTER_DIR/operator.kubeconfig"
-cat > "$operator_kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: domicile-local
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$CLUSTER_DIR/pki/ca.crt"}
-users:
-- name: operator
-  user: {token: "$token"}
-contexts:
-- name: operator
-  context: {cluster: domicile-local, user: operator}
-current-context: operator
-KUBECONFIG
-export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$operator_namespace:domicile" HELM="$HELM_BIN/helm"
+chart_identity "$operator_kubeconfig"
+export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$OPERATOR_NAMESPACE:domicile" HELM="$HELM_BIN/helm"
 
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
 export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"

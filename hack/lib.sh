@@ -80,3 +80,32 @@ wait_healthy() {
   done
 }
 
+
+# chart_identity KUBECONFIG_FILE: the chart's ServiceAccount and RBAC (nothing else of the chart)
+# in $OPERATOR_NAMESPACE, and a kubeconfig with a token of that account, so that an operator
+# run out-of-cluster has exactly the rights the chart grants.
+OPERATOR_NAMESPACE=domicile-system
+chart_identity() {
+  local file="$1" k=("$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG")
+  "${k[@]}" create namespace "$OPERATOR_NAMESPACE" >/dev/null
+  "$HELM_BIN/helm" template domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
+    --kube-version "$K8S_VERSION" --show-only templates/serviceaccount.yaml \
+    --show-only templates/rbac.yaml --show-only templates/leader-election-rbac.yaml |
+    "${k[@]}" apply -f - >/dev/null
+  local token
+  token="$("${k[@]}" create token domicile --namespace "$OPERATOR_NAMESPACE" --duration=3h)"
+  cat > "$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: domicile-local
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$CLUSTER_DIR/pki/ca.crt"}
+users:
+- name: operator
+  user: {token: "$token"}
+contexts:
+- name: operator
+  context: {cluster: domicile-local, user: operator}
+current-context: operator
+KUBECONFIG
+}

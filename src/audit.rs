@@ -1,6 +1,8 @@
 //! `domicile audit`: a read-only verdict for auditors and CI, computed from the cluster itself
 //! with the same pure audit as the operator, never from the RegionalDataCenters' status.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
@@ -61,15 +63,19 @@ pub async fn audit_cluster(
         None => Api::all(client.clone()),
     };
     let all = ListParams::default();
-    let nodes = Api::<Node>::all(client.clone()).list(&all).await?.items;
-    let volumes = Api::<PersistentVolume>::all(client.clone())
-        .list(&all)
-        .await?
-        .items;
-    let classes = Api::<StorageClass>::all(client.clone())
-        .list(&all)
-        .await?
-        .items;
+    let nodes = shared(Api::<Node>::all(client.clone()).list(&all).await?.items);
+    let volumes = shared(
+        Api::<PersistentVolume>::all(client.clone())
+            .list(&all)
+            .await?
+            .items,
+    );
+    let classes = shared(
+        Api::<StorageClass>::all(client.clone())
+            .list(&all)
+            .await?
+            .items,
+    );
     let mut reports = Vec::new();
     for rdc in rdcs.list(&all).await?.items {
         let namespace = rdc.namespace().unwrap_or_default();
@@ -174,6 +180,10 @@ pub fn table(reports: &[Report]) -> String {
         }
     }
     out
+}
+
+fn shared<K>(items: Vec<K>) -> Vec<Arc<K>> {
+    items.into_iter().map(Arc::new).collect()
 }
 
 #[cfg(test)]

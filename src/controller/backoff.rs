@@ -63,6 +63,12 @@ pub fn jittered(delay: Duration, fraction: f64) -> Duration {
     delay.mul_f64(0.75 + 0.5 * fraction.clamp(0.0, 1.0))
 }
 
+/// `period` jittered by a quarter either way, so that data centres created together (a converge,
+/// a restart) are not audited again all in the same instant.
+pub fn spread(period: Duration) -> Duration {
+    jittered(period, random_fraction())
+}
+
 /// A number in [0, 1) that differs from call to call; jitter needs no stronger randomness.
 fn random_fraction() -> f64 {
     let bits = RandomState::new().hash_one(std::time::Instant::now());

@@ -152,6 +152,7 @@ fn cached_watch<K>(
     watches: &Arc<Watches>,
     synced: &Arc<SyncSignal>,
     options: WatchOptions,
+    trim: fn(&mut K),
 ) -> CachedWatch<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -188,6 +189,7 @@ where
             if !options.managed_fields {
                 object.meta_mut().managed_fields = None;
             }
+            trim(object);
         })
         .reflect(writer);
     let task = tokio::spawn(events.for_each(move |event| {
@@ -323,6 +325,9 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             watch!($kind, $config, $resource, PLAIN)
         };
         ($kind:ty, $config:expr, $resource:literal, $options:expr) => {
+            watch!($kind, $config, $resource, $options, |_| {})
+        };
+        ($kind:ty, $config:expr, $resource:literal, $options:expr, $trim:expr) => {
             cached_watch(
                 Api::<$kind>::all(client.clone()),
                 $config,
@@ -330,6 +335,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 &watches,
                 &synced,
                 $options,
+                $trim,
             )
         };
     }
@@ -338,7 +344,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         managed_fields: true,
         ..PLAIN
     };
-    let nodes = watch!(Node, all(), "nodes");
+    // Of a Node only its name and labels matter (jurisdiction, hostname): its status, rewritten
+    // by every heartbeat, its spec and its annotations are dropped before they reach the cache.
+    let nodes = watch!(Node, all(), "nodes", PLAIN, |node| {
+        node.metadata.annotations = None;
+        node.spec = None;
+        node.status = None;
+    });
     let volumes = watch!(PersistentVolume, all(), "persistentvolumes", child);
     let classes = watch!(StorageClass, all(), "storageclasses", child);
     let data_centers = watch!(

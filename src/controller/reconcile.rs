@@ -25,7 +25,8 @@ use crate::api::{
 use crate::residency::{self, Observed, ViolationReason};
 use crate::resources::{self, RDC_LABEL};
 
-/// How often a converged data centre is audited again even when no watch says anything changed.
+/// How often a converged data centre is audited again even when no watch says anything changed
+/// (jittered by a quarter either way): a safety net, since the watches trigger every change.
 const REAUDIT: Duration = Duration::from_secs(300);
 /// When to try again an eviction that a PodDisruptionBudget refused.
 const EVICTION_RETRY: Duration = Duration::from_secs(10);
@@ -122,10 +123,6 @@ async fn set_finalizers(
     Ok(())
 }
 
-fn cloned<K: Clone>(items: Vec<Arc<K>>) -> Vec<K> {
-    items.into_iter().map(|item| (*item).clone()).collect()
-}
-
 /// The objects of `store` in `namespace` that carry the label of RegionalDataCenter `name`.
 fn labelled_in<K>(store: &Store<K>, namespace: &str, name: &str) -> Vec<K>
 where
@@ -167,7 +164,7 @@ fn declare(
     jurisdiction: &Jurisdiction,
     settings: &super::Settings,
     eligible: &[&Node],
-    volumes: &[PersistentVolume],
+    volumes: &[Arc<PersistentVolume>],
     class_exists: impl Fn(&str) -> bool,
 ) -> Declaration {
     let keys = &settings.keys;
@@ -205,7 +202,7 @@ fn declare(
                     pv.labels().get(RDC_LABEL) == Some(&name)
                         && pv.labels().get(resources::RDC_NAMESPACE_LABEL) == Some(&namespace)
                 })
-                .cloned()
+                .map(|pv| (**pv).clone())
                 .collect();
             let plan = resources::local_volumes(
                 rdc,
@@ -473,8 +470,9 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         }
     };
 
-    let nodes: Vec<Node> = cloned(caches.nodes.state());
-    let volumes: Vec<PersistentVolume> = cloned(caches.volumes.state());
+    // Shared references into the caches: nothing of the cluster is copied.
+    let nodes = caches.nodes.state();
+    let volumes = caches.volumes.state();
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     let Declaration {
         class_name,
@@ -497,7 +495,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     // Observe what is really there, from the caches, and audit it.
     let pods: Vec<Pod> = labelled_in(&caches.pods, &namespace, &name);
     let claims: Vec<PersistentVolumeClaim> = labelled_in(&caches.claims, &namespace, &name);
-    let classes: Vec<StorageClass> = cloned(caches.classes.state());
+    let classes = caches.classes.state();
     let observed = Observed {
         pods: &pods,
         claims: &claims,
@@ -561,7 +559,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     Ok(Action::requeue(if evictions_blocked {
         EVICTION_RETRY
     } else {
-        REAUDIT
+        super::backoff::spread(REAUDIT)
     }))
 }
 

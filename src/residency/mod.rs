@@ -5,6 +5,9 @@ mod selector;
 
 pub use selector::node_matches;
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 
@@ -50,11 +53,11 @@ pub struct Observed<'a> {
     /// Claims labelled with the RegionalDataCenter.
     pub claims: &'a [PersistentVolumeClaim],
     /// PersistentVolumes (at least those bound to the claims).
-    pub volumes: &'a [PersistentVolume],
+    pub volumes: &'a [Arc<PersistentVolume>],
     /// Every node.
-    pub nodes: &'a [Node],
+    pub nodes: &'a [Arc<Node>],
     /// Every StorageClass (to read which jurisdiction a class declares).
-    pub classes: &'a [StorageClass],
+    pub classes: &'a [Arc<StorageClass>],
 }
 
 /// The verdict of one audit.
@@ -87,13 +90,14 @@ pub fn node_in_jurisdiction(
 }
 
 /// The nodes on which pods and volumes of `jurisdiction` may be placed, by name.
-pub fn eligible_nodes<'a>(
-    nodes: &'a [Node],
+pub fn eligible_nodes<'a, N: Borrow<Node>>(
+    nodes: &'a [N],
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
 ) -> Vec<&'a Node> {
     let mut eligible: Vec<&Node> = nodes
         .iter()
+        .map(Borrow::borrow)
         .filter(|node| node_in_jurisdiction(node, jurisdiction, keys))
         .collect();
     eligible.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -112,9 +116,10 @@ fn node_jurisdiction_text(node: &Node, keys: &NodeLabelKeys) -> String {
     }
 }
 
-fn find_node<'a>(nodes: &'a [Node], name: &str) -> Option<&'a Node> {
+fn find_node<'a>(nodes: &'a [Arc<Node>], name: &str) -> Option<&'a Node> {
     nodes
         .iter()
+        .map(AsRef::as_ref)
         .find(|n| n.metadata.name.as_deref() == Some(name))
 }
 
@@ -123,7 +128,7 @@ fn audit_pod(
     pod: &Pod,
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
-    nodes: &[Node],
+    nodes: &[Arc<Node>],
 ) -> Option<Result<(), Finding>> {
     let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -200,6 +205,7 @@ fn audit_volume(
     let reachable: Vec<&Node> = observed
         .nodes
         .iter()
+        .map(AsRef::as_ref)
         .filter(|n| node_matches(n, selector))
         .collect();
     let pinned = match reachable.as_slice() {
@@ -272,6 +278,7 @@ pub fn audit(
         observed
             .volumes
             .iter()
+            .map(AsRef::as_ref)
             .find(|pv| pv.metadata.name.as_deref() == Some(volume_name))
     };
     for claim in observed

@@ -152,12 +152,20 @@ impl Cluster {
     }
 
     fn audit(&self, jurisdiction: &str, replicas: i32) -> Audit {
+        fn shared<K: Clone>(items: &[K]) -> Vec<Arc<K>> {
+            items.iter().cloned().map(Arc::new).collect()
+        }
+        let (volumes, nodes, classes) = (
+            shared(&self.volumes),
+            shared(&self.nodes),
+            shared(&self.classes),
+        );
         let observed = Observed {
             pods: &self.pods,
             claims: &self.claims,
-            volumes: &self.volumes,
-            nodes: &self.nodes,
-            classes: &self.classes,
+            volumes: &volumes,
+            nodes: &nodes,
+            classes: &classes,
         };
         audit(
             &rdc(jurisdiction, replicas),

@@ -1,6 +1,7 @@
 //! Storage that stays in the jurisdiction: a StorageClass per jurisdiction and, in Local mode,
 //! static local PersistentVolumes pre-bound to the replicas' claims, one eligible node each.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
@@ -223,11 +224,12 @@ fn local_volume(
 }
 
 /// How many local volumes domicile made are pinned to each hostname.
-pub fn volumes_per_node(volumes: &[PersistentVolume]) -> BTreeMap<String, usize> {
+pub fn volumes_per_node<V: Borrow<PersistentVolume>>(volumes: &[V]) -> BTreeMap<String, usize> {
     let mut load = BTreeMap::new();
     for host in volumes
         .iter()
-        .filter(|pv| {
+        .map(Borrow::borrow)
+        .filter(|pv: &&PersistentVolume| {
             pv.metadata
                 .labels
                 .as_ref()

@@ -1,0 +1,1092 @@
+//! `make bench` (hack/bench.sh, which starts the cluster): the operator at scale.
+//!
+//! In one run, on the cluster hack/bench.sh starts (33 CN nodes and 1 US node, kwok, 110 pods
+//! each), with the operator's release build run out-of-cluster under the chart's ServiceAccount:
+//!
+//! - converge: N data centres (Local mode, 3 replicas) through the operator, against applying the
+//!   same children (built by the operator's own builders) with a plain client while the operator
+//!   is stopped, alternated, for each N of `DOMICILE_BENCH_SIZES`;
+//! - at rest, after the largest run: the operator's requests per minute, counted by the API
+//!   server itself (priority-and-fairness FlowSchemas that match the operator's ServiceAccount,
+//!   one per kind of request), its reconciles, writes, CPU and memory;
+//! - drift: relabel a node hosting data CN -> US and back, `DOMICILE_BENCH_RELABELS` times, and
+//!   time the verdict of every affected data centre (first and last);
+//! - restart: time to `/readyz` and what the new process writes in its first minute;
+//! - placement: how the volumes spread over the eligible nodes;
+//! - memory once every data centre is deleted.
+//!
+//! Prints the figures and writes them to `DOMICILE_BENCH_OUT` (BENCHMARKS.md).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use domicile::api::RegionalDataCenter;
+use domicile::api::jurisdiction::Jurisdiction;
+use domicile::resources::{self, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, Pod};
+use k8s_openapi::api::flowcontrol::v1::FlowSchema;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const REPLICAS: i32 = 3;
+const ROOT: &str = "/var/lib/domicile";
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(1200);
+const REST_WINDOW: Duration = Duration::from_secs(60);
+const STALE_AFTER: Duration = Duration::from_secs(5);
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(60);
+const ADMIN: &str = "127.0.0.1:28080";
+/// The kinds of request the FlowSchemas tell apart, in the order the API server matches them.
+const KINDS: [&str; 4] = ["watch", "lease", "read", "write"];
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name)
+        .with_context(|| format!("{name} is not set; run the benchmark with make bench"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let sizes: Vec<usize> = std::env::var("DOMICILE_BENCH_SIZES")
+        .unwrap_or_else(|_| "100,500".to_owned())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .context("DOMICILE_BENCH_SIZES: numbers separated by commas")
+        })
+        .collect::<Result<_>>()?;
+    let relabels: usize = std::env::var("DOMICILE_BENCH_RELABELS")
+        .unwrap_or_else(|_| "20".to_owned())
+        .parse()
+        .context("DOMICILE_BENCH_RELABELS: a number")?;
+    let out = env("DOMICILE_BENCH_OUT")?;
+    let bench = Bench::new().await?;
+    bench.install_flow_schemas().await?;
+
+    let mut report = Report::default();
+    let mut operator = Operator::start().await?;
+    // Settle before the empty figure: the first listings are done and the caches are empty.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    report.memory_empty = operator.memory()?;
+
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let mut converges = Vec::new();
+    let mut last_namespace = String::new();
+    for &n in &sizes {
+        operator.stop().await?;
+        let raw = bench.converge_raw(n).await?;
+        println!("raw apply, N = {n}: {:.1} s", raw.seconds);
+        bench.clean(&raw.namespace).await?;
+        operator = Operator::start().await?;
+        let op = bench.converge_operator(n, &operator).await?;
+        println!(
+            "operator, N = {n}: {:.1} s, {} requests",
+            op.seconds, op.requests
+        );
+        if n == largest {
+            last_namespace = op.namespace.clone();
+        } else {
+            bench.clean(&op.namespace).await?;
+        }
+        converges.push((n, raw, op));
+    }
+    report.converges = converges;
+    if last_namespace.is_empty() {
+        bail!("DOMICILE_BENCH_SIZES is empty");
+    }
+    report.largest = largest;
+    report.placement = bench.placement(&last_namespace).await?;
+    report.rest = bench.at_rest(&operator).await?;
+    report.drift = bench.drift(&last_namespace, relabels).await?;
+    report.memory_full = operator.memory()?;
+
+    operator.stop().await?;
+    let (restarted, ready, minute) = bench.restart().await?;
+    operator = restarted;
+    report.restart_ready = ready;
+    report.restart_minute = minute;
+
+    bench.clean(&last_namespace).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    report.memory_deleted = operator.memory()?;
+    operator.stop().await?;
+
+    let text = report.render()?;
+    println!("\n{text}");
+    std::fs::write(&out, text).with_context(|| format!("writing {out}"))?;
+    println!("written to {out}");
+    Ok(())
+}
+
+// --- The operator process -----------------------------------------------------------------------
+
+struct Operator {
+    child: tokio::process::Child,
+    pid: u32,
+}
+
+impl Operator {
+    async fn start() -> Result<Self> {
+        Ok(Self::start_timed().await?.0)
+    }
+
+    /// Starts the operator as the chart would (leader election on) and waits for `/readyz`.
+    async fn start_timed() -> Result<(Self, Duration)> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env("DOMICILE_BENCH_LOG")?)?;
+        let started = Instant::now();
+        let child = tokio::process::Command::new(env("DOMICILE_BIN")?)
+            .args(["run", "--leader-election", "--admin-address", ADMIN])
+            .env("KUBECONFIG", env("DOMICILE_OPERATOR_KUBECONFIG")?)
+            .env("POD_NAMESPACE", env("DOMICILE_OPERATOR_NAMESPACE")?)
+            .env("POD_NAME", "domicile-bench")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the operator")?;
+        let pid = child.id().context("the operator exited at once")?;
+        let mut operator = Self { child, pid };
+        loop {
+            if let Ok((200, _)) = http_get("/readyz").await {
+                return Ok((operator, started.elapsed()));
+            }
+            if let Some(status) = operator.child.try_wait()? {
+                bail!("the operator exited ({status}); see DOMICILE_BENCH_LOG");
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("the operator was not ready within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod, and wait for the exit (which releases the lease).
+    async fn stop(mut self) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("could not signal the operator");
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("the operator did not stop within 60 s of SIGTERM")??;
+        Ok(())
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    fn memory(&self) -> Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let field = |name: &str| -> Result<f64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("{name} missing from /proc status"))?;
+            let kib: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("malformed /proc status")?
+                .parse()?;
+            Ok(kib / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// User and system CPU seconds so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command (which may hold spaces) start at the state, field 3.
+        let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        Ok(ticks / 100.0)
+    }
+
+    /// The operator's writes so far by verb and kind, from its own counter.
+    async fn writes(&self) -> Result<BTreeMap<String, f64>> {
+        let (_, body) = http_get("/metrics").await?;
+        Ok(body
+            .lines()
+            .filter_map(|line| line.strip_prefix("domicile_kubernetes_writes_total{"))
+            .filter_map(|line| {
+                let (labels, value) = line.rsplit_once("} ")?;
+                Some((labels.replace('"', ""), value.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Sum of a counter of the operator's own /metrics over all its label sets.
+    async fn counter(&self, name: &str) -> Result<f64> {
+        let (status, body) = http_get("/metrics").await?;
+        if status != 200 {
+            bail!("operator /metrics answered {status}");
+        }
+        Ok(sample_sum(&body, name, &[]))
+    }
+}
+
+/// A GET against the operator's admin address (HTTP/1.0: the answer ends with the connection).
+async fn http_get(path: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(ADMIN).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {ADMIN}\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no HTTP status")?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Sum of the samples of `name` whose labels include every pair of `labels`.
+fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let wanted = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            wanted.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+// --- The cluster -------------------------------------------------------------------------------
+
+struct Bench {
+    client: Client,
+    keys: NodeLabelKeys,
+    cn: Jurisdiction,
+}
+
+/// One converge run.
+struct Converge {
+    namespace: String,
+    seconds: f64,
+    /// API server CPU seconds during the run.
+    apiserver_cpu: f64,
+    /// Requests by the operator (reads and writes; none for the raw run).
+    requests: f64,
+    /// The operator's own count of its writes so far, by verb and kind.
+    writes: BTreeMap<String, f64>,
+}
+
+/// What happened over a window of time, from the API server's and the operator's counters.
+#[derive(Default)]
+struct Window {
+    seconds: f64,
+    requests: BTreeMap<&'static str, f64>,
+    reconciles: f64,
+    writes: f64,
+    operator_cpu: f64,
+    apiserver_cpu: f64,
+}
+
+/// How the volumes of the largest run spread over the eligible nodes.
+#[derive(Default)]
+struct Placement {
+    eligible: usize,
+    used: usize,
+    max: usize,
+    mean: f64,
+}
+
+/// One relabel: the affected data centres and when each showed the new verdict.
+struct Relabel {
+    node: String,
+    to: &'static str,
+    affected: usize,
+    first: Option<Duration>,
+    last: Option<Duration>,
+    /// Data centres without the new verdict after STALE_AFTER, and whether they got it later.
+    late: Vec<(String, Option<Duration>)>,
+    /// Unaffected data centres whose verdict changed.
+    spurious: Vec<String>,
+}
+
+impl Bench {
+    async fn new() -> Result<Self> {
+        Ok(Self {
+            client: Client::try_default()
+                .await
+                .context("connecting with KUBECONFIG")?,
+            keys: NodeLabelKeys::default(),
+            cn: Jurisdiction::parse("CN").map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    /// FlowSchemas matching the operator's ServiceAccount, one per kind of request, so that the
+    /// API server's own `apiserver_flowcontrol_dispatched_requests_total` counts each kind.
+    async fn install_flow_schemas(&self) -> Result<()> {
+        let api: Api<FlowSchema> = Api::all(self.client.clone());
+        let account = json!({"kind": "ServiceAccount", "serviceAccount": {
+            "name": "domicile", "namespace": env("DOMICILE_OPERATOR_NAMESPACE")?}});
+        let rule = |verbs: Value, groups: Value, kinds: Value| {
+            json!({"verbs": verbs, "apiGroups": groups, "resources": kinds,
+                   "clusterScope": true, "namespaces": ["*"]})
+        };
+        let rules = [
+            vec![rule(json!(["watch"]), json!(["*"]), json!(["*"]))],
+            vec![rule(
+                json!(["*"]),
+                json!(["coordination.k8s.io"]),
+                json!(["leases"]),
+            )],
+            vec![rule(json!(["get", "list"]), json!(["*"]), json!(["*"]))],
+            vec![rule(json!(["*"]), json!(["*"]), json!(["*"]))],
+        ];
+        for (precedence, (kind, resource_rules)) in KINDS.iter().zip(rules).enumerate() {
+            let name = format!("domicile-bench-{kind}");
+            let mut subject = json!({"subjects": [account], "resourceRules": resource_rules});
+            if *kind == "write" {
+                subject["nonResourceRules"] = json!([{"verbs": ["*"], "nonResourceURLs": ["*"]}]);
+            }
+            let schema = json!({
+                "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+                "metadata": {"name": name},
+                "spec": {"matchingPrecedence": 50 + precedence,
+                         "priorityLevelConfiguration": {"name": "workload-low"},
+                         "rules": [subject]}
+            });
+            api.patch(
+                &name,
+                &PatchParams::apply("domicile-bench").force(),
+                &Patch::Apply(&schema),
+            )
+            .await?;
+        }
+        // The API server picks FlowSchemas up asynchronously; the first window starts later.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
+    }
+
+    async fn apiserver_metrics(&self) -> Result<String> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        Ok(self.client.request_text(request).await?)
+    }
+
+    /// The operator's requests of each kind and the API server's CPU seconds, so far.
+    async fn apiserver_counters(&self) -> Result<(BTreeMap<&'static str, f64>, f64)> {
+        let text = self.apiserver_metrics().await?;
+        let requests = KINDS
+            .iter()
+            .map(|kind| {
+                let schema = format!("domicile-bench-{kind}");
+                let count = sample_sum(
+                    &text,
+                    "apiserver_flowcontrol_dispatched_requests_total",
+                    &[("flow_schema", &schema)],
+                );
+                (*kind, count)
+            })
+            .collect();
+        Ok((
+            requests,
+            sample_sum(&text, "process_cpu_seconds_total", &[]),
+        ))
+    }
+
+    async fn create_namespace(&self, name: &str) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        api.create(&PostParams::default(), &namespace).await?;
+        Ok(())
+    }
+
+    fn data_centre(&self, namespace: &str, index: usize) -> Result<RegionalDataCenter> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "domicile.dev/v1alpha1", "kind": "RegionalDataCenter",
+            "metadata": {"name": format!("dc-{index:04}"), "namespace": namespace},
+            "spec": {"jurisdiction": "CN", "storage": {"size": "1Gi", "mode": "Local"},
+                     "workload": {"image": "registry.example/ingest:1.4", "replicas": REPLICAS,
+                                  "port": 8080}}
+        }))?)
+    }
+
+    /// N data centres through the operator: from the first create to every one Ready.
+    async fn converge_operator(&self, n: usize, operator: &Operator) -> Result<Converge> {
+        let namespace = format!("bench-operator-{n}");
+        self.create_namespace(&namespace).await?;
+        let api: Api<RegionalDataCenter> = Api::namespaced(self.client.clone(), &namespace);
+        let ready = count_until(api.clone(), n, |rdc: &RegionalDataCenter| {
+            rdc.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        });
+        let (requests_before, cpu_before) = self.apiserver_counters().await?;
+        let started = Instant::now();
+        let creates = (0..n).map(|i| {
+            let api = api.clone();
+            let rdc = self.data_centre(&namespace, i);
+            async move {
+                api.create(&PostParams::default(), &rdc?)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+        });
+        futures::stream::iter(creates)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        ready.await??;
+        let seconds = started.elapsed().as_secs_f64();
+        let (requests_after, cpu_after) = self.apiserver_counters().await?;
+        let requests = ["read", "write"]
+            .iter()
+            .map(|k| requests_after[k] - requests_before[k])
+            .sum();
+        Ok(Converge {
+            namespace,
+            seconds,
+            apiserver_cpu: cpu_after - cpu_before,
+            requests,
+            writes: operator.writes().await?,
+        })
+    }
+
+    /// The same children, built by the operator's own builders for the same cluster, applied
+    /// directly: from the first apply to every StatefulSet ready.
+    async fn converge_raw(&self, n: usize) -> Result<Converge> {
+        let namespace = format!("bench-raw-{n}");
+        self.create_namespace(&namespace).await?;
+        let nodes: Vec<Node> = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let eligible: Vec<&Node> = nodes
+            .iter()
+            .filter(|node| {
+                node.labels()
+                    .get(&self.keys.jurisdiction)
+                    .map(String::as_str)
+                    == Some("CN")
+            })
+            .collect();
+        let statefulsets: Api<StatefulSet> = Api::namespaced(self.client.clone(), &namespace);
+        let ready = count_until(statefulsets, n, |sts: &StatefulSet| {
+            sts.status.as_ref().and_then(|s| s.ready_replicas) == Some(REPLICAS)
+        });
+        let (_, cpu_before) = self.apiserver_counters().await?;
+        let started = Instant::now();
+        let params = PatchParams::apply("domicile-bench-raw").force();
+        let class = resources::local_storage_class(&self.cn, &self.keys);
+        let class_name = class.name_any();
+        apply(&Api::all(self.client.clone()), &class, &params).await?;
+        // Placement is planned as the operator does it: least-loaded eligible nodes first.
+        let mut load = BTreeMap::new();
+        let mut plans = Vec::new();
+        for i in 0..n {
+            let rdc = self.data_centre(&namespace, i)?;
+            let plan = resources::local_volumes(&rdc, &class_name, &eligible, &[], &load, ROOT);
+            for pv in &plan.volumes {
+                if let Some(host) = resources::pinned_hostname(pv) {
+                    *load.entry(host).or_insert(0) += 1;
+                }
+            }
+            plans.push((rdc, plan.volumes));
+        }
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let client = &self.client;
+        let namespace = namespace.as_str();
+        let applies = plans.iter().map(|(rdc, plan)| {
+            let (params, class_name, volumes) = (&params, &class_name, &volumes);
+            async move {
+                for pv in plan {
+                    apply(volumes, pv, params).await?;
+                }
+                apply(
+                    &Api::namespaced(client.clone(), namespace),
+                    &resources::service(rdc),
+                    params,
+                )
+                .await?;
+                if let Some(policy) = resources::network_policy(rdc, &DnsPeer::default()) {
+                    apply(&Api::namespaced(client.clone(), namespace), &policy, params).await?;
+                }
+                let sts = resources::statefulset(rdc, &self.cn, &self.keys, class_name);
+                apply(&Api::namespaced(client.clone(), namespace), &sts, params).await
+            }
+        });
+        futures::stream::iter(applies)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        ready.await??;
+        let seconds = started.elapsed().as_secs_f64();
+        let (_, cpu_after) = self.apiserver_counters().await?;
+        Ok(Converge {
+            namespace: namespace.to_owned(),
+            seconds,
+            apiserver_cpu: cpu_after - cpu_before,
+            requests: 0.0,
+            writes: BTreeMap::new(),
+        })
+    }
+
+    /// Deletes a run's namespace and volumes and waits until both are gone, pods included.
+    async fn clean(&self, namespace: &str) -> Result<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .delete(namespace, &DeleteParams::default())
+            .await?;
+        let started = Instant::now();
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
+        loop {
+            // The operator (or nobody, after a raw run) leaves the volumes: data is never
+            // deleted unless asked; the benchmark asks.
+            if !volumes.list_metadata(&of_run).await?.items.is_empty() {
+                volumes
+                    .delete_collection(&DeleteParams::default(), &of_run)
+                    .await?;
+            }
+            let gone = namespaces.get_opt(namespace).await?.is_none()
+                && volumes.list_metadata(&of_run).await?.items.is_empty();
+            if gone {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("namespace {namespace} and its volumes were not gone within 600 s");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn placement(&self, namespace: &str) -> Result<Placement> {
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        for pv in volumes.list(&of_run).await? {
+            if let Some(host) = resources::pinned_hostname(&pv) {
+                *per_node.entry(host).or_insert(0) += 1;
+            }
+        }
+        let eligible = Api::<Node>::all(self.client.clone())
+            .list_metadata(&ListParams::default().labels(&format!("{}=CN", self.keys.jurisdiction)))
+            .await?
+            .items
+            .len();
+        let total: usize = per_node.values().sum();
+        Ok(Placement {
+            eligible,
+            used: per_node.len(),
+            max: per_node.values().copied().max().unwrap_or(0),
+            mean: total as f64 / eligible.max(1) as f64,
+        })
+    }
+
+    /// After the largest run has settled: one window of the operator at rest.
+    async fn at_rest(&self, operator: &Operator) -> Result<Window> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        self.window(operator, REST_WINDOW).await
+    }
+
+    /// Starts the operator again with data centres present: time to `/readyz`, and its first
+    /// minute from the moment the process starts (the first reconciles included).
+    async fn restart(&self) -> Result<(Operator, Duration, Window)> {
+        let (requests_before, apiserver_before) = self.apiserver_counters().await?;
+        let started = Instant::now();
+        let (operator, ready) = Operator::start_timed().await?;
+        tokio::time::sleep(REST_WINDOW.saturating_sub(started.elapsed())).await;
+        let (requests_after, apiserver_after) = self.apiserver_counters().await?;
+        let minute = Window {
+            seconds: started.elapsed().as_secs_f64(),
+            requests: KINDS
+                .iter()
+                .map(|k| (*k, requests_after[k] - requests_before[k]))
+                .collect(),
+            // A new process: its counters start at zero.
+            reconciles: operator.counter("domicile_reconciliations_total").await?,
+            writes: operator.counter("domicile_kubernetes_writes_total").await?,
+            operator_cpu: operator.cpu_seconds()?,
+            apiserver_cpu: apiserver_after - apiserver_before,
+        };
+        Ok((operator, ready, minute))
+    }
+
+    async fn window(&self, operator: &Operator, length: Duration) -> Result<Window> {
+        let (requests_before, apiserver_before) = self.apiserver_counters().await?;
+        let reconciles_before = operator.counter("domicile_reconciliations_total").await?;
+        let writes_before = operator.counter("domicile_kubernetes_writes_total").await?;
+        let cpu_before = operator.cpu_seconds()?;
+        let started = Instant::now();
+        tokio::time::sleep(length).await;
+        let (requests_after, apiserver_after) = self.apiserver_counters().await?;
+        Ok(Window {
+            seconds: started.elapsed().as_secs_f64(),
+            requests: KINDS
+                .iter()
+                .map(|k| (*k, requests_after[k] - requests_before[k]))
+                .collect(),
+            reconciles: operator.counter("domicile_reconciliations_total").await?
+                - reconciles_before,
+            writes: operator.counter("domicile_kubernetes_writes_total").await? - writes_before,
+            operator_cpu: operator.cpu_seconds()? - cpu_before,
+            apiserver_cpu: apiserver_after - apiserver_before,
+        })
+    }
+
+    /// Relabels nodes that host data CN -> US and back, and times each affected verdict.
+    async fn drift(&self, namespace: &str, relabels: usize) -> Result<Vec<Relabel>> {
+        let rdcs: Api<RegionalDataCenter> = Api::namespaced(self.client.clone(), namespace);
+        let (verdicts, mut changes) = futures::channel::mpsc::unbounded();
+        let watch = tokio::spawn(async move {
+            let stream = watcher(rdcs, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(Ok(rdc)) = stream.next().await {
+                let verdict = rdc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.residency)
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_default();
+                if verdicts
+                    .unbounded_send((rdc.name_any(), verdict, Instant::now()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut current: HashMap<String, String> = HashMap::new();
+        // The first listing: every data centre's verdict now.
+        let listed = Instant::now();
+        while current.len() < self.count(namespace).await? {
+            match tokio::time::timeout(Duration::from_secs(30), changes.next()).await {
+                Ok(Some((name, verdict, _))) => {
+                    current.insert(name, verdict);
+                }
+                _ => bail!(
+                    "the RegionalDataCenter watch listed {} after {:?}",
+                    current.len(),
+                    listed.elapsed()
+                ),
+            }
+        }
+        let hosts = self.hosts(namespace).await?;
+        let mut order: Vec<&String> = hosts.keys().collect();
+        order.sort_by_key(|node| std::cmp::Reverse(hosts[*node].len()));
+        let nodes = Api::<Node>::all(self.client.clone());
+        let mut results = Vec::new();
+        for i in 0..relabels {
+            let node = order[(i / 2) % order.len()].clone();
+            let (to, verdict) = if i % 2 == 0 {
+                ("US", "Violated")
+            } else {
+                ("CN", "Compliant")
+            };
+            let affected = &hosts[&node];
+            let patch = json!({"metadata": {"labels": {self.keys.jurisdiction.clone(): to}}});
+            let sent = Instant::now();
+            nodes
+                .patch(&node, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let mut seen: BTreeMap<String, Duration> = BTreeMap::new();
+            let mut spurious = BTreeSet::new();
+            while seen.len() < affected.len() && sent.elapsed() < VERDICT_TIMEOUT {
+                let left = VERDICT_TIMEOUT.saturating_sub(sent.elapsed());
+                let Ok(Some((name, now, at))) = tokio::time::timeout(left, changes.next()).await
+                else {
+                    break;
+                };
+                let was = current.insert(name.clone(), now.clone());
+                if affected.contains(&name) {
+                    if now == verdict {
+                        seen.entry(name).or_insert(at.duration_since(sent));
+                    }
+                } else if was.as_deref() != Some(now.as_str()) {
+                    spurious.insert(name);
+                }
+            }
+            let late = affected
+                .iter()
+                .filter(|name| seen.get(*name).is_none_or(|t| *t > STALE_AFTER))
+                .map(|name| (name.clone(), seen.get(name).copied()))
+                .collect();
+            let relabel = Relabel {
+                node,
+                to,
+                affected: affected.len(),
+                first: seen.values().min().copied(),
+                last: (seen.len() == affected.len())
+                    .then(|| seen.values().max().copied())
+                    .flatten(),
+                late,
+                spurious: spurious.into_iter().collect(),
+            };
+            println!(
+                "relabel {} -> {}: {} affected, first {:?}, last {:?}, late {:?}",
+                relabel.node,
+                relabel.to,
+                relabel.affected,
+                relabel.first,
+                relabel.last,
+                relabel.late
+            );
+            results.push(relabel);
+        }
+        watch.abort();
+        Ok(results)
+    }
+
+    async fn count(&self, namespace: &str) -> Result<usize> {
+        let api: Api<RegionalDataCenter> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.list_metadata(&ListParams::default()).await?.items.len())
+    }
+
+    /// For each node, the data centres with a pod or a volume on it.
+    async fn hosts(&self, namespace: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let mut hosts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        for pod in pods.list(&ListParams::default().labels(RDC_LABEL)).await? {
+            if let (Some(node), Some(rdc)) = (
+                pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                pod.labels().get(RDC_LABEL),
+            ) {
+                hosts.entry(node).or_default().insert(rdc.clone());
+            }
+        }
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
+        for pv in volumes.list(&of_run).await? {
+            if let (Some(node), Some(rdc)) =
+                (resources::pinned_hostname(&pv), pv.labels().get(RDC_LABEL))
+            {
+                hosts.entry(node).or_default().insert(rdc.clone());
+            }
+        }
+        Ok(hosts)
+    }
+}
+
+/// Server-side apply of one object under the raw run's field manager.
+async fn apply<K>(api: &Api<K>, object: &K, params: &PatchParams) -> Result<()>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let mut value = serde_json::to_value(object)?;
+    value["apiVersion"] = json!(K::api_version(&()));
+    value["kind"] = json!(K::kind(&()));
+    api.patch(&object.name_any(), params, &Patch::Apply(&value))
+        .await?;
+    Ok(())
+}
+
+/// A watch of `api` that resolves once `n` distinct objects satisfy `done`.
+fn count_until<K>(
+    api: Api<K>,
+    n: usize,
+    done: impl Fn(&K) -> bool + Send + 'static,
+) -> tokio::task::JoinHandle<Result<()>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        futures::pin_mut!(stream);
+        let mut satisfied = BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + CONVERGE_TIMEOUT;
+        while satisfied.len() < n {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(object))) => {
+                    if done(&object) {
+                        satisfied.insert(object.name_any());
+                    } else {
+                        satisfied.remove(&object.name_any());
+                    }
+                }
+                Ok(Some(Err(error))) => tracing_free_log(&format!("watch error: {error}")),
+                Ok(None) => bail!("the watch ended"),
+                Err(_) => bail!(
+                    "{} of {n} ready after {CONVERGE_TIMEOUT:?}",
+                    satisfied.len()
+                ),
+            }
+        }
+        Ok(())
+    })
+}
+
+fn tracing_free_log(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+// --- The report --------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Report {
+    memory_empty: (f64, f64),
+    memory_full: (f64, f64),
+    memory_deleted: (f64, f64),
+    converges: Vec<(usize, Converge, Converge)>,
+    largest: usize,
+    placement: Placement,
+    rest: Window,
+    drift: Vec<Relabel>,
+    restart_ready: Duration,
+    restart_minute: Window,
+}
+
+fn percentile(mut values: Vec<Duration>, p: f64) -> Option<Duration> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort();
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("never".to_owned(), |d| format!("{} ms", d.as_millis()))
+}
+
+fn per_minute(count: f64, window: &Window) -> f64 {
+    count * 60.0 / window.seconds.max(1.0)
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: f64 = m.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / 1024.0 / 1024.0)
+        })
+        .unwrap_or(0.0);
+    format!("{cores} cores, {memory:.0} GiB")
+}
+
+impl Report {
+    fn render(&self) -> Result<String> {
+        let mut s = String::new();
+        let date = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z");
+        let versions = std::env::var("DOMICILE_BENCH_VERSIONS").unwrap_or_default();
+        writeln!(s, "# Benchmarks\n")?;
+        writeln!(
+            s,
+            "Written by `make bench` (hack/bench.sh, benches/scale.rs) on {date}: {}, {versions}; \
+             operator release build, out-of-cluster, leader election on, the chart's RBAC. \
+             Cluster: 33 CN nodes and 1 US node played by kwok, 110 pods each. Every data centre: \
+             Local mode, 3 replicas, jurisdiction CN.\n",
+            machine()
+        )?;
+        writeln!(s, "## Converge\n")?;
+        writeln!(
+            s,
+            "From the first create to every data centre `Ready`, against applying the same children \
+             (the operator's builders, the same placement) with a plain client while the operator \
+             is stopped, to every StatefulSet ready. Alternated: raw, then operator, per size.\n"
+        )?;
+        writeln!(
+            s,
+            "| N | raw apply | operator | ratio | API server CPU raw / operator | ratio | operator requests |"
+        )?;
+        writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |")?;
+        for (n, raw, op) in &self.converges {
+            writeln!(
+                s,
+                "| {n} | {:.1} s | {:.1} s | {:.2} | {:.1} s / {:.1} s | {:.2} | {:.0} ({:.1} per data centre) |",
+                raw.seconds,
+                op.seconds,
+                op.seconds / raw.seconds,
+                raw.apiserver_cpu,
+                op.apiserver_cpu,
+                op.apiserver_cpu / raw.apiserver_cpu.max(0.001),
+                op.requests,
+                op.requests / *n as f64
+            )?;
+        }
+        if let Some((n, _, op)) = self.converges.last() {
+            writeln!(
+                s,
+                "\nThe operator's writes by its own count (a fresh process per run), N = {n}:\n"
+            )?;
+            writeln!(s, "| write | count | per data centre |")?;
+            writeln!(s, "| --- | --- | --- |")?;
+            for (labels, count) in &op.writes {
+                writeln!(s, "| {labels} | {count:.0} | {:.2} |", count / *n as f64)?;
+            }
+        }
+        let rest = &self.rest;
+        writeln!(s, "\n## At rest, N = {}\n", self.largest)?;
+        writeln!(
+            s,
+            "A {:.0} s window 30 s after the converge. Requests are the API server's own count \
+             (`apiserver_flowcontrol_dispatched_requests_total` of FlowSchemas matching the \
+             operator's ServiceAccount), per minute.\n",
+            rest.seconds
+        )?;
+        writeln!(s, "| figure | per minute |")?;
+        writeln!(s, "| --- | --- |")?;
+        for kind in KINDS {
+            let what = match kind {
+                "watch" => "watch requests (re-established watches)",
+                "lease" => "leader lease requests (the election itself)",
+                "read" => "reads (get, list)",
+                _ => "writes (create, update, patch, delete)",
+            };
+            writeln!(
+                s,
+                "| {what} | {:.1} |",
+                per_minute(rest.requests[kind], rest)
+            )?;
+        }
+        writeln!(
+            s,
+            "| reconciles | {:.1} |",
+            per_minute(rest.reconciles, rest)
+        )?;
+        writeln!(
+            s,
+            "| writes counted by the operator | {:.1} |",
+            per_minute(rest.writes, rest)
+        )?;
+        writeln!(
+            s,
+            "| operator CPU | {:.2} s |",
+            per_minute(rest.operator_cpu, rest)
+        )?;
+        writeln!(
+            s,
+            "| API server CPU | {:.2} s |",
+            per_minute(rest.apiserver_cpu, rest)
+        )?;
+
+        writeln!(s, "\n## Memory of the operator\n")?;
+        writeln!(s, "| when | VmRSS | VmHWM |")?;
+        writeln!(s, "| --- | --- | --- |")?;
+        for (when, (rss, hwm)) in [
+            ("started, no data centre".to_owned(), self.memory_empty),
+            (
+                format!("N = {}, after converge, rest and drift", self.largest),
+                self.memory_full,
+            ),
+            (
+                "restarted, after every data centre was deleted".to_owned(),
+                self.memory_deleted,
+            ),
+        ] {
+            writeln!(s, "| {when} | {rss:.1} MiB | {hwm:.1} MiB |")?;
+        }
+
+        writeln!(s, "\n## Drift, N = {}\n", self.largest)?;
+        writeln!(
+            s,
+            "A node hosting data relabelled CN -> US (affected data centres must turn Violated), \
+             then back (Compliant); from the label patch sent to the verdict seen by a watch. \
+             Affected: every data centre with a pod or a volume on the node. Late: without the new \
+             verdict {} s after the relabel.\n",
+            STALE_AFTER.as_secs()
+        )?;
+        writeln!(
+            s,
+            "| relabel | affected | first | last | late | other verdicts changed |"
+        )?;
+        writeln!(s, "| --- | --- | --- | --- | --- | --- |")?;
+        for r in &self.drift {
+            let late = if r.late.is_empty() {
+                "none".to_owned()
+            } else {
+                r.late
+                    .iter()
+                    .map(|(name, at)| format!("{name} ({})", ms(*at)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            writeln!(
+                s,
+                "| {} -> {} | {} | {} | {} | {late} | {} |",
+                r.node,
+                r.to,
+                r.affected,
+                ms(r.first),
+                ms(r.last),
+                r.spurious.len()
+            )?;
+        }
+        let firsts: Vec<Duration> = self.drift.iter().filter_map(|r| r.first).collect();
+        let lasts: Vec<Duration> = self.drift.iter().filter_map(|r| r.last).collect();
+        let never = self.drift.iter().filter(|r| r.last.is_none()).count();
+        writeln!(
+            s,
+            "\nFirst affected: p50 {}, p99 {}. Last affected: p50 {}, p99 {}; relabels with a data \
+             centre never updated within {} s: {never}. Late data centres in all: {}.",
+            ms(percentile(firsts.clone(), 50.0)),
+            ms(percentile(firsts, 99.0)),
+            ms(percentile(lasts.clone(), 50.0)),
+            ms(percentile(lasts, 99.0)),
+            VERDICT_TIMEOUT.as_secs(),
+            self.drift.iter().map(|r| r.late.len()).sum::<usize>()
+        )?;
+
+        let minute = &self.restart_minute;
+        writeln!(s, "\n## Restart, N = {}\n", self.largest)?;
+        writeln!(
+            s,
+            "SIGTERM, then a new process: `/readyz` {} ms after it started. In its first {:.0} s: \
+             {:.0} writes and {:.0} reads by the API server's count, {:.0} writes counted by the \
+             operator, {:.0} lease requests, {:.0} reconciles.",
+            self.restart_ready.as_millis(),
+            minute.seconds,
+            minute.requests["write"],
+            minute.requests["read"],
+            minute.writes,
+            minute.requests["lease"],
+            minute.reconciles
+        )?;
+
+        let p = &self.placement;
+        writeln!(s, "\n## Placement, N = {}\n", self.largest)?;
+        writeln!(
+            s,
+            "{} local volumes over {} eligible nodes: {} nodes used, at most {} on one node \
+             (mean {:.1}, max / mean {:.2}).",
+            (p.mean * p.eligible as f64).round(),
+            p.eligible,
+            p.used,
+            p.max,
+            p.mean,
+            p.max as f64 / p.mean.max(0.001)
+        )?;
+        Ok(s)
+    }
+}
