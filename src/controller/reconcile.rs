@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::apply::Applied;
-use super::status::{Blocker, Observation, READY, derive_status, needs_write};
+use super::status::{Blocker, Observation, READY, Reason, derive_status, needs_write};
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
@@ -177,7 +177,7 @@ fn declare(
         (StorageMode::Dynamic, Some(existing)) => {
             if !class_exists(existing) {
                 blocker = Some(Blocker {
-                    reason: "StorageClassNotFound",
+                    reason: Reason::StorageClassNotFound,
                     message: format!(
                         "spec.storage.storageClassName names StorageClass {existing:?}, which does not exist; \
                          create it, or remove storageClassName to use the class domicile manages"
@@ -214,7 +214,7 @@ fn declare(
             );
             if plan.unplaced > 0 {
                 blocker = Some(Blocker {
-                    reason: "InsufficientEligibleNodes",
+                    reason: Reason::InsufficientEligibleNodes,
                     message: format!(
                         "Local mode puts each replica's volume on a node of its own: {} replicas need {} nodes \
                          labelled {}={}, but {} are; label more nodes or lower spec.workload.replicas",
@@ -257,7 +257,7 @@ fn no_eligible_nodes_blocker(
         selector.push_str(&format!(" {}={sub}", keys.subdivision));
     }
     Blocker {
-        reason: "NoEligibleNodes",
+        reason: Reason::NoEligibleNodes,
         message: format!(
             "no node is labelled for jurisdiction {jurisdiction}; label the nodes that are in it: kubectl label node <node> {selector}"
         ),
@@ -282,7 +282,7 @@ fn refused_update(kind: &str, namespace: &str, name: &str, message: &str) -> Blo
         ),
     };
     Blocker {
-        reason: "UpdateRefused",
+        reason: Reason::UpdateRefused,
         message: format!("the API server refuses to update {kind} {name}: {message}; {steps}"),
     }
 }
@@ -441,7 +441,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         Err(err) => {
             // Only reachable when the CRD in the cluster is older than this operator.
             let blocker = Blocker {
-                reason: "InvalidJurisdiction",
+                reason: Reason::InvalidJurisdiction,
                 message: format!(
                     "spec.jurisdiction: {err}; install the current CRD (kubectl apply -f crds/)"
                 ),
@@ -717,17 +717,9 @@ async fn announce(
     {
         return;
     }
-    // Violations are announced one by one, by announce_violations.
-    let waiting = [
-        "ClaimsPending",
-        "ReplicasNotReady",
-        "NothingPlaced",
-        "Violated",
-        "Unverifiable",
-    ];
     if status == "True" {
         publish(rdc, EventType::Normal, "Ready", &message, ctx).await;
-    } else if !waiting.contains(&reason.as_str()) {
+    } else if !Reason::QUIET.iter().any(|quiet| quiet.as_str() == reason) {
         publish(rdc, EventType::Warning, &reason, &message, ctx).await;
     }
 }
@@ -853,12 +845,12 @@ mod tests {
         dynamic.spec.storage.mode = StorageMode::Dynamic;
         dynamic.spec.storage.storage_class_name = Some("missing".to_owned());
         let blocker = declared(&dynamic, &[], false).blocker.expect("blocked");
-        assert_eq!(blocker.reason, "NoEligibleNodes");
+        assert_eq!(blocker.reason, Reason::NoEligibleNodes);
         assert!(blocker.message.contains("kubectl label node"));
         let blocker = declared(&dynamic, &[node("cn-1")], false)
             .blocker
             .expect("blocked");
-        assert_eq!(blocker.reason, "StorageClassNotFound");
+        assert_eq!(blocker.reason, Reason::StorageClassNotFound);
     }
 
     #[test]
@@ -866,14 +858,14 @@ mod tests {
         let blocker = declared(&rdc("CN", 3), &[node("cn-1")], true)
             .blocker
             .expect("blocked");
-        assert_eq!(blocker.reason, "InsufficientEligibleNodes");
+        assert_eq!(blocker.reason, Reason::InsufficientEligibleNodes);
         assert!(blocker.message.contains("3 replicas need 3 nodes"));
     }
 
     #[test]
     fn refused_updates_carry_the_steps_that_fix_them() {
         let refused = refused_update("StatefulSet", "fleet-cn", "vehicle-data", "Forbidden");
-        assert_eq!(refused.reason, "UpdateRefused");
+        assert_eq!(refused.reason, Reason::UpdateRefused);
         assert!(
             refused
                 .message

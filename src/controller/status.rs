@@ -13,11 +13,82 @@ pub const STORAGE_PROVISIONED: &str = "StorageProvisioned";
 pub const WORKLOAD_AVAILABLE: &str = "WorkloadAvailable";
 pub const LABEL_TRUSTED: &str = "LabelTrusted";
 
+/// Why a condition has its status: every reason the operator writes, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    // Blockers: nothing is provisioned until the spec or the cluster changes.
+    InvalidJurisdiction,
+    NoEligibleNodes,
+    InsufficientEligibleNodes,
+    StorageClassNotFound,
+    /// A child the API server would not let the operator update.
+    UpdateRefused,
+    // StorageProvisioned.
+    ClaimsBound,
+    ClaimsPending,
+    // WorkloadAvailable.
+    ReplicasReady,
+    ReplicasNotReady,
+    PodsRefused,
+    Unschedulable,
+    // ResidencyCompliant.
+    Compliant,
+    Violated,
+    Unverifiable,
+    NothingPlaced,
+    // Ready.
+    Ready,
+    // LabelTrusted.
+    NodeRestricted,
+    KubeletSettableLabel,
+}
+
+impl Reason {
+    /// The CamelCase word written to `reason`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJurisdiction => "InvalidJurisdiction",
+            Self::NoEligibleNodes => "NoEligibleNodes",
+            Self::InsufficientEligibleNodes => "InsufficientEligibleNodes",
+            Self::StorageClassNotFound => "StorageClassNotFound",
+            Self::UpdateRefused => "UpdateRefused",
+            Self::ClaimsBound => "ClaimsBound",
+            Self::ClaimsPending => "ClaimsPending",
+            Self::ReplicasReady => "ReplicasReady",
+            Self::ReplicasNotReady => "ReplicasNotReady",
+            Self::PodsRefused => "PodsRefused",
+            Self::Unschedulable => "Unschedulable",
+            Self::Compliant => "Compliant",
+            Self::Violated => "Violated",
+            Self::Unverifiable => "Unverifiable",
+            Self::NothingPlaced => "NothingPlaced",
+            Self::Ready => "Ready",
+            Self::NodeRestricted => "NodeRestricted",
+            Self::KubeletSettableLabel => "KubeletSettableLabel",
+        }
+    }
+
+    /// Reasons of a state that passes by itself, or of violations (announced one by one), for
+    /// which Ready turning False raises no Warning Event of its own.
+    pub const QUIET: [Self; 5] = [
+        Self::ClaimsPending,
+        Self::ReplicasNotReady,
+        Self::NothingPlaced,
+        Self::Violated,
+        Self::Unverifiable,
+    ];
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something the schema cannot judge that stops provisioning until the cluster or spec changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocker {
-    /// A CamelCase reason such as `NoEligibleNodes`.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What is wrong and how to fix it.
     pub message: String,
 }
@@ -45,15 +116,195 @@ pub struct Observation<'a> {
     pub unschedulable: Option<&'a str>,
 }
 
+/// One condition's verdict before it is dated: True, False or Unknown (`None`), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Verdict {
+    ok: Option<bool>,
+    reason: Reason,
+    message: String,
+}
+
+impl Verdict {
+    fn holds(reason: Reason, message: String) -> Self {
+        Self {
+            ok: Some(true),
+            reason,
+            message,
+        }
+    }
+
+    fn fails(reason: Reason, message: String) -> Self {
+        Self {
+            ok: Some(false),
+            reason,
+            message,
+        }
+    }
+
+    fn from_blocker(blocker: &Blocker) -> Self {
+        Self::fails(blocker.reason, blocker.message.clone())
+    }
+}
+
+/// StorageProvisioned: every replica's claim is bound, unless something blocks provisioning.
+fn storage(o: &Observation<'_>) -> Verdict {
+    if let Some(blocker) = o.blocker {
+        return Verdict::from_blocker(blocker);
+    }
+    if o.bound_claims >= o.replicas {
+        Verdict::holds(
+            Reason::ClaimsBound,
+            format!(
+                "{} of {} claims are bound to volumes in the jurisdiction",
+                o.bound_claims, o.replicas
+            ),
+        )
+    } else {
+        Verdict::fails(
+            Reason::ClaimsPending,
+            format!(
+                "{} of {} claims are bound; {}",
+                o.bound_claims, o.replicas, o.storage_hint
+            ),
+        )
+    }
+}
+
+/// WorkloadAvailable: every replica is ready; if not, whether it will become so by itself.
+fn workload(o: &Observation<'_>) -> Verdict {
+    let ready = format!("{} of {} replicas are ready", o.ready_replicas, o.replicas);
+    if let Some(refusal) = o.pods_refused {
+        Verdict::fails(
+            Reason::PodsRefused,
+            format!("{ready}; the API server refuses their pods: {refusal}"),
+        )
+    } else if let Some(unschedulable) = o.unschedulable.filter(|_| o.ready_replicas < o.replicas) {
+        Verdict::fails(
+            Reason::Unschedulable,
+            format!(
+                "{ready}; {unschedulable}; it will not start by itself until the cluster changes \
+                 (capacity, node labels, or the node its volume is on)"
+            ),
+        )
+    } else if o.ready_replicas >= o.replicas {
+        Verdict::holds(Reason::ReplicasReady, ready)
+    } else {
+        Verdict::fails(Reason::ReplicasNotReady, ready)
+    }
+}
+
+/// ResidencyCompliant: the audit's verdict.
+fn residency(o: &Observation<'_>) -> Verdict {
+    let violations = o.audit.findings.len();
+    match o.audit.residency {
+        Residency::Compliant => Verdict::holds(
+            Reason::Compliant,
+            "every pod and bound volume is inside the jurisdiction".to_owned(),
+        ),
+        Residency::Violated => Verdict::fails(
+            Reason::Violated,
+            format!("{violations} object(s) outside the jurisdiction; see status.violations"),
+        ),
+        Residency::Unverifiable => Verdict::fails(
+            Reason::Unverifiable,
+            format!(
+                "the location of {violations} volume(s) cannot be verified; see status.violations"
+            ),
+        ),
+        Residency::Pending => Verdict {
+            ok: None,
+            reason: Reason::NothingPlaced,
+            message: "no pod is scheduled and no volume is bound yet".to_owned(),
+        },
+    }
+}
+
+/// Ready names the most pressing reason: a blocker; a residency verdict against the promise;
+/// a refused update; pods the namespace refuses or the scheduler cannot place (they explain why
+/// nothing is placed, so they come before a pending residency); then residency, storage,
+/// workload.
+fn ready(
+    o: &Observation<'_>,
+    residency: &Verdict,
+    storage: &Verdict,
+    workload: &Verdict,
+) -> Verdict {
+    if let Some(blocker) = o.blocker {
+        return Verdict::from_blocker(blocker);
+    }
+    let against_promise = residency.ok == Some(false);
+    if against_promise {
+        return Verdict::fails(residency.reason, residency.message.clone());
+    }
+    if let Some(refused) = o.refused {
+        return Verdict::from_blocker(refused);
+    }
+    let stuck = matches!(workload.reason, Reason::PodsRefused | Reason::Unschedulable);
+    let failing = stuck.then_some(workload).or_else(|| {
+        [residency, storage, workload]
+            .into_iter()
+            .find(|v| v.ok != Some(true))
+    });
+    match failing {
+        Some(failing) => Verdict::fails(failing.reason, failing.message.clone()),
+        None => Verdict::holds(
+            Reason::Ready,
+            format!(
+                "{} replicas ready, data and pods inside the jurisdiction",
+                o.replicas
+            ),
+        ),
+    }
+}
+
+/// LabelTrusted: the jurisdiction labels are keys no kubelet can set on its own Node.
+fn label_trusted(o: &Observation<'_>) -> Verdict {
+    if o.kubelet_settable_keys.is_empty() {
+        Verdict::holds(
+            Reason::NodeRestricted,
+            "jurisdiction labels use keys that kubelets cannot set on their own Node".to_owned(),
+        )
+    } else {
+        Verdict::fails(
+            Reason::KubeletSettableLabel,
+            format!(
+                "kubelets may set {} on their own Node, so a compromised node could claim any \
+                 jurisdiction; run the operator with keys under *.node-restriction.kubernetes.io/",
+                o.kubelet_settable_keys.join(" and ")
+            ),
+        )
+    }
+}
+
+fn phase(o: &Observation<'_>, ready: &Verdict, storage: &Verdict) -> Phase {
+    if o.audit.residency == Residency::Violated {
+        Phase::Violated
+    } else if o.blocker.is_some() {
+        Phase::Pending
+    } else if o.refused.is_some() {
+        Phase::Degraded
+    } else if ready.ok == Some(true) {
+        Phase::Ready
+    } else if storage.ok == Some(true) && o.ready_replicas > 0 {
+        Phase::Degraded
+    } else {
+        Phase::Provisioning
+    }
+}
+
+/// A dated condition: its transition time moves only when its status does.
 fn condition(
     type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
+    verdict: Verdict,
     generation: Option<i64>,
     previous: &[Condition],
     now: Timestamp,
 ) -> Condition {
+    let status = match verdict.ok {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    };
     let last_transition_time = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
@@ -62,8 +313,8 @@ fn condition(
     Condition {
         type_: type_.to_owned(),
         status: status.to_owned(),
-        reason: reason.to_owned(),
-        message,
+        reason: verdict.reason.as_str().to_owned(),
+        message: verdict.message,
         observed_generation: generation,
         last_transition_time,
     }
@@ -76,182 +327,22 @@ pub fn derive_status(
     now: Timestamp,
 ) -> RegionalDataCenterStatus {
     let o = observation;
+    let (storage, workload, residency) = (storage(o), workload(o), residency(o));
+    let ready = ready(o, &residency, &storage, &workload);
+    let phase = phase(o, &ready, &storage);
     let previous_conditions = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let cond = |type_, ok: Option<bool>, reason: &str, message: String| {
-        let status = match ok {
-            Some(true) => "True",
-            Some(false) => "False",
-            None => "Unknown",
-        };
-        condition(
-            type_,
-            status,
-            reason,
-            message,
-            o.generation,
-            previous_conditions,
-            now,
-        )
-    };
-
-    let storage = match (o.blocker, o.bound_claims >= o.replicas) {
-        (Some(blocker), _) => cond(
-            STORAGE_PROVISIONED,
-            Some(false),
-            blocker.reason,
-            blocker.message.clone(),
-        ),
-        (None, true) => cond(
-            STORAGE_PROVISIONED,
-            Some(true),
-            "ClaimsBound",
-            format!(
-                "{} of {} claims are bound to volumes in the jurisdiction",
-                o.bound_claims, o.replicas
-            ),
-        ),
-        (None, false) => cond(
-            STORAGE_PROVISIONED,
-            Some(false),
-            "ClaimsPending",
-            format!(
-                "{} of {} claims are bound; {}",
-                o.bound_claims, o.replicas, o.storage_hint
-            ),
-        ),
-    };
-    let workload = if let Some(refusal) = o.pods_refused {
-        cond(
-            WORKLOAD_AVAILABLE,
-            Some(false),
-            "PodsRefused",
-            format!(
-                "{} of {} replicas are ready; the API server refuses their pods: {refusal}",
-                o.ready_replicas, o.replicas
-            ),
-        )
-    } else if let Some(unschedulable) = o.unschedulable.filter(|_| o.ready_replicas < o.replicas) {
-        cond(
-            WORKLOAD_AVAILABLE,
-            Some(false),
-            "Unschedulable",
-            format!(
-                "{} of {} replicas are ready; {unschedulable}; it will not start by itself until \
-                 the cluster changes (capacity, node labels, or the node its volume is on)",
-                o.ready_replicas, o.replicas
-            ),
-        )
-    } else if o.ready_replicas >= o.replicas {
-        cond(
-            WORKLOAD_AVAILABLE,
-            Some(true),
-            "ReplicasReady",
-            format!("{} of {} replicas are ready", o.ready_replicas, o.replicas),
-        )
-    } else {
-        cond(
-            WORKLOAD_AVAILABLE,
-            Some(false),
-            "ReplicasNotReady",
-            format!("{} of {} replicas are ready", o.ready_replicas, o.replicas),
-        )
-    };
-    let violations = o.audit.findings.len();
-    let residency = match o.audit.residency {
-        Residency::Compliant => cond(
-            RESIDENCY_COMPLIANT,
-            Some(true),
-            "Compliant",
-            "every pod and bound volume is inside the jurisdiction".to_owned(),
-        ),
-        Residency::Violated => cond(
-            RESIDENCY_COMPLIANT,
-            Some(false),
-            "Violated",
-            format!("{violations} object(s) outside the jurisdiction; see status.violations"),
-        ),
-        Residency::Unverifiable => cond(
-            RESIDENCY_COMPLIANT,
-            Some(false),
-            "Unverifiable",
-            format!(
-                "the location of {violations} volume(s) cannot be verified; see status.violations"
-            ),
-        ),
-        Residency::Pending => cond(
-            RESIDENCY_COMPLIANT,
-            None,
-            "NothingPlaced",
-            "no pod is scheduled and no volume is bound yet".to_owned(),
-        ),
-    };
-    // Ready names the most pressing reason: a blocker, a residency verdict against the promise,
-    // a refused update, then residency, storage, workload.
-    // Pods the namespace refuses or the scheduler cannot place explain why nothing is placed,
-    // so they come before a pending residency.
-    let not_ready = [&residency, &workload]
-        .into_iter()
-        .find(|c| {
-            c.status == "False"
-                && (c.type_ == RESIDENCY_COMPLIANT
-                    || c.reason == "PodsRefused"
-                    || c.reason == "Unschedulable")
-        })
-        .or_else(|| {
-            [&residency, &storage, &workload]
-                .into_iter()
-                .find(|c| c.status != "True")
-        });
-    let refused = o.refused.filter(|_| residency.status != "False");
-    let ready = match (o.blocker.or(refused), not_ready) {
-        (Some(blocker), _) => cond(READY, Some(false), blocker.reason, blocker.message.clone()),
-        (None, Some(failing)) => cond(READY, Some(false), &failing.reason, failing.message.clone()),
-        (None, None) => cond(
-            READY,
-            Some(true),
-            "Ready",
-            format!(
-                "{} replicas ready, data and pods inside the jurisdiction",
-                o.replicas
-            ),
-        ),
-    };
-
-    let label_trusted = if o.kubelet_settable_keys.is_empty() {
-        cond(
-            LABEL_TRUSTED,
-            Some(true),
-            "NodeRestricted",
-            "jurisdiction labels use keys that kubelets cannot set on their own Node".to_owned(),
-        )
-    } else {
-        cond(
-            LABEL_TRUSTED,
-            Some(false),
-            "KubeletSettableLabel",
-            format!(
-                "kubelets may set {} on their own Node, so a compromised node could claim any \
-                 jurisdiction; run the operator with keys under *.node-restriction.kubernetes.io/",
-                o.kubelet_settable_keys.join(" and ")
-            ),
-        )
-    };
-
-    let phase = if o.audit.residency == Residency::Violated {
-        Phase::Violated
-    } else if o.blocker.is_some() {
-        Phase::Pending
-    } else if o.refused.is_some() {
-        Phase::Degraded
-    } else if ready.status == "True" {
-        Phase::Ready
-    } else if storage.status == "True" && o.ready_replicas > 0 {
-        Phase::Degraded
-    } else {
-        Phase::Provisioning
-    };
+    let conditions = [
+        (READY, ready),
+        (RESIDENCY_COMPLIANT, residency),
+        (STORAGE_PROVISIONED, storage),
+        (WORKLOAD_AVAILABLE, workload),
+        (LABEL_TRUSTED, label_trusted(o)),
+    ]
+    .into_iter()
+    .map(|(type_, verdict)| condition(type_, verdict, o.generation, previous_conditions, now))
+    .collect();
 
     let previous_violations = previous
         .map(|s| s.violations.as_slice())
@@ -287,7 +378,7 @@ pub fn derive_status(
         placements: o.audit.placements.clone(),
         violations,
         last_audit_time: previous.and_then(|s| s.last_audit_time.clone()),
-        conditions: vec![ready, residency, storage, workload, label_trusted],
+        conditions,
     };
     // The audit time moves only with the verdict, so an unchanged cluster is never rewritten.
     if previous != Some(&status) {
@@ -408,7 +499,7 @@ mod tests {
             residency: Residency::Pending,
         };
         let blocker = Blocker {
-            reason: "NoEligibleNodes",
+            reason: Reason::NoEligibleNodes,
             message: "label a node".to_owned(),
         };
         let mut o = observation(&audit, 0);
@@ -511,7 +602,7 @@ mod tests {
     fn a_refused_update_fails_ready_with_the_steps_unless_residency_is_violated() {
         let audit = compliant_audit(3);
         let refused = Blocker {
-            reason: "UpdateRefused",
+            reason: Reason::UpdateRefused,
             message: "delete it with --cascade=orphan".to_owned(),
         };
         let mut o = observation(&audit, 3);
@@ -559,5 +650,164 @@ mod tests {
             condition_of(&status, WORKLOAD_AVAILABLE).reason,
             "ReplicasReady"
         );
+    }
+
+    /// Each rule on its own, by reason.
+    fn reason(verdict: &Verdict) -> (Option<bool>, Reason) {
+        (verdict.ok, verdict.reason)
+    }
+
+    #[test]
+    fn storage_rule_blocker_then_bound_claims() {
+        let audit = compliant_audit(3);
+        let mut o = observation(&audit, 3);
+        assert_eq!(reason(&storage(&o)), (Some(true), Reason::ClaimsBound));
+        o.bound_claims = 2;
+        assert_eq!(reason(&storage(&o)), (Some(false), Reason::ClaimsPending));
+        let blocker = Blocker {
+            reason: Reason::StorageClassNotFound,
+            message: "create it".to_owned(),
+        };
+        o.blocker = Some(&blocker);
+        assert_eq!(
+            reason(&storage(&o)),
+            (Some(false), Reason::StorageClassNotFound)
+        );
+    }
+
+    #[test]
+    fn workload_rule_refused_then_unschedulable_then_ready_count() {
+        let audit = compliant_audit(3);
+        let mut o = observation(&audit, 2);
+        assert_eq!(
+            reason(&workload(&o)),
+            (Some(false), Reason::ReplicasNotReady)
+        );
+        o.unschedulable = Some("0/3 nodes are available");
+        assert_eq!(reason(&workload(&o)), (Some(false), Reason::Unschedulable));
+        o.pods_refused = Some("exceeded quota");
+        assert_eq!(reason(&workload(&o)), (Some(false), Reason::PodsRefused));
+        let o = Observation {
+            unschedulable: Some("stale"),
+            ..observation(&audit, 3)
+        };
+        assert_eq!(reason(&workload(&o)), (Some(true), Reason::ReplicasReady));
+    }
+
+    #[test]
+    fn residency_rule_maps_each_verdict() {
+        for (verdict, expected) in [
+            (Residency::Compliant, (Some(true), Reason::Compliant)),
+            (Residency::Violated, (Some(false), Reason::Violated)),
+            (Residency::Unverifiable, (Some(false), Reason::Unverifiable)),
+            (Residency::Pending, (None, Reason::NothingPlaced)),
+        ] {
+            let audit = Audit {
+                residency: verdict,
+                ..compliant_audit(3)
+            };
+            assert_eq!(reason(&residency(&observation(&audit, 3))), expected);
+        }
+    }
+
+    #[test]
+    fn ready_rule_in_order_of_urgency() {
+        let violated = Audit {
+            residency: Residency::Violated,
+            ..compliant_audit(3)
+        };
+        let pending = Audit {
+            residency: Residency::Pending,
+            ..compliant_audit(3)
+        };
+        let blocker = Blocker {
+            reason: Reason::NoEligibleNodes,
+            message: "label a node".to_owned(),
+        };
+        let refused = Blocker {
+            reason: Reason::UpdateRefused,
+            message: "delete it with --cascade=orphan".to_owned(),
+        };
+        let judge = |o: &Observation<'_>| {
+            let (r, s, w) = (residency(o), storage(o), workload(o));
+            reason(&ready(o, &r, &s, &w))
+        };
+        let fails = |r| (Some(false), r);
+        // A blocker first, even over a violation.
+        let o = Observation {
+            blocker: Some(&blocker),
+            refused: Some(&refused),
+            ..observation(&violated, 0)
+        };
+        assert_eq!(judge(&o), fails(Reason::NoEligibleNodes));
+        // Then a violation, over a refused update.
+        let o = Observation {
+            refused: Some(&refused),
+            ..observation(&violated, 3)
+        };
+        assert_eq!(judge(&o), fails(Reason::Violated));
+        // Then a refused update, over pods that cannot start.
+        let o = Observation {
+            refused: Some(&refused),
+            pods_refused: Some("quota"),
+            ..observation(&pending, 0)
+        };
+        assert_eq!(judge(&o), fails(Reason::UpdateRefused));
+        // Pods that cannot start explain a pending residency.
+        let o = Observation {
+            unschedulable: Some("too many pods"),
+            ..observation(&pending, 0)
+        };
+        assert_eq!(judge(&o), fails(Reason::Unschedulable));
+        // Then residency, storage, workload.
+        assert_eq!(
+            judge(&observation(&pending, 0)),
+            fails(Reason::NothingPlaced)
+        );
+        let compliant = compliant_audit(3);
+        let o = Observation {
+            bound_claims: 1,
+            ..observation(&compliant, 0)
+        };
+        assert_eq!(judge(&o), fails(Reason::ClaimsPending));
+        assert_eq!(
+            judge(&observation(&compliant_audit(3), 1)),
+            fails(Reason::ReplicasNotReady)
+        );
+        assert_eq!(
+            judge(&observation(&compliant_audit(3), 3)),
+            (Some(true), Reason::Ready)
+        );
+    }
+
+    #[test]
+    fn phase_rule() {
+        let audit = compliant_audit(3);
+        let judge = |o: &Observation<'_>| {
+            let (r, s, w) = (residency(o), storage(o), workload(o));
+            phase(o, &ready(o, &r, &s, &w), &s)
+        };
+        assert_eq!(judge(&observation(&audit, 3)), Phase::Ready);
+        assert_eq!(judge(&observation(&audit, 1)), Phase::Degraded);
+        assert_eq!(judge(&observation(&audit, 0)), Phase::Provisioning);
+        let refused = Blocker {
+            reason: Reason::UpdateRefused,
+            message: String::new(),
+        };
+        let o = Observation {
+            refused: Some(&refused),
+            ..observation(&audit, 3)
+        };
+        assert_eq!(judge(&o), Phase::Degraded);
+        let o = Observation {
+            blocker: Some(&refused),
+            ..observation(&audit, 0)
+        };
+        assert_eq!(judge(&o), Phase::Pending);
+        let violated = Audit {
+            residency: Residency::Violated,
+            ..compliant_audit(3)
+        };
+        assert_eq!(judge(&observation(&violated, 3)), Phase::Violated);
     }
 }
