@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams};
+use kube::runtime::events::{Event, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,6 +67,16 @@ pub enum Applied {
 }
 
 /// What an apply decides from the declared object, the live one and the operator's last apply.
+/// What became of an eviction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    Evicted,
+    /// The pod was already gone.
+    Gone,
+    /// A disruption budget refuses it for now (429).
+    Refused,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     Skip,
@@ -282,6 +294,60 @@ impl Writer {
                 source,
             })?;
         Ok(())
+    }
+
+    /// Sets the finalizers of `rdc`: a merge patch guarded by its resourceVersion, so a
+    /// concurrent change is never overwritten.
+    pub async fn set_finalizers<S: Serialize>(
+        &self,
+        api: &Api<RegionalDataCenter>,
+        rdc: &RegionalDataCenter,
+        finalizers: &[S],
+    ) -> Result<(), super::Error> {
+        let patch = serde_json::json!({
+            "metadata": {"finalizers": finalizers, "resourceVersion": rdc.resource_version()}
+        });
+        self.metrics.write("patch", "RegionalDataCenter");
+        api.patch(
+            &rdc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .map_err(|source| super::Error::Write {
+            verb: "set the finalizers of",
+            kind: "RegionalDataCenter",
+            object: ObjectRef::from(rdc).to_string(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// Asks the Eviction API to evict `pod`, so that disruption budgets hold.
+    pub async fn evict(&self, api: &Api<Pod>, pod: &Pod) -> Result<Eviction, super::Error> {
+        self.metrics.write("create", "Eviction");
+        match api.evict(&pod.name_any(), &EvictParams::default()).await {
+            Ok(_) => Ok(Eviction::Evicted),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Eviction::Gone),
+            Err(kube::Error::Api(status)) if status.code == 429 => Ok(Eviction::Refused),
+            Err(source) => Err(super::Error::Write {
+                verb: "evict",
+                kind: "Pod",
+                object: ObjectRef::from(pod).to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Publishes an Event about `regarding` (the recorder folds repeats into one Event).
+    pub async fn publish(
+        &self,
+        recorder: &Recorder,
+        event: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        self.metrics.write("create", "Event");
+        recorder.publish(event, regarding).await
     }
 
     /// Applies the status subresource of a RegionalDataCenter, and remembers what it wrote.

@@ -9,13 +9,13 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{EvictParams, ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
-use super::apply::Applied;
+use super::apply::{Applied, Eviction};
 use super::status::{Blocker, Observation, READY, Reason, derive_status, needs_write};
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
@@ -82,7 +82,7 @@ async fn reconcile_with_finalizer(
         if has_finalizer {
             cleanup::cleanup(&rdc, ctx).await?;
             let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-            set_finalizers(&api, &rdc, serde_json::json!(remaining), ctx).await?;
+            ctx.writer.set_finalizers(&api, &rdc, &remaining).await?;
         }
         ctx.backoffs.forget(&ObjectRef::from(rdc.as_ref()));
         return Ok(Action::await_change());
@@ -90,37 +90,11 @@ async fn reconcile_with_finalizer(
     if !has_finalizer {
         let mut all: Vec<&str> = finalizers.iter().map(String::as_str).collect();
         all.push(FINALIZER);
-        set_finalizers(&api, &rdc, serde_json::json!(all), ctx).await?;
+        ctx.writer.set_finalizers(&api, &rdc, &all).await?;
         // The change to the object triggers the next reconcile.
         return Ok(Action::await_change());
     }
     provision_and_audit(&rdc, ctx).await
-}
-
-/// A merge patch guarded by the resourceVersion, so a concurrent change is never overwritten.
-async fn set_finalizers(
-    api: &Api<RegionalDataCenter>,
-    rdc: &RegionalDataCenter,
-    finalizers: serde_json::Value,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let patch = serde_json::json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": rdc.resource_version()}
-    });
-    ctx.writer.metrics().write("patch", "RegionalDataCenter");
-    api.patch(
-        &rdc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
-    .map_err(|source| Error::Write {
-        verb: "set the finalizers of",
-        kind: "RegionalDataCenter",
-        object: ObjectRef::from(rdc).to_string(),
-        source,
-    })?;
-    Ok(())
 }
 
 /// The objects of `store` in `namespace` that carry the label of RegionalDataCenter `name`.
@@ -633,19 +607,17 @@ async fn enforce(
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        ctx.writer.metrics().write("create", "Eviction");
-        match api.evict(&finding.name, &EvictParams::default()).await {
-            Ok(_) => {
+        match ctx.writer.evict(&api, pod).await? {
+            Eviction::Evicted => {
                 tracing::info!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "evicted a pod outside the jurisdiction");
                 let message = format!("evicted: {}", finding.message);
                 publish(rdc, EventType::Normal, "Evicted", &message, ctx).await;
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(kube::Error::Api(status)) if status.code == 429 => {
+            Eviction::Gone => {}
+            Eviction::Refused => {
                 tracing::warn!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "a disruption budget refuses the eviction for now");
                 blocked = true;
             }
-            Err(err) => return Err(err.into()),
         }
     }
     Ok(blocked)
@@ -785,8 +757,11 @@ async fn publish_as(
         action: action.chars().take(128).collect(),
         secondary: None,
     };
-    ctx.writer.metrics().write("create", "Event");
-    if let Err(err) = ctx.recorder.publish(&event, &rdc.object_ref(&())).await {
+    if let Err(err) = ctx
+        .writer
+        .publish(&ctx.recorder, &event, &rdc.object_ref(&()))
+        .await
+    {
         tracing::warn!(rdc = %ObjectRef::from(rdc), error = %err, "cannot publish an event");
     }
 }
