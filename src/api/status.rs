@@ -21,10 +21,6 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residency: Option<Residency>,
 
-    /// Nodes labelled with the jurisdiction, on which pods and volumes may be placed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eligible_nodes: Option<i32>,
-
     /// Desired replicas of the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,

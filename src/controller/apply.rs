@@ -384,6 +384,7 @@ impl Writer {
                 WrittenStatus {
                     status: written.status.clone().unwrap_or_default(),
                     resource_version: written.resource_version().unwrap_or_default(),
+                    at: std::time::Instant::now(),
                 },
             );
         Ok(())
@@ -405,6 +406,14 @@ impl Writer {
             .is_some_and(|written| rdc.resource_version() == Some(written.resource_version.clone()))
     }
 
+    /// How long ago this process last wrote the status of `rdc`, if it did.
+    pub fn since_status_write(&self, rdc: &RegionalDataCenter) -> Option<std::time::Duration> {
+        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        statuses
+            .get(&ObjectRef::from(rdc))
+            .map(|written| written.at.elapsed())
+    }
+
     /// Forgets the status written for a data centre that is gone.
     pub fn forget_status(&self, rdc: &RegionalDataCenter) {
         self.last_statuses
@@ -419,6 +428,8 @@ impl Writer {
 pub struct WrittenStatus {
     pub status: RegionalDataCenterStatus,
     pub resource_version: String,
+    /// When it was written.
+    pub at: std::time::Instant,
 }
 
 /// Whether to write a status is decided against the newest status known: the cache can lag
@@ -563,6 +574,7 @@ mod tests {
         let written = WrittenStatus {
             status: status(crate::api::Residency::Violated),
             resource_version: "11".to_owned(),
+            at: std::time::Instant::now(),
         };
         // The cache has not seen the write yet: the written Violated is what the server holds.
         assert_eq!(

@@ -16,7 +16,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::apply::{Applied, Eviction};
-use super::status::{Blocker, Observation, READY, Reason, derive_status, needs_write};
+use super::status::{
+    Blocker, Observation, READY, Reason, derive_status, needs_write, progress_only,
+};
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
@@ -28,6 +30,9 @@ use crate::resources::{self, RDC_LABEL};
 /// How often a converged data centre is audited again even when no watch says anything changed
 /// (jittered by a quarter either way): a safety net, since the watches trigger every change.
 const REAUDIT: Duration = Duration::from_secs(300);
+/// The least time between two status writes that report progress only (a replica more ready, a
+/// claim more bound): a converging data centre is not rewritten at every pod event.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 /// When to try again an eviction that a PodDisruptionBudget refused.
 const EVICTION_RETRY: Duration = Duration::from_secs(10);
 
@@ -428,7 +433,6 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             let observation = Observation {
                 generation: rdc.meta().generation,
                 blocker: Some(&blocker),
-                eligible_nodes: 0,
                 replicas: rdc.spec.workload.replicas,
                 ready_replicas: 0,
                 bound_claims: 0,
@@ -439,8 +443,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 pods_refused: None,
                 unschedulable: None,
             };
-            write_status(rdc, &observation, ctx).await?;
-            return Ok(Action::await_change());
+            return Ok(match write_status(rdc, &observation, ctx).await? {
+                Some(deferred) => Action::requeue(deferred),
+                None => Action::await_change(),
+            });
         }
     };
 
@@ -517,7 +523,6 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let observation = Observation {
         generation: rdc.meta().generation,
         blocker: blocker.as_ref(),
-        eligible_nodes: eligible.len(),
         replicas,
         ready_replicas,
         bound_claims: i32::try_from(bound_claims).unwrap_or(i32::MAX),
@@ -528,13 +533,14 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         pods_refused: pods_refused.as_deref(),
         unschedulable: unschedulable.as_deref(),
     };
-    write_status(rdc, &observation, ctx).await?;
+    let deferred = write_status(rdc, &observation, ctx).await?;
     // A disruption budget that refuses an eviction today may allow it in a moment.
-    Ok(Action::requeue(if evictions_blocked {
+    let next = if evictions_blocked {
         EVICTION_RETRY
     } else {
         super::backoff::spread(REAUDIT)
-    }))
+    };
+    Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
 }
 
 /// The first pod (by name) the scheduler reports it cannot place, with the scheduler's message.
@@ -642,16 +648,26 @@ pub async fn pods_and_claims(
 }
 
 /// Derives the status and writes it only if it says something new.
+/// Writes the status if it changed. A change of progress only (counts, placements, messages;
+/// the same verdict, phase and condition reasons) waits until `PROGRESS_INTERVAL` after the last
+/// write, and the returned delay says when to reconcile again to write it; a change of verdict
+/// is written at once.
 async fn write_status(
     rdc: &RegionalDataCenter,
     observation: &Observation<'_>,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<Option<Duration>, Error> {
     // Against what the API server holds, which may be the operator's own write the cache has
     // not seen yet.
     let current = ctx.writer.current_status(rdc);
     let new_status = derive_status(observation, current.as_ref(), jiff::Timestamp::now());
     if needs_write(current.as_ref(), &new_status) {
+        if progress_only(current.as_ref(), &new_status) {
+            let since = ctx.writer.since_status_write(rdc);
+            if let Some(wait) = since.and_then(|since| PROGRESS_INTERVAL.checked_sub(since)) {
+                return Ok(Some(wait));
+            }
+        }
         let api: Api<RegionalDataCenter> =
             Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
         ctx.writer
@@ -660,7 +676,7 @@ async fn write_status(
         announce(rdc, current.as_ref(), &new_status, ctx).await;
         announce_violations(rdc, current.as_ref(), &new_status, ctx).await;
     }
-    Ok(())
+    Ok(None)
 }
 
 fn ready_condition(status: Option<&RegionalDataCenterStatus>) -> Option<(String, String, String)> {

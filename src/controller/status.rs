@@ -98,7 +98,6 @@ pub struct Blocker {
 pub struct Observation<'a> {
     pub generation: Option<i64>,
     pub blocker: Option<&'a Blocker>,
-    pub eligible_nodes: usize,
     pub replicas: i32,
     pub ready_replicas: i32,
     /// Claims of the replicas that are bound to a volume.
@@ -371,7 +370,6 @@ pub fn derive_status(
         observed_generation: o.generation,
         phase: Some(phase),
         residency: Some(o.audit.residency),
-        eligible_nodes: Some(i32::try_from(o.eligible_nodes).unwrap_or(i32::MAX)),
         replicas: Some(o.replicas),
         ready_replicas: Some(o.ready_replicas),
         ready: Some(format!("{}/{}", o.ready_replicas, o.replicas)),
@@ -385,6 +383,35 @@ pub fn derive_status(
         status.last_audit_time = Some(Time(now));
     }
     status
+}
+
+/// Whether `new` differs from `old` in progress only: the same generation, phase, verdict,
+/// conditions (type, status, reason) and violations (kind, name, reason); only counts,
+/// placements, messages or times differ.
+pub fn progress_only(
+    old: Option<&RegionalDataCenterStatus>,
+    new: &RegionalDataCenterStatus,
+) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    let conditions = |s: &RegionalDataCenterStatus| {
+        s.conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let violations = |s: &RegionalDataCenterStatus| {
+        s.violations
+            .iter()
+            .map(|v| (v.kind.clone(), v.name.clone(), v.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    old.observed_generation == new.observed_generation
+        && old.phase == new.phase
+        && old.residency == new.residency
+        && conditions(old) == conditions(new)
+        && violations(old) == violations(new)
 }
 
 /// Whether `new` says anything `old` does not; only then is it written.
@@ -423,7 +450,6 @@ mod tests {
         Observation {
             generation: Some(2),
             blocker: None,
-            eligible_nodes: 3,
             replicas: 3,
             ready_replicas: ready,
             bound_claims: 3,
@@ -505,7 +531,6 @@ mod tests {
         let mut o = observation(&audit, 0);
         o.blocker = Some(&blocker);
         o.bound_claims = 0;
-        o.eligible_nodes = 0;
         let status = derive_status(&o, None, at(0));
         assert_eq!(status.phase, Some(Phase::Pending));
         let ready = condition_of(&status, READY);
@@ -809,5 +834,26 @@ mod tests {
             ..compliant_audit(3)
         };
         assert_eq!(judge(&observation(&violated, 3)), Phase::Violated);
+    }
+
+    #[test]
+    fn progress_only_changes_are_told_from_verdict_changes() {
+        let audit = compliant_audit(3);
+        let two = derive_status(&observation(&audit, 2), None, at(0));
+        assert!(!progress_only(None, &two), "a first status is no progress");
+        // One more ready replica: the same reasons, only counts and messages move.
+        let one = derive_status(&observation(&audit, 1), None, at(0));
+        let two_of_one = derive_status(&observation(&audit, 2), Some(&one), at(1));
+        assert_ne!(one, two_of_one);
+        assert!(progress_only(Some(&one), &two_of_one));
+        // Ready, a verdict or a violation are never progress only.
+        let ready = derive_status(&observation(&audit, 3), Some(&two), at(1));
+        assert!(!progress_only(Some(&two), &ready));
+        let violated = Audit {
+            residency: Residency::Violated,
+            ..compliant_audit(3)
+        };
+        let violated = derive_status(&observation(&violated, 2), Some(&two), at(1));
+        assert!(!progress_only(Some(&two), &violated));
     }
 }
