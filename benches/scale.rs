@@ -137,7 +137,8 @@ impl Operator {
         Ok(Self::start_timed().await?.0)
     }
 
-    /// Starts the operator as the chart would (leader election on) and waits for `/readyz`.
+    /// Starts the operator as the chart would (leader election on) and waits until it leads and
+    /// is ready (a standby replica is ready too, before it leads; a leader only once synced).
     async fn start_timed() -> Result<(Self, Duration)> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -158,7 +159,10 @@ impl Operator {
         let pid = child.id().context("the operator exited at once")?;
         let mut operator = Self { child, pid };
         loop {
-            if let Ok((200, _)) = http_get("/readyz").await {
+            if let Ok((200, _)) = http_get("/readyz").await
+                && operator.counter("domicile_leader").await.ok() == Some(1.0)
+                && let Ok((200, _)) = http_get("/readyz").await
+            {
                 return Ok((operator, started.elapsed()));
             }
             if let Some(status) = operator.child.try_wait()? {

@@ -248,6 +248,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         run_as_leader(client, settings, health, &lease).await
     } else {
+        health.metrics.leading(true);
         controller::run(client, settings, health).await
     };
     let _ = stop_admin.send(());
@@ -287,11 +288,14 @@ async fn run_as_leader(
         () = leader::acquire(client.clone(), lease) => {}
         () = terminated() => return Ok(()),
     }
+    // Not ready until synced, and only then: a leader seen ready has listed everything.
     health.ready.store(false, Ordering::Release);
+    health.metrics.leading(true);
     let outcome = tokio::select! {
-        outcome = controller::run(client.clone(), settings, health) => outcome,
+        outcome = controller::run(client.clone(), settings, health.clone()) => outcome,
         lost = leader::hold(client.clone(), lease) => Err(lost.context("lost the leadership; stopping")),
     };
+    health.metrics.leading(false);
     if outcome.is_ok() {
         leader::release(client, lease).await;
     }

@@ -63,6 +63,7 @@ pub struct Metrics {
     violations: Family<JurisdictionLabels, Gauge>,
     watch_age: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     watch_healthy: Family<Labels<1>, Gauge>,
+    leader: Gauge,
     /// Held while a scrape replaces the gauges and encodes them, so that two scrapes at once
     /// cannot add up their counts.
     scrape: Mutex<()>,
@@ -126,8 +127,15 @@ impl Default for Metrics {
             "1 while a watch has listed everything and is connected, 0 while it is down or stale",
             watch_healthy.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica reconciles (it holds the lease, or runs without leader election), 0 while it stands by",
+            leader.clone(),
+        );
         Self {
             registry,
+            leader,
             writes,
             reconciliations,
             errors,
@@ -142,6 +150,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Whether this replica reconciles now.
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     /// Counts one write request: `verb` is apply, delete, patch or create; `resource` a kind.
     pub fn write(&self, verb: &'static str, resource: &'static str) {
         self.writes

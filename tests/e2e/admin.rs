@@ -174,6 +174,7 @@ fn metrics_expose_every_family_with_bounded_labels() {
         "domicile_kubernetes_writes",
         "domicile_watch_last_event_age_seconds",
         "domicile_watch_healthy",
+        "domicile_leader",
     ] {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
@@ -194,6 +195,10 @@ fn metrics_expose_every_family_with_bounded_labels() {
             "the {resource} watch is not reported healthy:\n{text}"
         );
     }
+    assert!(
+        text.contains("\ndomicile_leader 1\n"),
+        "the operator reconciles, so it says it leads:\n{text}"
+    );
     let compliant =
         r#"domicile_regional_data_centers{jurisdiction="CN",phase="Ready",residency="Compliant"}"#;
     assert!(text.contains(compliant), "{text}");
