@@ -209,6 +209,20 @@ impl Writer {
             return Ok(Applied::Unchanged);
         }
         let name = desired.name_any();
+        // The caches keep no managedFields (they would double the memory of every child); who
+        // changed a field is read from the API server, once per restore, before it is set back.
+        let manager = match &plan {
+            Plan::Write {
+                difference,
+                tampered: true,
+            } => match api.get_opt(&name).await {
+                Ok(Some(live)) => serde_json::to_value(&live)
+                    .ok()
+                    .and_then(|live| changed_by(&live, difference, FIELD_MANAGER)),
+                _ => None,
+            },
+            _ => None,
+        };
         self.metrics
             .write("apply", <K as k8s_openapi::Resource>::KIND);
         let written = api
@@ -239,9 +253,7 @@ impl Writer {
                 difference,
                 tampered: true,
             } => Applied::Restored {
-                manager: live_json
-                    .as_ref()
-                    .and_then(|live| changed_by(live, &difference, FIELD_MANAGER)),
+                manager,
                 field: difference.to_string(),
                 complete,
             },

@@ -16,7 +16,8 @@ use std::time::Instant;
 use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimStatus, Pod, PodSpec, PodStatus, Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -134,14 +135,9 @@ struct CachedWatch<K: kube::Resource<DynamicType = ()> + 'static> {
 struct WatchOptions {
     /// Pass deleted objects on to the controller.
     deleted_too: bool,
-    /// Keep `managedFields`, which say who changed a child; elsewhere they only cost memory.
-    managed_fields: bool,
 }
 
-const PLAIN: WatchOptions = WatchOptions {
-    deleted_too: true,
-    managed_fields: false,
-};
+const PLAIN: WatchOptions = WatchOptions { deleted_too: true };
 
 /// Starts the watch of `K`: it reports to `watches` under `resource`, retries within seconds
 /// after the API server went away, and signals `synced` once every watch has listed everything.
@@ -186,9 +182,8 @@ where
         })
         .backoff(WatchBackoff::default())
         .modify(move |object: &mut K| {
-            if !options.managed_fields {
-                object.meta_mut().managed_fields = None;
-            }
+            // Nothing the operator reads; on children the largest part of the object.
+            object.meta_mut().managed_fields = None;
             trim(object);
         })
         .reflect(writer);
@@ -339,11 +334,6 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             )
         };
     }
-    // The children, whose managedFields name who changed them (ChildRestored).
-    let child = WatchOptions {
-        managed_fields: true,
-        ..PLAIN
-    };
     // Of a Node only its name and labels matter (jurisdiction, hostname): its status, rewritten
     // by every heartbeat, its spec and its annotations are dropped before they reach the cache.
     let nodes = watch!(Node, all(), "nodes", PLAIN, |node| {
@@ -351,22 +341,51 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         node.spec = None;
         node.status = None;
     });
-    let volumes = watch!(PersistentVolume, all(), "persistentvolumes", child);
-    let classes = watch!(StorageClass, all(), "storageclasses", child);
+    let volumes = watch!(PersistentVolume, all(), "persistentvolumes");
+    let classes = watch!(StorageClass, all(), "storageclasses");
     let data_centers = watch!(
         RegionalDataCenter,
         all(),
         "regionaldatacenters",
-        WatchOptions {
-            deleted_too: false,
-            ..PLAIN
+        WatchOptions { deleted_too: false }
+    );
+    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
+    let services = watch!(Service, labelled.clone(), "services");
+    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
+    // Of pods and claims, only what the audit and the status read.
+    let pods = watch!(Pod, labelled.clone(), "pods", PLAIN, |pod| {
+        pod.metadata.annotations = None;
+        pod.spec = pod.spec.take().map(|spec| PodSpec {
+            node_name: spec.node_name,
+            ..PodSpec::default()
+        });
+        pod.status = pod.status.take().map(|status| PodStatus {
+            conditions: status.conditions,
+            phase: status.phase,
+            ..PodStatus::default()
+        });
+    });
+    let claims = watch!(
+        PersistentVolumeClaim,
+        labelled,
+        "persistentvolumeclaims",
+        PLAIN,
+        |claim| {
+            claim.metadata.annotations = None;
+            claim.spec = claim.spec.take().map(|spec| PersistentVolumeClaimSpec {
+                volume_name: spec.volume_name,
+                storage_class_name: spec.storage_class_name,
+                ..PersistentVolumeClaimSpec::default()
+            });
+            claim.status = claim
+                .status
+                .take()
+                .map(|status| PersistentVolumeClaimStatus {
+                    phase: status.phase,
+                    ..PersistentVolumeClaimStatus::default()
+                });
         }
     );
-    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets", child);
-    let services = watch!(Service, labelled.clone(), "services", child);
-    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies", child);
-    let pods = watch!(Pod, labelled.clone(), "pods");
-    let claims = watch!(PersistentVolumeClaim, labelled, "persistentvolumeclaims");
     let refusals = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
     let _tasks = WatchTasks(
         [
