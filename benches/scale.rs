@@ -112,6 +112,7 @@ async fn main() -> Result<()> {
     operator = restarted;
     report.restart_ready = ready;
     report.restart_minute = minute;
+    report.restart_writes = operator.writes().await?;
 
     bench.clean(&last_namespace).await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -276,7 +277,7 @@ fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                     .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
             wanted.then(|| value.parse::<f64>().ok()).flatten()
         })
-        .sum()
+        .fold(0.0, |sum, value| sum + value)
 }
 
 // --- The cluster -------------------------------------------------------------------------------
@@ -882,6 +883,7 @@ struct Report {
     drift: Vec<Relabel>,
     restart_ready: Duration,
     restart_minute: Window,
+    restart_writes: BTreeMap<String, f64>,
 }
 
 fn percentile(mut values: Vec<Duration>, p: f64) -> Option<Duration> {
@@ -1041,9 +1043,9 @@ impl Report {
         )?;
         writeln!(
             s,
-            "| relabel | affected | first | last | late | other verdicts changed |"
+            "| relabel | under load | affected | first | last | late | other verdicts changed |"
         )?;
-        writeln!(s, "| --- | --- | --- | --- | --- | --- |")?;
+        writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |")?;
         for r in &self.drift {
             let late = if r.late.is_empty() {
                 "none".to_owned()
@@ -1096,6 +1098,9 @@ impl Report {
             minute.requests["lease"],
             minute.reconciles
         )?;
+        for (labels, count) in &self.restart_writes {
+            writeln!(s, "- write {labels}: {count:.0}")?;
+        }
 
         let p = &self.placement;
         writeln!(s, "\n## Placement, N = {}\n", self.largest)?;

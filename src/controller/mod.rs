@@ -73,6 +73,27 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
         }
     }
+
+    /// The API server refused to create something because its namespace is being deleted:
+    /// nothing to retry, the data centre goes with the namespace.
+    pub fn namespace_terminating(&self) -> bool {
+        match self {
+            Self::Kube(kube::Error::Api(status))
+            | Self::Write {
+                source: kube::Error::Api(status),
+                ..
+            } => {
+                status.code == 403
+                    && status.details.as_ref().is_some_and(|details| {
+                        details
+                            .causes
+                            .iter()
+                            .any(|cause| cause.reason == "NamespaceTerminating")
+                    })
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Operator settings, fixed at start-up; reconcile never reads the environment.
@@ -455,10 +476,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         // A Node event reaches only the data centres it concerns (none for a heartbeat).
         .reconcile_on(nodes.touched.flat_map(move |(node, touch)| {
             let caches = &routing_context.caches;
+            let writer = &routing_context.writer;
             let routing = RoutingCaches {
                 data_centers: &caches.data_centers,
                 pods: &caches.pods,
                 volumes: &caches.volumes,
+                status: &|rdc| writer.current_status(rdc),
             };
             let concerned =
                 node_routes.route(&node, touch, &routing_context.settings.keys, &routing);
@@ -483,6 +506,30 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeSpec};
+
+    #[test]
+    fn a_namespace_being_deleted_is_told_from_other_refusals() {
+        let status = |causes: serde_json::Value| {
+            let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+                "status": "Failure", "code": 403, "reason": "Forbidden",
+                "message": "unable to create new content in namespace fleet-cn because it is being terminated",
+                "details": {"name": "vehicle-data", "kind": "statefulsets", "causes": causes}
+            }))
+            .expect("a Status");
+            Error::Write {
+                verb: "apply",
+                kind: "StatefulSet",
+                object: "fleet-cn/vehicle-data".to_owned(),
+                source: kube::Error::Api(Box::new(status)),
+            }
+        };
+        let terminating = status(serde_json::json!([{
+            "reason": "NamespaceTerminating", "field": "metadata.namespace"
+        }]));
+        assert!(terminating.namespace_terminating());
+        assert_eq!(terminating.category(), "forbidden");
+        assert!(!status(serde_json::json!([])).namespace_terminating());
+    }
 
     #[test]
     fn a_failed_write_names_what_and_whom_and_keeps_its_category() {

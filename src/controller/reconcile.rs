@@ -1,5 +1,6 @@
 //! One reconcile: validate -> build (pure) -> apply -> observe -> audit (pure) -> status.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,12 +184,19 @@ fn declare(
                 })
                 .map(|pv| (**pv).clone())
                 .collect();
+            // How many volumes each node holds matters only to place a new one.
+            let missing = existing.len() < usize::try_from(rdc.spec.workload.replicas).unwrap_or(0);
+            let load = if missing {
+                resources::volumes_per_node(volumes)
+            } else {
+                BTreeMap::new()
+            };
             let plan = resources::local_volumes(
                 rdc,
                 &class_name,
                 eligible,
                 &existing,
-                &resources::volumes_per_node(volumes),
+                &load,
                 &settings.local_root,
             );
             if plan.unplaced > 0 {
@@ -468,7 +476,13 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     );
     // Apply, unless something blocks; what exists already is left alone.
     let refused = match blocker {
-        None => apply_children(rdc, children, ctx).await?,
+        None => match apply_children(rdc, children, ctx).await {
+            Err(error) if error.namespace_terminating() => {
+                tracing::info!(rdc = %ObjectRef::from(rdc), "its namespace is being deleted; nothing more is created in it");
+                return Ok(Action::await_change());
+            }
+            applied => applied?,
+        },
         Some(_) => None,
     };
 

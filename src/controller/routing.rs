@@ -1,8 +1,10 @@
 //! Which RegionalDataCenters a Node event concerns. Kubelets update their Node all the time
 //! (status, heartbeats); the audit reads only a node's name and labels, so an event that changes
-//! no label concerns no data centre, and a relabel concerns those of the old and new jurisdiction
-//! and those with a pod or volume on the node. The last labels seen are kept per node, because a
-//! relabel event carries only the new ones.
+//! no label concerns no data centre, and a relabel concerns those with a pod or volume on the
+//! node and those of the old and new jurisdiction that are not Ready (a Ready one has every pod
+//! and volume placed elsewhere, so another node's labels change nothing for it; the periodic
+//! re-audit stays as the safety net). The last labels seen are kept per node, because a relabel
+//! event carries only the new ones.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -11,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, Pod};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::RegionalDataCenter;
+use crate::api::{Phase, RegionalDataCenter, RegionalDataCenterStatus};
 use crate::resources::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 
 type Labels = BTreeMap<String, String>;
@@ -29,7 +31,8 @@ pub enum Touch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Concern {
     Nobody,
-    /// Data centres of these countries, and those with a pod or volume on the node.
+    /// Data centres of these countries that are not Ready, and those with a pod or volume on the
+    /// node.
     Jurisdictions(BTreeSet<String>),
     /// Every data centre: a node came or went, or a label any volume's node affinity may name
     /// changed.
@@ -75,6 +78,15 @@ pub struct RoutingCaches<'a> {
     pub data_centers: &'a Store<RegionalDataCenter>,
     pub pods: &'a Store<Pod>,
     pub volumes: &'a Store<PersistentVolume>,
+    /// The newest status of a data centre (the operator's own last write may be newer than the
+    /// cache).
+    pub status: &'a dyn Fn(&RegionalDataCenter) -> Option<RegionalDataCenterStatus>,
+}
+
+/// Whether a status says every replica runs with its data inside the jurisdiction, so that
+/// only a change on its own nodes can concern it.
+pub fn settled(status: Option<&RegionalDataCenterStatus>) -> bool {
+    status.is_some_and(|s| s.phase == Some(Phase::Ready))
 }
 
 impl NodeRoutes {
@@ -105,7 +117,7 @@ impl NodeRoutes {
                 let mut concerned: HashSet<ObjectRef<RegionalDataCenter>> = all()
                     .filter(|rdc| {
                         let country = rdc.spec.jurisdiction.split('-').next().unwrap_or_default();
-                        countries.contains(country)
+                        countries.contains(country) && !settled((caches.status)(rdc).as_ref())
                     })
                     .map(|rdc| ObjectRef::from(rdc.as_ref()))
                     .collect();
@@ -199,6 +211,24 @@ mod tests {
             concern(Some(&cn()), &shanghai, Touch::Applied, &keys()),
             Concern::Jurisdictions(["CN".to_owned()].into())
         );
+    }
+
+    #[test]
+    fn only_a_ready_data_centre_is_settled() {
+        let status = |phase| RegionalDataCenterStatus {
+            phase: Some(phase),
+            ..RegionalDataCenterStatus::default()
+        };
+        assert!(settled(Some(&status(Phase::Ready))));
+        for phase in [
+            Phase::Pending,
+            Phase::Provisioning,
+            Phase::Degraded,
+            Phase::Violated,
+        ] {
+            assert!(!settled(Some(&status(phase))), "{phase:?}");
+        }
+        assert!(!settled(None), "never audited yet");
     }
 
     #[test]
