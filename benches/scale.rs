@@ -920,10 +920,12 @@ impl Report {
         let mut s = String::new();
         let date = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z");
         let versions = std::env::var("DOMICILE_BENCH_VERSIONS").unwrap_or_default();
+        let commit = std::env::var("DOMICILE_BENCH_COMMIT").unwrap_or_default();
         writeln!(s, "# Benchmarks\n")?;
         writeln!(
             s,
-            "Written by `make bench` (hack/bench.sh, benches/scale.rs) on {date}: {}, {versions}; \
+            "Written by `make bench` (hack/bench.sh, benches/scale.rs) at commit {commit} on {date}: \
+             {}, {versions}; \
              operator release build, out-of-cluster, leader election on, the chart's RBAC. \
              Cluster: 33 CN nodes and 1 US node played by kwok, 110 pods each. Every data centre: \
              Local mode, 3 replicas, jurisdiction CN.\n",

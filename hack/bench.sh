@@ -48,6 +48,7 @@ export DOMICILE_BIN="$REPO_ROOT/target/release/domicile" \
   DOMICILE_OPERATOR_NAMESPACE="$OPERATOR_NAMESPACE" \
   DOMICILE_BENCH_LOG="$CLUSTER_DIR/logs/domicile.log" \
   DOMICILE_BENCH_OUT="${DOMICILE_BENCH_OUT:-$REPO_ROOT/BENCHMARKS.md}" \
-  DOMICILE_BENCH_VERSIONS="Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION"
+  DOMICILE_BENCH_VERSIONS="Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION" \
+  DOMICILE_BENCH_COMMIT="$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 log "running the benchmark (operator log: $DOMICILE_BENCH_LOG)"
 cargo bench --features bench --bench scale

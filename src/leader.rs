@@ -136,17 +136,17 @@ fn held_spec(previous: Option<&LeaseSpec>, config: &LeaseConfig, now: Timestamp)
     }
 }
 
-/// One attempt to take or renew the lease. Ok(true) when this replica holds it afterwards.
-/// Writes carry the resourceVersion that was read, so two candidates never both win.
+/// One attempt to take or renew the lease: the lease as written when this replica holds it
+/// afterwards. Writes carry the resourceVersion that was read, so two candidates never both win.
 async fn try_hold(
     api: &Api<Lease>,
     config: &LeaseConfig,
     candidate: &mut Candidate,
-) -> Result<bool, kube::Error> {
+) -> Result<Option<Lease>, kube::Error> {
     let current = api.get_opt(&config.name).await?;
     let spec = current.as_ref().and_then(|l| l.spec.as_ref());
     if candidate.decide(spec, Instant::now()) == Decision::Wait {
-        return Ok(false);
+        return Ok(None);
     }
     let mut lease = current.clone().unwrap_or_default();
     lease.metadata.name = Some(config.name.clone());
@@ -160,9 +160,28 @@ async fn try_hold(
         None => api.create(&PostParams::default(), &lease).await,
     };
     match written {
-        Ok(_) => Ok(true),
+        Ok(written) => Ok(Some(written)),
         // Another candidate wrote first.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The holder's renewal without reading first, as client-go does: the lease this replica last
+/// wrote, with a new renewTime and that write's resourceVersion. None when the lease changed
+/// since (409), and the full read-and-decide path must judge.
+async fn renew(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    mut last: Lease,
+) -> Result<Option<Lease>, kube::Error> {
+    last.spec = Some(held_spec(last.spec.as_ref(), config, Timestamp::now()));
+    match api
+        .replace(&config.name, &PostParams::default(), &last)
+        .await
+    {
+        Ok(written) => Ok(Some(written)),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
         Err(err) => Err(err),
     }
 }
@@ -173,11 +192,11 @@ pub async fn acquire(client: Client, config: &LeaseConfig) {
     let mut candidate = Candidate::new(config.identity.clone(), config.duration);
     loop {
         match try_hold(&api, config, &mut candidate).await {
-            Ok(true) => {
+            Ok(Some(_)) => {
                 tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
                 return;
             }
-            Ok(false) => tracing::debug!(lease = %config.name, "another replica leads; waiting"),
+            Ok(None) => tracing::debug!(lease = %config.name, "another replica leads; waiting"),
             Err(err) => {
                 tracing::warn!(lease = %config.name, error = %err, "cannot read or take the lease")
             }
@@ -194,11 +213,23 @@ pub async fn hold(client: Client, config: &LeaseConfig) -> anyhow::Error {
     let deadline_after_renewal = config.duration.saturating_sub(config.retry * 2);
     let mut last_renewal = tokio::time::Instant::now();
     let mut candidate = Candidate::new(config.identity.clone(), config.duration);
+    // The lease as this replica last wrote it: renewed with one request, no read.
+    let mut held: Option<Lease> = None;
     loop {
         tokio::time::sleep(config.retry).await;
-        match try_hold(&api, config, &mut candidate).await {
-            Ok(true) => last_renewal = tokio::time::Instant::now(),
-            Ok(false) => {
+        let attempt = match held.take() {
+            Some(last) => match renew(&api, config, last).await {
+                Ok(None) => try_hold(&api, config, &mut candidate).await,
+                renewed => renewed,
+            },
+            None => try_hold(&api, config, &mut candidate).await,
+        };
+        match attempt {
+            Ok(Some(written)) => {
+                held = Some(written);
+                last_renewal = tokio::time::Instant::now();
+            }
+            Ok(None) => {
                 return anyhow::anyhow!("lease {} is held by another replica", config.name);
             }
             Err(err) => {

@@ -11,11 +11,6 @@ use domicile::leader::{self, LeaseConfig};
 use domicile::resources::NodeLabelKeys;
 use domicile::telemetry::{self, Health, LogFormat};
 
-/// mimalloc gives freed memory back to the system; glibc's allocator kept the peak of a large
-/// cluster's listing resident long after the objects were gone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "domicile",
