@@ -1,9 +1,10 @@
 //! Which RegionalDataCenters a Node event concerns. Kubelets update their Node all the time
 //! (status, heartbeats); the audit reads only a node's name and labels, so an event that changes
 //! no label concerns no data centre, and a relabel concerns those with a pod or volume on the
-//! node and those of the old and new jurisdiction that are not Ready (a Ready one has every pod
-//! and volume placed elsewhere, so another node's labels change nothing for it; the periodic
-//! re-audit stays as the safety net). The last labels seen are kept per node, because a relabel
+//! node and those of the old and new jurisdiction that are not settled: a Ready data centre in
+//! Local mode has every pod and every volume pinned to a node by name, so another node's labels
+//! change nothing for it (in Dynamic mode a volume's node affinity may select nodes by any label,
+//! the jurisdiction's included, so those are always concerned). The last labels seen are kept per node, because a relabel
 //! event carries only the new ones.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -13,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, Pod};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::{Phase, RegionalDataCenter, RegionalDataCenterStatus};
+use crate::api::{Phase, RegionalDataCenter, RegionalDataCenterStatus, StorageMode};
 use crate::resources::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 
 type Labels = BTreeMap<String, String>;
@@ -31,8 +32,8 @@ pub enum Touch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Concern {
     Nobody,
-    /// Data centres of these countries that are not Ready, and those with a pod or volume on the
-    /// node.
+    /// Data centres of these countries that are not settled, and those with a pod or volume on
+    /// the node.
     Jurisdictions(BTreeSet<String>),
     /// Every data centre: a node came or went, or a label any volume's node affinity may name
     /// changed.
@@ -83,10 +84,11 @@ pub struct RoutingCaches<'a> {
     pub status: &'a dyn Fn(&RegionalDataCenter) -> Option<RegionalDataCenterStatus>,
 }
 
-/// Whether a status says every replica runs with its data inside the jurisdiction, so that
-/// only a change on its own nodes can concern it.
-pub fn settled(status: Option<&RegionalDataCenterStatus>) -> bool {
-    status.is_some_and(|s| s.phase == Some(Phase::Ready))
+/// Whether only a change on its own nodes can concern a data centre: it is Ready, every replica
+/// running with its data inside, and in Local mode, where each volume is pinned to one node by
+/// name (a provisioned volume's affinity may select nodes by the very labels that changed).
+pub fn settled(mode: StorageMode, status: Option<&RegionalDataCenterStatus>) -> bool {
+    mode == StorageMode::Local && status.is_some_and(|s| s.phase == Some(Phase::Ready))
 }
 
 impl NodeRoutes {
@@ -117,7 +119,8 @@ impl NodeRoutes {
                 let mut concerned: HashSet<ObjectRef<RegionalDataCenter>> = all()
                     .filter(|rdc| {
                         let country = rdc.spec.jurisdiction.split('-').next().unwrap_or_default();
-                        countries.contains(country) && !settled((caches.status)(rdc).as_ref())
+                        countries.contains(country)
+                            && !settled(rdc.spec.storage.mode, (caches.status)(rdc).as_ref())
                     })
                     .map(|rdc| ObjectRef::from(rdc.as_ref()))
                     .collect();
@@ -214,21 +217,28 @@ mod tests {
     }
 
     #[test]
-    fn only_a_ready_data_centre_is_settled() {
+    fn only_a_ready_local_data_centre_is_settled() {
         let status = |phase| RegionalDataCenterStatus {
             phase: Some(phase),
             ..RegionalDataCenterStatus::default()
         };
-        assert!(settled(Some(&status(Phase::Ready))));
+        assert!(settled(StorageMode::Local, Some(&status(Phase::Ready))));
         for phase in [
             Phase::Pending,
             Phase::Provisioning,
             Phase::Degraded,
             Phase::Violated,
         ] {
-            assert!(!settled(Some(&status(phase))), "{phase:?}");
+            assert!(
+                !settled(StorageMode::Local, Some(&status(phase))),
+                "{phase:?}"
+            );
         }
-        assert!(!settled(None), "never audited yet");
+        assert!(!settled(StorageMode::Local, None), "never audited yet");
+        assert!(
+            !settled(StorageMode::Dynamic, Some(&status(Phase::Ready))),
+            "a provisioned volume may be selected by the labels that changed"
+        );
     }
 
     #[test]
