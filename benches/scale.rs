@@ -701,6 +701,9 @@ impl Bench {
         let hosts = self.hosts(namespace).await?;
         let mut order: Vec<&String> = hosts.keys().collect();
         order.sort_by_key(|node| std::cmp::Reverse(hosts[*node].len()));
+        if order.is_empty() && relabels > 0 {
+            bail!("no node hosts a pod or volume of {namespace}; nothing to relabel");
+        }
         let nodes = Api::<Node>::all(self.client.clone());
         let mut results = Vec::new();
         for i in 0..relabels {
