@@ -457,10 +457,7 @@ impl Bench {
                     .map_err(anyhow::Error::from)
             }
         });
-        futures::stream::iter(creates)
-            .buffer_unordered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        eight_at_a_time(creates).await?;
         ready.await??;
         let seconds = started.elapsed().as_secs_f64();
         let (requests_after, cpu_after) = self.apiserver_counters().await?;
@@ -540,10 +537,7 @@ impl Bench {
                 apply(&Api::namespaced(client.clone(), namespace), &sts, params).await
             }
         });
-        futures::stream::iter(applies)
-            .buffer_unordered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        eight_at_a_time(applies).await?;
         ready.await??;
         let seconds = started.elapsed().as_secs_f64();
         let (_, cpu_after) = self.apiserver_counters().await?;
@@ -807,6 +801,18 @@ impl Bench {
         }
         Ok(hosts)
     }
+}
+
+/// Runs the requests eight at a time, as a client that creates many objects would; the first
+/// error ends the run.
+async fn eight_at_a_time<T>(
+    requests: impl Iterator<Item = impl std::future::Future<Output = Result<T>>>,
+) -> Result<()> {
+    futures::stream::iter(requests)
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
 }
 
 /// Server-side apply of one object under the raw run's field manager.
