@@ -4,6 +4,7 @@ mod apply;
 mod backoff;
 mod cleanup;
 mod diff;
+mod index;
 mod reconcile;
 mod routing;
 pub mod status;
@@ -29,6 +30,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
 use backoff::{Backoffs, WatchBackoff};
+use index::OwnerIndex;
 pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
 
@@ -114,13 +116,17 @@ pub struct Settings {
 pub struct Caches {
     pub nodes: Store<Node>,
     pub volumes: Store<PersistentVolume>,
+    /// Volumes by the data centre whose labels or claim they carry.
+    pub volumes_by_owner: Arc<OwnerIndex<PersistentVolume>>,
     pub classes: Store<StorageClass>,
     pub data_centers: Store<RegionalDataCenter>,
     pub statefulsets: Store<StatefulSet>,
     pub services: Store<Service>,
     pub network_policies: Store<NetworkPolicy>,
     pub pods: Store<Pod>,
+    pub pods_by_owner: Arc<OwnerIndex<Pod>>,
     pub claims: Store<PersistentVolumeClaim>,
+    pub claims_by_owner: Arc<OwnerIndex<PersistentVolumeClaim>>,
     /// Events of StatefulSets that could not create a pod (FailedCreate).
     pub refusals: Store<CoreEvent>,
 }
@@ -148,17 +154,30 @@ struct CachedWatch<K: kube::Resource<DynamicType = ()> + 'static> {
     /// Every object an event listed, applied or deleted (for the RegionalDataCenters, not
     /// deleted), and how.
     touched: futures::channel::mpsc::UnboundedReceiver<(K, Touch)>,
+    /// The cached objects by the data centre they belong to.
+    index: Arc<OwnerIndex<K>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// What a watch keeps and passes on.
-#[derive(Clone, Copy)]
-struct WatchOptions {
+struct WatchOptions<K> {
     /// Pass deleted objects on to the controller.
     deleted_too: bool,
+    /// Drops what the operator never reads before an object reaches the cache.
+    trim: fn(&mut K),
+    /// The data centre an object belongs to, for the watch's index.
+    owner: fn(&K) -> Option<ObjectRef<RegionalDataCenter>>,
 }
 
-const PLAIN: WatchOptions = WatchOptions { deleted_too: true };
+impl<K> WatchOptions<K> {
+    fn plain() -> Self {
+        Self {
+            deleted_too: true,
+            trim: |_| {},
+            owner: |_| None,
+        }
+    }
+}
 
 /// Starts the watch of `K`: it reports to `watches` under `resource`, retries within seconds
 /// after the API server went away, and signals `synced` once every watch has listed everything.
@@ -168,8 +187,7 @@ fn cached_watch<K>(
     resource: &'static str,
     watches: &Arc<Watches>,
     synced: &Arc<SyncSignal>,
-    options: WatchOptions,
-    trim: fn(&mut K),
+    options: WatchOptions<K>,
 ) -> CachedWatch<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -184,6 +202,13 @@ where
     let (store, writer) = reflector::store();
     let (watches, synced) = (Arc::clone(watches), Arc::clone(synced));
     let (sender, touched) = futures::channel::mpsc::unbounded();
+    let WatchOptions {
+        deleted_too,
+        trim,
+        owner,
+    } = options;
+    let index = Arc::new(OwnerIndex::new(owner));
+    let indexed = Arc::clone(&index);
     let events = watcher(api, config)
         .inspect(move |event| {
             let now = Instant::now();
@@ -209,12 +234,14 @@ where
         })
         .reflect(writer);
     let task = tokio::spawn(events.for_each(move |event| {
+        // Before the trigger goes out, so the reconcile it starts finds the object.
+        if let Ok(event) = &event {
+            indexed.apply(event);
+        }
         let touched = match event {
             Ok(watcher::Event::InitApply(object)) => Some((object, Touch::Listed)),
             Ok(watcher::Event::Apply(object)) => Some((object, Touch::Applied)),
-            Ok(watcher::Event::Delete(object)) if options.deleted_too => {
-                Some((object, Touch::Deleted))
-            }
+            Ok(watcher::Event::Delete(object)) if deleted_too => Some((object, Touch::Deleted)),
             _ => None,
         };
         if let Some(object) = touched {
@@ -226,6 +253,7 @@ where
     CachedWatch {
         store,
         touched,
+        index,
         task,
     }
 }
@@ -322,9 +350,16 @@ fn rdc_of_refusal(event: &CoreEvent) -> Option<ObjectRef<RegionalDataCenter>> {
     Some(ObjectRef::new(regarding.name.as_deref()?).within(regarding.namespace.as_deref()?))
 }
 
+/// Objects per list request when a watch (re)lists. Each page is held whole, managedFields and
+/// all, until its objects are trimmed for the cache: at the client's default of 500 pods the
+/// pages, not the caches, set the operator's peak memory.
+const LIST_PAGE: u32 = 100;
+
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::Result<()> {
-    let labelled = watcher::Config::default().labels(RDC_LABEL);
+    let labelled = watcher::Config::default()
+        .page_size(LIST_PAGE)
+        .labels(RDC_LABEL);
     let rdcs: Api<RegionalDataCenter> = Api::all(client.clone());
     // Fail fast with a clear message when the CRD is missing, instead of a watch that retries.
     rdcs.list(&kube::api::ListParams::default().limit(1)).await.map_err(|err| {
@@ -335,15 +370,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     // Store::wait_until_ready: that future wakes only its latest waiter.
     let watches = Arc::clone(&health.watches);
     let (synced, all_synced) = SyncSignal::new(health.ready.clone());
-    let all = watcher::Config::default;
+    let all = || watcher::Config::default().page_size(LIST_PAGE);
     macro_rules! watch {
         ($kind:ty, $config:expr, $resource:literal) => {
-            watch!($kind, $config, $resource, PLAIN)
+            watch!($kind, $config, $resource, WatchOptions::plain())
         };
         ($kind:ty, $config:expr, $resource:literal, $options:expr) => {
-            watch!($kind, $config, $resource, $options, |_| {})
-        };
-        ($kind:ty, $config:expr, $resource:literal, $options:expr, $trim:expr) => {
             cached_watch(
                 Api::<$kind>::all(client.clone()),
                 $config,
@@ -351,60 +383,90 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 &watches,
                 &synced,
                 $options,
-                $trim,
             )
         };
     }
     // Of a Node only its name and labels matter (jurisdiction, hostname): its status, rewritten
     // by every heartbeat, its spec and its annotations are dropped before they reach the cache.
-    let nodes = watch!(Node, all(), "nodes", PLAIN, |node| {
-        node.metadata.annotations = None;
-        node.spec = None;
-        node.status = None;
-    });
-    let volumes = watch!(PersistentVolume, all(), "persistentvolumes");
+    let nodes = watch!(
+        Node,
+        all(),
+        "nodes",
+        WatchOptions {
+            trim: |node| {
+                node.metadata.annotations = None;
+                node.spec = None;
+                node.status = None;
+            },
+            ..WatchOptions::plain()
+        }
+    );
+    let volumes = watch!(
+        PersistentVolume,
+        all(),
+        "persistentvolumes",
+        WatchOptions {
+            owner: rdc_of_volume,
+            ..WatchOptions::plain()
+        }
+    );
     let classes = watch!(StorageClass, all(), "storageclasses");
     let data_centers = watch!(
         RegionalDataCenter,
         all(),
         "regionaldatacenters",
-        WatchOptions { deleted_too: false }
+        WatchOptions {
+            deleted_too: false,
+            ..WatchOptions::plain()
+        }
     );
     let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
     let services = watch!(Service, labelled.clone(), "services");
     let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
     // Of pods and claims, only what the audit and the status read.
-    let pods = watch!(Pod, labelled.clone(), "pods", PLAIN, |pod| {
-        pod.metadata.annotations = None;
-        pod.spec = pod.spec.take().map(|spec| PodSpec {
-            node_name: spec.node_name,
-            ..PodSpec::default()
-        });
-        pod.status = pod.status.take().map(|status| PodStatus {
-            conditions: status.conditions,
-            phase: status.phase,
-            ..PodStatus::default()
-        });
-    });
+    let pods = watch!(
+        Pod,
+        labelled.clone(),
+        "pods",
+        WatchOptions {
+            trim: |pod| {
+                pod.metadata.annotations = None;
+                pod.spec = pod.spec.take().map(|spec| PodSpec {
+                    node_name: spec.node_name,
+                    ..PodSpec::default()
+                });
+                pod.status = pod.status.take().map(|status| PodStatus {
+                    conditions: status.conditions,
+                    phase: status.phase,
+                    ..PodStatus::default()
+                });
+            },
+            owner: rdc_of_labelled,
+            ..WatchOptions::plain()
+        }
+    );
     let claims = watch!(
         PersistentVolumeClaim,
         labelled,
         "persistentvolumeclaims",
-        PLAIN,
-        |claim| {
-            claim.metadata.annotations = None;
-            claim.spec = claim.spec.take().map(|spec| PersistentVolumeClaimSpec {
-                volume_name: spec.volume_name,
-                storage_class_name: spec.storage_class_name,
-                ..PersistentVolumeClaimSpec::default()
-            });
-            claim.status = claim
-                .status
-                .take()
-                .map(|status| PersistentVolumeClaimStatus {
-                    phase: status.phase,
-                    ..PersistentVolumeClaimStatus::default()
+        WatchOptions {
+            trim: |claim| {
+                claim.metadata.annotations = None;
+                claim.spec = claim.spec.take().map(|spec| PersistentVolumeClaimSpec {
+                    volume_name: spec.volume_name,
+                    storage_class_name: spec.storage_class_name,
+                    ..PersistentVolumeClaimSpec::default()
                 });
+                claim.status = claim
+                    .status
+                    .take()
+                    .map(|status| PersistentVolumeClaimStatus {
+                        phase: status.phase,
+                        ..PersistentVolumeClaimStatus::default()
+                    });
+            },
+            owner: rdc_of_labelled,
+            ..WatchOptions::plain()
         }
     );
     let refusals = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
@@ -448,13 +510,16 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         caches: Caches {
             nodes: nodes.store,
             volumes: volumes.store,
+            volumes_by_owner: volumes.index,
             classes: classes.store,
             data_centers: data_centers.store.clone(),
             statefulsets: statefulsets.store,
             services: services.store,
             network_policies: network_policies.store,
             pods: pods.store,
+            pods_by_owner: pods.index,
             claims: claims.store,
+            claims_by_owner: claims.index,
             refusals: refusals.store,
         },
         backoffs: Backoffs::default(),

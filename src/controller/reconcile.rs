@@ -103,21 +103,30 @@ async fn reconcile_with_finalizer(
     provision_and_audit(&rdc, ctx).await
 }
 
-/// The objects of `store` in `namespace` that carry the label of RegionalDataCenter `name`.
-fn labelled_in<K>(store: &Store<K>, namespace: &str, name: &str) -> Vec<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone,
-{
-    store
-        .state()
-        .into_iter()
-        .filter(|object| {
-            object.meta().namespace.as_deref() == Some(namespace)
-                && object.meta().labels.as_ref().and_then(|l| l.get(RDC_LABEL))
-                    == Some(&name.to_owned())
-        })
-        .map(|object| (*object).clone())
-        .collect()
+fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
+    objects.into_iter().map(|o| (*o).clone()).collect()
+}
+
+/// The volumes the audit reads: the data centre's own (by label or claim reference) and any
+/// volume one of its claims is bound to, whatever that volume says.
+fn volumes_of(
+    mut own: Vec<Arc<PersistentVolume>>,
+    claims: &[PersistentVolumeClaim],
+    cache: &Store<PersistentVolume>,
+) -> Vec<Arc<PersistentVolume>> {
+    for claim in claims {
+        let Some(name) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) else {
+            continue;
+        };
+        if !own
+            .iter()
+            .any(|pv| pv.metadata.name.as_deref() == Some(name))
+            && let Some(pv) = cache.get(&ObjectRef::new(name))
+        {
+            own.push(pv);
+        }
+    }
+    own
 }
 
 /// Every child the operator declares for one RegionalDataCenter. The apply step destructures it
@@ -138,13 +147,15 @@ struct Declaration {
 }
 
 /// Build (pure): what the RegionalDataCenter asks for in the cluster as it is, and what the
-/// schema could not judge.
+/// schema could not judge. `volumes` are the data centre's own; `load` counts domicile volumes
+/// per node, asked only when a new volume is to be placed.
 fn declare(
     rdc: &RegionalDataCenter,
     jurisdiction: &Jurisdiction,
     settings: &super::Settings,
     eligible: &[&Node],
     volumes: &[Arc<PersistentVolume>],
+    load: impl FnOnce() -> BTreeMap<String, usize>,
     class_exists: impl Fn(&str) -> bool,
 ) -> Declaration {
     let keys = &settings.keys;
@@ -186,11 +197,7 @@ fn declare(
                 .collect();
             // How many volumes each node holds matters only to place a new one.
             let missing = existing.len() < usize::try_from(rdc.spec.workload.replicas).unwrap_or(0);
-            let load = if missing {
-                resources::volumes_per_node(volumes)
-            } else {
-                BTreeMap::new()
-            };
+            let load = if missing { load() } else { BTreeMap::new() };
             let plan = resources::local_volumes(
                 rdc,
                 &class_name,
@@ -458,9 +465,11 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         }
     };
 
-    // Shared references into the caches: nothing of the cluster is copied.
+    // Shared references into the caches: nothing of the cluster is copied, and of pods, claims
+    // and volumes only this data centre's are looked at.
+    let owner = ObjectRef::from(rdc);
     let nodes = caches.nodes.state();
-    let volumes = caches.volumes.state();
+    let own_volumes = caches.volumes_by_owner.objects(&caches.volumes, &owner);
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     let Declaration {
         class_name,
@@ -471,7 +480,8 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         &jurisdiction,
         &ctx.settings,
         &eligible,
-        &volumes,
+        &own_volumes,
+        || resources::volumes_per_node(&caches.volumes.state()),
         |class| caches.classes.get(&ObjectRef::new(class)).is_some(),
     );
     // Apply, unless something blocks; what exists already is left alone.
@@ -487,8 +497,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     };
 
     // Observe what is really there, from the caches, and audit it.
-    let pods: Vec<Pod> = labelled_in(&caches.pods, &namespace, &name);
-    let claims: Vec<PersistentVolumeClaim> = labelled_in(&caches.claims, &namespace, &name);
+    let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner));
+    let claims: Vec<PersistentVolumeClaim> =
+        owned(caches.claims_by_owner.objects(&caches.claims, &owner));
+    let volumes = volumes_of(own_volumes, &claims, &caches.volumes);
     let classes = caches.classes.state();
     let observed = Observed {
         pods: &pods,
@@ -826,7 +838,9 @@ mod tests {
     fn declared(rdc: &RegionalDataCenter, nodes: &[Node], class_exists: bool) -> Declaration {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let cn = Jurisdiction::parse("CN").expect("valid");
-        declare(rdc, &cn, &settings(), &eligible, &[], |_| class_exists)
+        declare(rdc, &cn, &settings(), &eligible, &[], BTreeMap::new, |_| {
+            class_exists
+        })
     }
 
     #[test]
