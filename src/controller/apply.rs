@@ -115,9 +115,7 @@ pub fn plan(
         .pointer("/metadata/resourceVersion")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    if let Some(last) = last.filter(|last| last.hash == hash)
-        && (live_version == last.resource_version || older(live_version, &last.resource_version))
-    {
+    if last.is_some_and(|last| last.settles(hash, live_version)) {
         return Plan::Skip;
     }
     let tampered = live
@@ -128,6 +126,17 @@ pub fn plan(
     Plan::Write {
         difference,
         tampered,
+    }
+}
+
+impl LastApply {
+    /// Whether a live object at `live_version` needs no write for the declaration `hash`: the
+    /// same declaration was applied (or found held) at that version, or at a later one the cache
+    /// has not caught up with.
+    pub fn settles(&self, hash: &str, live_version: &str) -> bool {
+        self.hash == hash
+            && (live_version == self.resource_version
+                || older(live_version, &self.resource_version))
     }
 }
 
@@ -196,16 +205,41 @@ impl Writer {
             .annotations_mut()
             .insert(APPLIED_HASH_ANNOTATION.to_owned(), hash.clone());
         let key = Self::key(&desired);
-        let desired_json = serde_json::to_value(&desired)?;
-        let live_json = live.map(serde_json::to_value).transpose()?;
+        let live_version = live.and_then(|live| live.meta().resource_version.clone());
         let last = self
             .last_applies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
+        // The same declaration against the same live object: decided before, nothing to compare.
+        if let (Some(last), Some(version)) = (&last, &live_version)
+            && last.settles(&hash, version)
+        {
+            return Ok(Applied::Unchanged);
+        }
+        let desired_json = serde_json::to_value(&desired)?;
+        let live_json = live.map(serde_json::to_value).transpose()?;
         let plan = plan(&desired_json, &hash, live_json.as_ref(), last.as_ref());
         if plan == Plan::Skip {
+            // Remembered, so the next reconcile with nothing changed compares nothing; never in
+            // place of a later apply of the same declaration the cache has not shown yet.
+            let later_known = |version: &str| {
+                last.as_ref()
+                    .is_some_and(|l| l.hash == hash && older(version, &l.resource_version))
+            };
+            if let Some(version) = live_version.filter(|v| !later_known(v)) {
+                self.last_applies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        key,
+                        LastApply {
+                            hash,
+                            resource_version: version,
+                        },
+                    );
+            }
             return Ok(Applied::Unchanged);
         }
         let name = desired.name_any();
