@@ -385,9 +385,10 @@ pub fn derive_status(
     status
 }
 
-/// Whether `new` differs from `old` in progress only: the same generation, phase, verdict,
-/// conditions (type, status, reason) and violations (kind, name, reason); only counts,
-/// placements, messages or times differ.
+/// Whether `new` differs from `old` in progress only, so its write may wait a moment: either the
+/// same generation, phase, verdict, conditions (type, status, reason) and violations (kind, name,
+/// reason), with only counts, placements, messages or times differing; or a data centre on its
+/// way to Ready (see `converging`).
 pub fn progress_only(
     old: Option<&RegionalDataCenterStatus>,
     new: &RegionalDataCenterStatus,
@@ -408,10 +409,51 @@ pub fn progress_only(
             .collect::<Vec<_>>()
     };
     old.observed_generation == new.observed_generation
-        && old.phase == new.phase
-        && old.residency == new.residency
-        && conditions(old) == conditions(new)
-        && violations(old) == violations(new)
+        && ((old.phase == new.phase
+            && old.residency == new.residency
+            && conditions(old) == conditions(new)
+            && violations(old) == violations(new))
+            || converging(old, new))
+}
+
+/// Reasons of a condition on the way to Ready: waiting for something that comes by itself, or
+/// done.
+const ON_THE_WAY: [Reason; 6] = [
+    Reason::NothingPlaced,
+    Reason::ClaimsPending,
+    Reason::ClaimsBound,
+    Reason::ReplicasNotReady,
+    Reason::ReplicasReady,
+    Reason::Compliant,
+];
+
+/// A data centre that is not Ready before nor after, with no violation and a verdict of Pending
+/// or Compliant, whose changed conditions all moved to a reason on the way to Ready: a converge
+/// that moves on (claims bound, pods placed, replicas ready). Ready itself, a blocker, a refusal,
+/// an unschedulable pod or anything against the promise is never this.
+fn converging(old: &RegionalDataCenterStatus, new: &RegionalDataCenterStatus) -> bool {
+    let not_ready = |s: &RegionalDataCenterStatus| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "False")
+    };
+    let harmless = |s: &RegionalDataCenterStatus| {
+        s.violations.is_empty()
+            && matches!(s.residency, Some(Residency::Pending | Residency::Compliant))
+    };
+    let unchanged = |c: &Condition| {
+        old.conditions
+            .iter()
+            .any(|o| o.type_ == c.type_ && o.status == c.status && o.reason == c.reason)
+    };
+    not_ready(old)
+        && not_ready(new)
+        && harmless(old)
+        && harmless(new)
+        && new
+            .conditions
+            .iter()
+            .all(|c| unchanged(c) || ON_THE_WAY.iter().any(|r| r.as_str() == c.reason))
 }
 
 /// Whether `new` says anything `old` does not; only then is it written.
@@ -855,5 +897,57 @@ mod tests {
         };
         let violated = derive_status(&observation(&violated, 2), Some(&two), at(1));
         assert!(!progress_only(Some(&two), &violated));
+    }
+
+    #[test]
+    fn a_converge_moving_on_is_progress_and_anything_else_is_not() {
+        let nothing = Audit {
+            placements: vec![],
+            findings: vec![],
+            residency: Residency::Pending,
+        };
+        let unbound = Observation {
+            bound_claims: 0,
+            ..observation(&nothing, 0)
+        };
+        let created = derive_status(&unbound, None, at(0));
+        // Claims bound and pods placed inside: verdicts move, but towards Ready.
+        let compliant = compliant_audit(3);
+        let placed = derive_status(&observation(&compliant, 0), Some(&created), at(1));
+        assert_ne!(created.residency, placed.residency);
+        assert!(progress_only(Some(&created), &placed));
+        // Ready is written at once.
+        let ready = derive_status(&observation(&compliant, 3), Some(&placed), at(2));
+        assert!(!progress_only(Some(&placed), &ready));
+        // So is a blocker, an unschedulable pod, and a violation.
+        let blocker = Blocker {
+            reason: Reason::InsufficientEligibleNodes,
+            message: String::new(),
+        };
+        let blocked = Observation {
+            blocker: Some(&blocker),
+            ..observation(&nothing, 0)
+        };
+        let blocked = derive_status(&blocked, Some(&created), at(1));
+        assert!(!progress_only(Some(&created), &blocked));
+        let stuck = Observation {
+            unschedulable: Some("pod vehicle-data-0 cannot be scheduled: 0/3 nodes are available"),
+            ..observation(&compliant, 0)
+        };
+        let stuck = derive_status(&stuck, Some(&placed), at(2));
+        assert!(!progress_only(Some(&placed), &stuck));
+        let violated = Audit {
+            residency: Residency::Violated,
+            ..compliant_audit(3)
+        };
+        let violated = derive_status(&observation(&violated, 0), Some(&created), at(1));
+        assert!(!progress_only(Some(&created), &violated));
+        // A new generation is never progress.
+        let edited = Observation {
+            generation: Some(3),
+            ..observation(&compliant, 1)
+        };
+        let edited = derive_status(&edited, Some(&placed), at(2));
+        assert!(!progress_only(Some(&placed), &edited));
     }
 }
