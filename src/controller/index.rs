@@ -49,6 +49,17 @@ impl<K: Resource<DynamicType = ()>> State<K> {
     }
 }
 
+/// The cache key of `object`, without the version and uid that `ObjectRef::from_obj` keeps
+/// (they take no part in lookups, and would only take memory).
+fn key<K: Resource<DynamicType = ()>>(object: &K) -> ObjectRef<K> {
+    let meta = object.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(namespace) => key.within(namespace),
+        None => key,
+    }
+}
+
 impl<K: Resource<DynamicType = ()>> OwnerIndex<K> {
     pub fn new(owner_of: fn(&K) -> Option<Owner>) -> Self {
         Self {
@@ -71,7 +82,7 @@ impl<K: Resource<DynamicType = ()>> OwnerIndex<K> {
                     state
                         .relisted
                         .get_or_insert_default()
-                        .insert(ObjectRef::from_obj(object), owner);
+                        .insert(key(object), owner);
                 }
             }
             watcher::Event::InitDone => {
@@ -83,13 +94,13 @@ impl<K: Resource<DynamicType = ()>> OwnerIndex<K> {
                 }
             }
             watcher::Event::Apply(object) => {
-                let key = ObjectRef::from_obj(object);
+                let key = key(object);
                 state.remove(&key);
                 if let Some(owner) = (self.owner_of)(object) {
                     state.insert(key, owner);
                 }
             }
-            watcher::Event::Delete(object) => state.remove(&ObjectRef::from_obj(object)),
+            watcher::Event::Delete(object) => state.remove(&key(object)),
         }
     }
 
