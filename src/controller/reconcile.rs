@@ -32,8 +32,8 @@ use crate::resources::{self, RDC_LABEL};
 /// (jittered by a quarter either way): a safety net, since the watches trigger every change.
 const REAUDIT: Duration = Duration::from_secs(300);
 /// The least time between two status writes that report progress only (a replica more ready, a
-/// claim more bound): a converging data centre is not rewritten at every pod event.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// claim bound, a pod placed): a converging data centre is not rewritten at every pod event.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// When to try again an eviction that a PodDisruptionBudget refused.
 const EVICTION_RETRY: Duration = Duration::from_secs(10);
 
@@ -673,11 +673,9 @@ pub async fn pods_and_claims(
     Ok((pods, claims))
 }
 
-/// Derives the status and writes it only if it says something new.
-/// Writes the status if it changed. A change of progress only (counts, placements, messages;
-/// the same verdict, phase and condition reasons) waits until `PROGRESS_INTERVAL` after the last
-/// write, and the returned delay says when to reconcile again to write it; a change of verdict
-/// is written at once.
+/// Derives the status and writes it if it says something new. A change of progress only (see
+/// `progress_only`) waits until `PROGRESS_INTERVAL` after the last write, and the returned delay
+/// says when to reconcile again to write it; any other change is written at once.
 async fn write_status(
     rdc: &RegionalDataCenter,
     observation: &Observation<'_>,
