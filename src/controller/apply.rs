@@ -190,6 +190,20 @@ impl Writer {
             .remove(&key);
     }
 
+    /// Keeps that the declaration `hash` is held by the object `key` at `resource_version`.
+    fn remember(&self, key: String, hash: String, resource_version: String) {
+        self.last_applies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key,
+                LastApply {
+                    hash,
+                    resource_version,
+                },
+            );
+    }
+
     /// Applies `desired` unless `live` (the object in the watch cache) already holds it.
     pub async fn apply<K>(
         &self,
@@ -229,16 +243,7 @@ impl Writer {
                     .is_some_and(|l| l.hash == hash && older(version, &l.resource_version))
             };
             if let Some(version) = live_version.filter(|v| !later_known(v)) {
-                self.last_applies
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        key,
-                        LastApply {
-                            hash,
-                            resource_version: version,
-                        },
-                    );
+                self.remember(key, hash, version);
             }
             return Ok(Applied::Unchanged);
         }
@@ -269,16 +274,7 @@ impl Writer {
             .map_err(write_error("apply", &desired))?;
         let written_json = serde_json::to_value(&written)?;
         let complete = first_difference(&desired_json, &written_json).is_none();
-        self.last_applies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                key,
-                LastApply {
-                    hash,
-                    resource_version: written.resource_version().unwrap_or_default(),
-                },
-            );
+        self.remember(key, hash, written.resource_version().unwrap_or_default());
         let kind = <K as k8s_openapi::Resource>::KIND;
         let applied = match plan {
             Plan::Skip => Applied::Unchanged,

@@ -103,6 +103,7 @@ async fn reconcile_with_finalizer(
     provision_and_audit(&rdc, ctx).await
 }
 
+/// Copies of a few cached objects (the audit reads them as slices).
 fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
     objects.into_iter().map(|o| (*o).clone()).collect()
 }
@@ -697,6 +698,13 @@ async fn write_status(
         ctx.writer
             .apply_status(&api, &rdc.name_any(), &new_status)
             .await?;
+        tracing::info!(
+            rdc = %ObjectRef::from(rdc),
+            phase = ?new_status.phase,
+            residency = ?new_status.residency,
+            ready = new_status.ready.as_deref().unwrap_or_default(),
+            "status written"
+        );
         announce(rdc, current.as_ref(), &new_status, ctx).await;
         announce_violations(rdc, current.as_ref(), &new_status, ctx).await;
     }
