@@ -95,7 +95,7 @@ struct RunArgs {
     #[arg(long, env = "DOMICILE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
     /// How many RegionalDataCenters are reconciled at once.
-    #[arg(long, env = "DOMICILE_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "DOMICILE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Run only while holding a coordination.k8s.io Lease, so that of several replicas only one
     /// reconciles; a replica that loses the lease exits.
