@@ -4,8 +4,8 @@
 //! node and those of the old and new jurisdiction that are not settled: a Ready data centre in
 //! Local mode has every pod and every volume pinned to a node by name, so another node's labels
 //! change nothing for it (in Dynamic mode a volume's node affinity may select nodes by any label,
-//! the jurisdiction's included, so those are always concerned). The last labels seen are kept per node, because a relabel
-//! event carries only the new ones.
+//! the jurisdiction's included, so those are always concerned). The last labels seen are kept per
+//! node, because a relabel event carries only the new ones.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
