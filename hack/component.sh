@@ -13,6 +13,15 @@ kube_component_flags=(
   --authorization-kubeconfig="$ADMIN_KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1
 )
 
+kubectl=("$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG")
+kwok_nodes() { "${kubectl[@]}" get nodes --selector type=kwok --output name | sed 's|^node/||'; }
+# Succeeds when no kwok node is without a lease.
+leases_of_every_kwok_node() {
+  local leases
+  leases="$("${kubectl[@]}" get leases --namespace kube-node-lease --output name)" || return 1
+  [[ -z "$(comm -23 <(kwok_nodes | sort) <(sed 's|^.*/||' <<<"$leases" | sort))" ]]
+}
+
 start() {
   local name="$1"
   case "$name" in
@@ -48,8 +57,17 @@ start() {
       wait_healthy kube-scheduler 60 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
       ;;
     kwok)
-      # Short node leases: a restarted kwok plays only the nodes whose lease it holds, and takes
-      # over the leases of the kwok before it once they expire.
+      # A kwok plays only the nodes whose lease it holds, and v0.8 can miss a pod bound while it
+      # takes over a lease of the kwok before it (it reads its own hold from a lease cache that
+      # lags behind the takeover): the pod then stays Pending for good. The kwok before this one
+      # is gone, so its leases go too; the new one creates them at once, before anything else
+      # is scheduled, and is waited for until it holds every one.
+      local nodes
+      nodes="$(kwok_nodes)"
+      if [[ -n "$nodes" ]]; then
+        # shellcheck disable=SC2086 # one node name per word
+        "${kubectl[@]}" delete leases --namespace kube-node-lease --ignore-not-found $nodes >/dev/null
+      fi
       log "starting kwok $KWOK_VERSION"
       start_component kwok "$KWOK_BIN/kwok" \
         --kubeconfig="$ADMIN_KUBECONFIG" --config="$KWOK_BIN/stages.yaml" \
@@ -57,6 +75,8 @@ start() {
         --node-lease-duration-seconds=10 --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
         --server-address="127.0.0.1:$KWOK_PORT"
       wait_healthy kwok 60 "http://127.0.0.1:$KWOK_PORT/healthz"
+      wait_for 30 "kwok to hold the lease of every kwok node" leases_of_every_kwok_node ||
+        die "kwok did not take the nodes' leases (see $CLUSTER_DIR/logs/kwok.log)"
       ;;
     *) die "unknown component $name" ;;
   esac

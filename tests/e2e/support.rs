@@ -181,9 +181,11 @@ impl Drop for TestNamespace {
                 &["get", "rdc,statefulsets,pods,pvc,events", "-o", "yaml"],
                 None,
             );
+            // The same in one line each, last, where a shortened log still shows it.
+            let summary = self.kubectl(&["get", "rdc,pods,pvc", "-o", "wide"], None);
             eprintln!(
-                "---- objects in namespace {} ----\n{}{}",
-                self.name, dump.stdout, dump.stderr
+                "---- objects in namespace {} ----\n{}{}\n{}{}",
+                self.name, dump.stdout, dump.stderr, summary.stdout, summary.stderr
             );
         }
         kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
