@@ -4,6 +4,7 @@ mod apply;
 mod backoff;
 mod cleanup;
 mod diff;
+mod events;
 mod index;
 mod reconcile;
 mod routing;
@@ -12,7 +13,7 @@ pub mod status;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -30,6 +31,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
 use backoff::{Backoffs, WatchBackoff};
+use events::Announcer;
 use index::OwnerIndex;
 pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
@@ -136,11 +138,14 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub writer: Writer,
-    pub recorder: Recorder,
+    pub announcer: Announcer,
     pub caches: Caches,
     backoffs: Backoffs,
     watches: Arc<Watches>,
 }
+
+/// How long the Events still queued when the controller stops may take to be published.
+const EVENTS_AT_EXIT: Duration = Duration::from_secs(5);
 
 /// The field selector of the Events that say a StatefulSet could not create a pod.
 pub const REFUSAL_EVENTS: &str = "involvedObject.kind=StatefulSet,reason=FailedCreate";
@@ -504,8 +509,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         let _ = all_synced.await;
     };
 
+    let (announcer, publisher) = Announcer::start(
+        writer.clone(),
+        Recorder::new(client.clone(), Reporter::from("domicile")),
+    );
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter::from("domicile")),
+        announcer,
         writer,
         caches: Caches {
             nodes: nodes.store,
@@ -564,6 +573,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         })
         .await;
     tracing::info!("controller stopped");
+    // The reconciles are gone, and with them the announcer: the Events still queued are
+    // published before the operator exits, for a few seconds at most.
+    if tokio::time::timeout(EVENTS_AT_EXIT, publisher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Events still queued at exit were not published");
+    }
     Ok(())
 }
 

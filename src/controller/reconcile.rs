@@ -405,7 +405,7 @@ impl Applier<'_> {
                 // Events of one reason on one resource fold into a series that keeps the first
                 // message; each restored field gets its own action, so none is folded away.
                 let action = format!("Restore {kind} {field}");
-                publish_as(rdc, EventType::Warning, reason, &message, &action, ctx).await;
+                publish_as(rdc, EventType::Warning, reason, &message, &action, ctx);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -644,7 +644,7 @@ async fn enforce(
             Eviction::Evicted => {
                 tracing::info!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "evicted a pod outside the jurisdiction");
                 let message = format!("evicted: {}", finding.message);
-                publish(rdc, EventType::Normal, "Evicted", &message, ctx).await;
+                publish(rdc, EventType::Normal, "Evicted", &message, ctx);
             }
             Eviction::Gone => {}
             Eviction::Refused => {
@@ -705,8 +705,8 @@ async fn write_status(
             ready = new_status.ready.as_deref().unwrap_or_default(),
             "status written"
         );
-        announce(rdc, current.as_ref(), &new_status, ctx).await;
-        announce_violations(rdc, current.as_ref(), &new_status, ctx).await;
+        announce(rdc, current.as_ref(), &new_status, ctx);
+        announce_violations(rdc, current.as_ref(), &new_status, ctx);
     }
     Ok(None)
 }
@@ -721,7 +721,7 @@ fn ready_condition(status: Option<&RegionalDataCenterStatus>) -> Option<(String,
 
 /// Raises an Event when readiness changes: a Warning with the reason it is not ready, a Normal
 /// one when it becomes ready. Each change is announced once, not at every reconcile.
-async fn announce(
+fn announce(
     rdc: &RegionalDataCenter,
     old: Option<&RegionalDataCenterStatus>,
     new: &RegionalDataCenterStatus,
@@ -738,14 +738,14 @@ async fn announce(
         return;
     }
     if status == "True" {
-        publish(rdc, EventType::Normal, "Ready", &message, ctx).await;
+        publish(rdc, EventType::Normal, "Ready", &message, ctx);
     } else if !Reason::QUIET.iter().any(|quiet| quiet.as_str() == reason) {
-        publish(rdc, EventType::Warning, &reason, &message, ctx).await;
+        publish(rdc, EventType::Warning, &reason, &message, ctx);
     }
 }
 
 /// A Warning Event for each new violation, a Normal one for each that cleared.
-async fn announce_violations(
+fn announce_violations(
     rdc: &RegionalDataCenter,
     old: Option<&RegionalDataCenterStatus>,
     new: &RegionalDataCenterStatus,
@@ -765,8 +765,7 @@ async fn announce_violations(
             &violation.reason,
             &violation.message,
             ctx,
-        )
-        .await;
+        );
     }
     for cleared in old
         .iter()
@@ -776,21 +775,15 @@ async fn announce_violations(
             "{} {} is no longer {}",
             cleared.kind, cleared.name, cleared.reason
         );
-        publish(rdc, EventType::Normal, "ViolationCleared", &message, ctx).await;
+        publish(rdc, EventType::Normal, "ViolationCleared", &message, ctx);
     }
 }
 
-async fn publish(
-    rdc: &RegionalDataCenter,
-    type_: EventType,
-    reason: &str,
-    message: &str,
-    ctx: &Context,
-) {
-    publish_as(rdc, type_, reason, message, "Reconcile", ctx).await;
+fn publish(rdc: &RegionalDataCenter, type_: EventType, reason: &str, message: &str, ctx: &Context) {
+    publish_as(rdc, type_, reason, message, "Reconcile", ctx);
 }
 
-async fn publish_as(
+fn publish_as(
     rdc: &RegionalDataCenter,
     type_: EventType,
     reason: &str,
@@ -805,13 +798,7 @@ async fn publish_as(
         action: action.chars().take(128).collect(),
         secondary: None,
     };
-    if let Err(err) = ctx
-        .writer
-        .publish(&ctx.recorder, &event, &rdc.object_ref(&()))
-        .await
-    {
-        tracing::warn!(rdc = %ObjectRef::from(rdc), error = %err, "cannot publish an event");
-    }
+    ctx.announcer.announce(event, rdc.object_ref(&()));
 }
 
 #[cfg(test)]
