@@ -427,6 +427,7 @@ impl Writer {
                     status: written.status.clone().unwrap_or_default(),
                     resource_version: written.resource_version().unwrap_or_default(),
                     at: std::time::Instant::now(),
+                    progress_held_since: None,
                 },
             );
         Ok(())
@@ -448,12 +449,22 @@ impl Writer {
             .is_some_and(|written| rdc.resource_version() == Some(written.resource_version.clone()))
     }
 
-    /// How long ago this process last wrote the status of `rdc`, if it did.
-    pub fn since_status_write(&self, rdc: &RegionalDataCenter) -> Option<std::time::Duration> {
-        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
-        statuses
-            .get(&ObjectRef::from(rdc))
-            .map(|written| written.at.elapsed())
+    /// How long a status that only reports progress is held back: until `interval` after the
+    /// first progress held since this process last wrote the status of `rdc`, so that progress
+    /// comes in one write and none when `Ready` follows within the interval. None: write now
+    /// (also when this process has not written the status yet).
+    pub fn progress_wait(
+        &self,
+        rdc: &RegionalDataCenter,
+        interval: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let mut statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let written = statuses.get_mut(&ObjectRef::from(rdc))?;
+        let now = std::time::Instant::now();
+        let held = *written.progress_held_since.get_or_insert(now);
+        (held + interval)
+            .checked_duration_since(now)
+            .filter(|wait| !wait.is_zero())
     }
 
     /// Forgets the status written for a data centre that is gone.
@@ -472,6 +483,8 @@ pub struct WrittenStatus {
     pub resource_version: String,
     /// When it was written.
     pub at: std::time::Instant,
+    /// Since when a status that reports progress only has been held back, if one has.
+    pub progress_held_since: Option<std::time::Instant>,
 }
 
 /// Whether to write a status is decided against the newest status known: the cache can lag
@@ -605,6 +618,44 @@ mod tests {
     }
 
     #[test]
+    fn progress_is_held_from_the_first_held_change_until_the_next_write() {
+        use std::time::Duration;
+        let writer = Writer::new(Arc::default());
+        let rdc = crate::resources::fixtures::rdc("CN", 3);
+        let interval = Duration::from_secs(5);
+        assert_eq!(
+            writer.progress_wait(&rdc, interval),
+            None,
+            "nothing written by this process yet: written at once"
+        );
+        let written = |held: Option<Duration>| WrittenStatus {
+            status: RegionalDataCenterStatus::default(),
+            resource_version: "1".to_owned(),
+            at: std::time::Instant::now(),
+            progress_held_since: held.map(|ago| std::time::Instant::now() - ago),
+        };
+        let remember = |status| {
+            writer
+                .last_statuses
+                .lock()
+                .expect("not poisoned")
+                .insert(ObjectRef::from(&rdc), status);
+        };
+        remember(written(None));
+        let first = writer.progress_wait(&rdc, interval).expect("held back");
+        assert!(
+            first > Duration::from_secs(4) && first <= interval,
+            "{first:?}"
+        );
+        // The next change of progress waits for the same deadline, not a new interval.
+        remember(written(Some(Duration::from_secs(3))));
+        let later = writer.progress_wait(&rdc, interval).expect("still held");
+        assert!(later <= Duration::from_secs(2), "{later:?}");
+        remember(written(Some(Duration::from_secs(6))));
+        assert_eq!(writer.progress_wait(&rdc, interval), None, "due: written");
+    }
+
+    #[test]
     fn a_status_write_is_judged_against_the_operators_own_newer_write() {
         let status = |residency| RegionalDataCenterStatus {
             residency: Some(residency),
@@ -617,6 +668,7 @@ mod tests {
             status: status(crate::api::Residency::Violated),
             resource_version: "11".to_owned(),
             at: std::time::Instant::now(),
+            progress_held_since: None,
         };
         // The cache has not seen the write yet: the written Violated is what the server holds.
         assert_eq!(

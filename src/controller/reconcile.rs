@@ -31,8 +31,8 @@ use crate::resources::{self, RDC_LABEL};
 /// How often a converged data centre is audited again even when no watch says anything changed
 /// (jittered by a quarter either way): a safety net, since the watches trigger every change.
 const REAUDIT: Duration = Duration::from_secs(300);
-/// The least time between two status writes that report progress only (a replica more ready, a
-/// claim bound, a pod placed): a converging data centre is not rewritten at every pod event.
+/// How long a status that reports progress only (a replica more ready, a claim bound, a pod
+/// placed) is held back: a converging data centre is not rewritten at every pod event.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// When to try again an eviction that a PodDisruptionBudget refused.
 const EVICTION_RETRY: Duration = Duration::from_secs(10);
@@ -675,8 +675,8 @@ pub async fn pods_and_claims(
 }
 
 /// Derives the status and writes it if it says something new. A change of progress only (see
-/// `progress_only`) waits until `PROGRESS_INTERVAL` after the last write, and the returned delay
-/// says when to reconcile again to write it; any other change is written at once.
+/// `progress_only`) is held back for `PROGRESS_INTERVAL`, and the returned delay says when to
+/// reconcile again to write it; any other change is written at once.
 async fn write_status(
     rdc: &RegionalDataCenter,
     observation: &Observation<'_>,
@@ -687,11 +687,10 @@ async fn write_status(
     let current = ctx.writer.current_status(rdc);
     let new_status = derive_status(observation, current.as_ref(), jiff::Timestamp::now());
     if needs_write(current.as_ref(), &new_status) {
-        if progress_only(current.as_ref(), &new_status) {
-            let since = ctx.writer.since_status_write(rdc);
-            if let Some(wait) = since.and_then(|since| PROGRESS_INTERVAL.checked_sub(since)) {
-                return Ok(Some(wait));
-            }
+        if progress_only(current.as_ref(), &new_status)
+            && let Some(wait) = ctx.writer.progress_wait(rdc, PROGRESS_INTERVAL)
+        {
+            return Ok(Some(wait));
         }
         let api: Api<RegionalDataCenter> =
             Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
