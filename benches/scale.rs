@@ -11,7 +11,8 @@
 //!   one per kind of request), its reconciles, writes, CPU and memory;
 //! - drift: relabel a node hosting data CN -> US and back, `DOMICILE_BENCH_RELABELS` times, and
 //!   time the verdict of every affected data centre (first and last);
-//! - restart: time to `/readyz` and what the new process writes in its first minute;
+//! - restart, once the operator wrote nothing for 10 s: time to `/readyz` and what the new
+//!   process writes in its first minute;
 //! - placement: how the volumes spread over the eligible nodes;
 //! - memory once every data centre is deleted.
 //!
@@ -42,6 +43,9 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(1200);
 const REST_WINDOW: Duration = Duration::from_secs(60);
 const STALE_AFTER: Duration = Duration::from_secs(5);
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the operator must have written nothing before the restart, so that what the new
+/// process writes is the restart's doing and not the tail of the last relabel.
+const QUIET_BEFORE_RESTART: Duration = Duration::from_secs(10);
 const ADMIN: &str = "127.0.0.1:28080";
 /// The kinds of request the FlowSchemas tell apart, in the order the API server matches them.
 const KINDS: [&str; 4] = ["watch", "lease", "read", "write"];
@@ -107,6 +111,7 @@ async fn main() -> Result<()> {
     report.drift = bench.drift(&last_namespace, relabels).await?;
     report.memory_full = operator.memory()?;
 
+    operator.wait_quiet(QUIET_BEFORE_RESTART).await?;
     operator.stop().await?;
     let (restarted, ready, minute) = bench.restart().await?;
     operator = restarted;
@@ -229,6 +234,25 @@ impl Operator {
                 Some((labels.replace('"', ""), value.parse().ok()?))
             })
             .collect())
+    }
+
+    /// Waits until the operator has written nothing (statuses, Events, children) for `quiet`,
+    /// two minutes at most.
+    async fn wait_quiet(&self, quiet: Duration) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut writes = self.counter("domicile_kubernetes_writes_total").await?;
+        let mut since = Instant::now();
+        while since.elapsed() < quiet {
+            if Instant::now() > deadline {
+                bail!("the operator was still writing two minutes after the last relabel");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.counter("domicile_kubernetes_writes_total").await?;
+            if now != writes {
+                (writes, since) = (now, Instant::now());
+            }
+        }
+        Ok(())
     }
 
     /// Sum of a counter of the operator's own /metrics over all its label sets.
@@ -1098,9 +1122,11 @@ impl Report {
         writeln!(s, "\n## Restart, N = {}\n", self.largest)?;
         writeln!(
             s,
-            "SIGTERM, then a new process: `/readyz` {} ms after it started. In its first {:.0} s: \
+            "SIGTERM once the operator had written nothing for {} s, then a new process: `/readyz` \
+             {} ms after it started. In its first {:.0} s: \
              {:.0} writes and {:.0} reads by the API server's count, {:.0} writes counted by the \
              operator, {:.0} lease requests, {:.0} reconciles.",
+            QUIET_BEFORE_RESTART.as_secs(),
             self.restart_ready.as_millis(),
             minute.seconds,
             minute.requests["write"],
