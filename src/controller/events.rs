@@ -3,6 +3,8 @@
 //! writes every status before the Events that explain it, instead of one status and its Events
 //! after the other. Events are best effort: a full queue drops one with a warning in the log.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, Recorder};
 use tokio::sync::mpsc;
@@ -22,8 +24,8 @@ pub struct Announcer {
 
 impl Announcer {
     /// Starts the task that publishes what is announced; it ends once every `Announcer` is
-    /// dropped and the queue is empty.
-    pub fn start(writer: Writer, recorder: Recorder) -> (Self, JoinHandle<()>) {
+    /// dropped and the queue is empty, or when its `Publisher` is dropped.
+    pub fn start(writer: Writer, recorder: Recorder) -> (Self, Publisher) {
         let (queue, mut queued) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
         let task = tokio::spawn(async move {
             while let Some((event, regarding)) = queued.recv().await {
@@ -37,7 +39,7 @@ impl Announcer {
                 }
             }
         });
-        (Self { queue }, task)
+        (Self { queue }, Publisher(task))
     }
 
     /// Queues `event` about `regarding`; returns at once.
@@ -52,6 +54,24 @@ impl Announcer {
             reason = %event.reason,
             "event dropped: {why}"
         );
+    }
+}
+
+/// The publishing task. Dropping it stops the task at once: a replica that lost the lease sends
+/// no Event after its controller was dropped.
+pub struct Publisher(JoinHandle<()>);
+
+impl Publisher {
+    /// Waits, for `within` at most, until every Event queued has been published; says whether
+    /// they all were.
+    pub async fn drain(mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, &mut self.0).await.is_ok()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

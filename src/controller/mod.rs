@@ -575,10 +575,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     tracing::info!("controller stopped");
     // The reconciles are gone, and with them the announcer: the Events still queued are
     // published before the operator exits, for a few seconds at most.
-    if tokio::time::timeout(EVENTS_AT_EXIT, publisher)
-        .await
-        .is_err()
-    {
+    if !publisher.drain(EVENTS_AT_EXIT).await {
         tracing::warn!("Events still queued at exit were not published");
     }
     Ok(())
