@@ -426,7 +426,6 @@ impl Writer {
                 WrittenStatus {
                     status: written.status.clone().unwrap_or_default(),
                     resource_version: written.resource_version().unwrap_or_default(),
-                    at: std::time::Instant::now(),
                     progress_held_since: None,
                 },
             );
@@ -481,8 +480,6 @@ impl Writer {
 pub struct WrittenStatus {
     pub status: RegionalDataCenterStatus,
     pub resource_version: String,
-    /// When it was written.
-    pub at: std::time::Instant,
     /// Since when a status that reports progress only has been held back, if one has.
     pub progress_held_since: Option<std::time::Instant>,
 }
@@ -631,7 +628,6 @@ mod tests {
         let written = |held: Option<Duration>| WrittenStatus {
             status: RegionalDataCenterStatus::default(),
             resource_version: "1".to_owned(),
-            at: std::time::Instant::now(),
             progress_held_since: held.map(|ago| std::time::Instant::now() - ago),
         };
         let remember = |status| {
@@ -667,7 +663,6 @@ mod tests {
         let written = WrittenStatus {
             status: status(crate::api::Residency::Violated),
             resource_version: "11".to_owned(),
-            at: std::time::Instant::now(),
             progress_held_since: None,
         };
         // The cache has not seen the write yet: the written Violated is what the server holds.
