@@ -204,15 +204,17 @@ impl Writer {
             );
     }
 
-    /// Applies `desired` unless `live` (the object in the watch cache) already holds it.
-    pub async fn apply<K>(
+    /// Applies `desired` unless `live` (the object in the watch cache, which may keep only the
+    /// fields the operator declares and reads) already holds it.
+    pub async fn apply<K, L>(
         &self,
         api: &Api<K>,
         mut desired: K,
-        live: Option<&K>,
+        live: Option<&L>,
     ) -> Result<Applied, super::Error>
     where
         K: Resource + k8s_openapi::Resource + Clone + Debug + Serialize + DeserializeOwned,
+        L: Resource + Serialize,
     {
         let hash = desired_hash(&desired)?;
         desired

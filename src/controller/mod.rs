@@ -2,6 +2,7 @@
 
 mod apply;
 mod backoff;
+mod cached;
 mod cleanup;
 mod diff;
 mod events;
@@ -17,10 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimStatus, Pod, PodSpec, PodStatus, Service,
-};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -31,6 +29,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
 use backoff::{Backoffs, WatchBackoff};
+use cached::{CachedClaim, CachedPod, CachedVolume};
 use events::Announcer;
 use index::OwnerIndex;
 pub use reconcile::pods_and_claims;
@@ -117,18 +116,18 @@ pub struct Settings {
 /// The watch caches every reconcile reads instead of asking the API server.
 pub struct Caches {
     pub nodes: Store<Node>,
-    pub volumes: Store<PersistentVolume>,
+    pub volumes: Store<CachedVolume>,
     /// Volumes by the data centre whose labels or claim they carry.
-    pub volumes_by_owner: Arc<OwnerIndex<PersistentVolume>>,
+    pub volumes_by_owner: Arc<OwnerIndex<CachedVolume>>,
     pub classes: Store<StorageClass>,
     pub data_centers: Store<RegionalDataCenter>,
     pub statefulsets: Store<StatefulSet>,
     pub services: Store<Service>,
     pub network_policies: Store<NetworkPolicy>,
-    pub pods: Store<Pod>,
-    pub pods_by_owner: Arc<OwnerIndex<Pod>>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub claims_by_owner: Arc<OwnerIndex<PersistentVolumeClaim>>,
+    pub pods: Store<CachedPod>,
+    pub pods_by_owner: Arc<OwnerIndex<CachedPod>>,
+    pub claims: Store<CachedClaim>,
+    pub claims_by_owner: Arc<OwnerIndex<CachedClaim>>,
     /// Events of StatefulSets that could not create a pod (FailedCreate).
     pub refusals: Store<CoreEvent>,
 }
@@ -312,7 +311,7 @@ fn rdc_of_claim(claim: &str) -> Option<&str> {
 
 /// The RegionalDataCenter a volume serves: by the labels on the volumes the operator makes, or
 /// by the claim a provisioned volume is bound to.
-fn rdc_of_volume(pv: &PersistentVolume) -> Option<ObjectRef<RegionalDataCenter>> {
+fn rdc_of_volume(pv: &CachedVolume) -> Option<ObjectRef<RegionalDataCenter>> {
     let labels = pv.labels();
     if let (Some(name), Some(namespace)) = (labels.get(RDC_LABEL), labels.get(RDC_NAMESPACE_LABEL))
     {
@@ -407,7 +406,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         }
     );
     let volumes = watch!(
-        PersistentVolume,
+        CachedVolume,
         all(),
         "persistentvolumes",
         WatchOptions {
@@ -428,48 +427,23 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
     let services = watch!(Service, labelled.clone(), "services");
     let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
-    // Of pods and claims, only what the audit and the status read.
+    // Of pods and claims, only what the audit and the status read (see `cached`).
     let pods = watch!(
-        Pod,
+        CachedPod,
         labelled.clone(),
         "pods",
         WatchOptions {
-            trim: |pod| {
-                pod.metadata.annotations = None;
-                pod.spec = pod.spec.take().map(|spec| PodSpec {
-                    node_name: spec.node_name,
-                    ..PodSpec::default()
-                });
-                pod.status = pod.status.take().map(|status| PodStatus {
-                    conditions: status.conditions,
-                    phase: status.phase,
-                    ..PodStatus::default()
-                });
-            },
+            trim: cached::trim_pod,
             owner: rdc_of_labelled,
             ..WatchOptions::plain()
         }
     );
     let claims = watch!(
-        PersistentVolumeClaim,
+        CachedClaim,
         labelled,
         "persistentvolumeclaims",
         WatchOptions {
-            trim: |claim| {
-                claim.metadata.annotations = None;
-                claim.spec = claim.spec.take().map(|spec| PersistentVolumeClaimSpec {
-                    volume_name: spec.volume_name,
-                    storage_class_name: spec.storage_class_name,
-                    ..PersistentVolumeClaimSpec::default()
-                });
-                claim.status = claim
-                    .status
-                    .take()
-                    .map(|status| PersistentVolumeClaimStatus {
-                        phase: status.phase,
-                        ..PersistentVolumeClaimStatus::default()
-                    });
-            },
+            trim: cached::trim_claim,
             owner: rdc_of_labelled,
             ..WatchOptions::plain()
         }
@@ -584,7 +558,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeSpec};
+    use k8s_openapi::api::core::v1::ObjectReference;
 
     #[test]
     fn a_namespace_being_deleted_is_told_from_other_refusals() {
@@ -648,8 +622,8 @@ mod tests {
 
     #[test]
     fn provisioned_volumes_map_through_their_claim() {
-        let pv = PersistentVolume {
-            spec: Some(PersistentVolumeSpec {
+        let pv = CachedVolume {
+            spec: Some(cached::VolumeSpec {
                 claim_ref: Some(ObjectReference {
                     name: Some("data-records-1".to_owned()),
                     namespace: Some("health-de".to_owned()),
@@ -663,6 +637,6 @@ mod tests {
             rdc_of_volume(&pv),
             Some(ObjectRef::new("records").within("health-de"))
         );
-        assert_eq!(rdc_of_volume(&PersistentVolume::default()), None);
+        assert_eq!(rdc_of_volume(&CachedVolume::default()), None);
     }
 }

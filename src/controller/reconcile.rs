@@ -17,6 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::apply::{Applied, Eviction};
+use super::cached::CachedVolume;
 use super::status::{
     Blocker, Observation, READY, Reason, derive_status, needs_write, progress_only,
 };
@@ -104,8 +105,8 @@ async fn reconcile_with_finalizer(
 }
 
 /// Copies of a few cached objects (the audit reads them as slices).
-fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
-    objects.into_iter().map(|o| (*o).clone()).collect()
+fn owned<C, K: for<'a> From<&'a C>>(objects: Vec<Arc<C>>) -> Vec<K> {
+    objects.iter().map(|object| K::from(object)).collect()
 }
 
 /// The volumes the audit reads: the data centre's own (by label or claim reference) and any
@@ -113,7 +114,7 @@ fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
 fn volumes_of(
     mut own: Vec<Arc<PersistentVolume>>,
     claims: &[PersistentVolumeClaim],
-    cache: &Store<PersistentVolume>,
+    cache: &Store<CachedVolume>,
 ) -> Vec<Arc<PersistentVolume>> {
     for claim in claims {
         let Some(name) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) else {
@@ -124,7 +125,7 @@ fn volumes_of(
             .any(|pv| pv.metadata.name.as_deref() == Some(name))
             && let Some(pv) = cache.get(&ObjectRef::new(name))
         {
-            own.push(pv);
+            own.push(Arc::new(PersistentVolume::from(pv.as_ref())));
         }
     }
     own
@@ -359,9 +360,10 @@ struct Applier<'a> {
 }
 
 impl Applier<'_> {
-    /// Applies one child against its live object in `cache`, and reports what that did: an Event
-    /// for a restored child; a refusal kept for the status.
-    async fn apply<K>(&mut self, api: Api<K>, desired: K, cache: &Store<K>) -> Result<(), Error>
+    /// Applies one child against its live object in `cache` (of the child's type, or of the
+    /// cache's own type for it), and reports what that did: an Event for a restored child; a
+    /// refusal kept for the status.
+    async fn apply<K, L>(&mut self, api: Api<K>, desired: K, cache: &Store<L>) -> Result<(), Error>
     where
         K: Resource<DynamicType = ()>
             + k8s_openapi::Resource
@@ -369,11 +371,17 @@ impl Applier<'_> {
             + std::fmt::Debug
             + serde::Serialize
             + serde::de::DeserializeOwned,
+        L: Resource<DynamicType = ()> + Clone + serde::Serialize,
     {
         let (rdc, ctx) = (self.rdc, self.ctx);
         let kind = <K as k8s_openapi::Resource>::KIND;
         let child = desired.name_any();
-        let live = cache.get(&ObjectRef::from_obj(&desired));
+        let key = ObjectRef::<L>::new(&child);
+        let key = match desired.namespace() {
+            Some(namespace) => key.within(&namespace),
+            None => key,
+        };
+        let live = cache.get(&key);
         match ctx.writer.apply(&api, desired, live.as_deref()).await {
             Ok(Applied::Restored {
                 field,
@@ -470,7 +478,11 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     // and volumes only this data centre's are looked at.
     let owner = ObjectRef::from(rdc);
     let nodes = caches.nodes.state();
-    let own_volumes = caches.volumes_by_owner.objects(&caches.volumes, &owner);
+    let own_volumes: Vec<Arc<PersistentVolume>> =
+        owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))
+            .into_iter()
+            .map(Arc::new)
+            .collect();
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     let Declaration {
         class_name,
@@ -482,7 +494,13 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         &ctx.settings,
         &eligible,
         &own_volumes,
-        || resources::volumes_per_node(&caches.volumes.state()),
+        || {
+            let volumes = caches.volumes.state();
+            resources::volumes_per_node(volumes.iter().map(|pv| {
+                let affinity = pv.spec.as_ref().and_then(|s| s.node_affinity.as_ref());
+                (pv.labels(), affinity)
+            }))
+        },
         |class| caches.classes.get(&ObjectRef::new(class)).is_some(),
     );
     // Apply, unless something blocks; what exists already is left alone.

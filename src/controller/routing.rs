@@ -10,10 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::cached::{CachedPod, CachedVolume};
 use crate::api::{Phase, RegionalDataCenter, RegionalDataCenterStatus, StorageMode};
 use crate::resources::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 
@@ -77,8 +78,8 @@ pub struct NodeRoutes(Mutex<HashMap<String, Labels>>);
 /// What routing reads besides the event.
 pub struct RoutingCaches<'a> {
     pub data_centers: &'a Store<RegionalDataCenter>,
-    pub pods: &'a Store<Pod>,
-    pub volumes: &'a Store<PersistentVolume>,
+    pub pods: &'a Store<CachedPod>,
+    pub volumes: &'a Store<CachedVolume>,
     /// The newest status of a data centre (the operator's own last write may be newer than the
     /// cache).
     pub status: &'a dyn Fn(&RegionalDataCenter) -> Option<RegionalDataCenterStatus>,
@@ -145,7 +146,8 @@ fn on_node(node: &Node, caches: &RoutingCaches<'_>) -> Vec<ObjectRef<RegionalDat
         scheduled.then(|| ObjectRef::new(rdc).within(pod.namespace().as_deref().unwrap_or("")))
     });
     let volumes = caches.volumes.state().into_iter().filter_map(|pv| {
-        let pinned = crate::resources::pinned_hostname(&pv)? == hostname;
+        let affinity = pv.spec.as_ref()?.node_affinity.as_ref()?;
+        let pinned = crate::resources::pinned_host(affinity)? == hostname;
         let labels = pv.labels();
         let rdc = labels.get(RDC_LABEL)?;
         let namespace = labels.get(RDC_NAMESPACE_LABEL)?;

@@ -10,7 +10,7 @@ pub use service::service;
 pub use statefulset::{DATA_VOLUME, claim_name, pod_name, statefulset};
 pub use storage::{
     HOSTNAME_LABEL, LocalVolumePlan, local_storage_class, local_volumes, managed_storage_class,
-    pinned_hostname, volumes_per_node,
+    pinned_host, pinned_hostname, volumes_per_node,
 };
 
 use std::collections::BTreeMap;

@@ -1,7 +1,6 @@
 //! Storage that stays in the jurisdiction: a StorageClass per jurisdiction and, in Local mode,
 //! static local PersistentVolumes pre-bound to the replicas' claims, one eligible node each.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
@@ -223,19 +222,16 @@ fn local_volume(
     }
 }
 
-/// How many local volumes domicile made are pinned to each hostname.
-pub fn volumes_per_node<V: Borrow<PersistentVolume>>(volumes: &[V]) -> BTreeMap<String, usize> {
+/// How many local volumes domicile made are pinned to each hostname, from the labels and the
+/// node affinity of every volume.
+pub fn volumes_per_node<'a>(
+    volumes: impl IntoIterator<Item = (&'a BTreeMap<String, String>, Option<&'a VolumeNodeAffinity>)>,
+) -> BTreeMap<String, usize> {
     let mut load = BTreeMap::new();
     for host in volumes
-        .iter()
-        .map(Borrow::borrow)
-        .filter(|pv: &&PersistentVolume| {
-            pv.metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(RDC_LABEL))
-        })
-        .filter_map(pinned_hostname)
+        .into_iter()
+        .filter(|(labels, _)| labels.contains_key(RDC_LABEL))
+        .filter_map(|(_, affinity)| pinned_host(affinity?))
     {
         *load.entry(host).or_insert(0) += 1;
     }
@@ -291,14 +287,12 @@ fn hostname(node: &Node) -> String {
 
 /// The hostname a local volume is pinned to, when its node affinity names exactly one.
 pub fn pinned_hostname(pv: &PersistentVolume) -> Option<String> {
-    let terms = &pv
-        .spec
-        .as_ref()?
-        .node_affinity
-        .as_ref()?
-        .required
-        .as_ref()?
-        .node_selector_terms;
+    pinned_host(pv.spec.as_ref()?.node_affinity.as_ref()?)
+}
+
+/// The hostname a node affinity pins a volume to, when it names exactly one.
+pub fn pinned_host(affinity: &VolumeNodeAffinity) -> Option<String> {
+    let terms = &affinity.required.as_ref()?.node_selector_terms;
     match terms.as_slice() {
         [term] => term
             .match_expressions
@@ -522,6 +516,14 @@ mod tests {
         assert_ne!(hosts(&again)[1], "cn-4", "replicas stay on distinct nodes");
     }
 
+    fn load_of(volumes: &[PersistentVolume]) -> BTreeMap<String, usize> {
+        use kube::ResourceExt;
+        volumes_per_node(volumes.iter().map(|pv| {
+            let affinity = pv.spec.as_ref().and_then(|s| s.node_affinity.as_ref());
+            (pv.labels(), affinity)
+        }))
+    }
+
     #[test]
     fn many_data_centres_spread_over_every_eligible_node() {
         let nodes: Vec<Node> = (1..=33).map(|i| node(&format!("cn-{i:02}"))).collect();
@@ -530,10 +532,10 @@ mod tests {
         for i in 0..500 {
             let mut rdc = rdc("CN", 3);
             rdc.metadata.name = Some(format!("rdc-{i}"));
-            let load = volumes_per_node(&all);
+            let load = load_of(&all);
             all.extend(local_volumes(&rdc, "c", &eligible, &[], &load, ROOT).volumes);
         }
-        let load = volumes_per_node(&all);
+        let load = load_of(&all);
         assert_eq!(load.len(), 33, "every eligible node holds data");
         let mean = 1500 / 33;
         assert!(load.values().all(|n| *n <= 2 * mean), "{load:?}");
