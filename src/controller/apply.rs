@@ -297,9 +297,10 @@ impl Writer {
 
     /// Deletes `live`, an object from a cache or a list, if there is one. Returns whether a write
     /// was sent.
-    pub async fn delete<K>(&self, api: &Api<K>, live: Option<&K>) -> Result<bool, super::Error>
+    pub async fn delete<K, L>(&self, api: &Api<K>, live: Option<&L>) -> Result<bool, super::Error>
     where
         K: Resource + k8s_openapi::Resource + Clone + Debug + DeserializeOwned,
+        L: Resource + k8s_openapi::Resource,
     {
         let Some(live) = live else {
             return Ok(false);

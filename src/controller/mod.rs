@@ -29,7 +29,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use apply::Writer;
 use backoff::{Backoffs, WatchBackoff};
-use cached::{CachedClaim, CachedPod, CachedVolume};
+use cached::{CachedChild, CachedClaim, CachedPod, CachedVolume};
 use events::Announcer;
 use index::OwnerIndex;
 pub use reconcile::pods_and_claims;
@@ -121,9 +121,9 @@ pub struct Caches {
     pub volumes_by_owner: Arc<OwnerIndex<CachedVolume>>,
     pub classes: Store<StorageClass>,
     pub data_centers: Store<RegionalDataCenter>,
-    pub statefulsets: Store<StatefulSet>,
-    pub services: Store<Service>,
-    pub network_policies: Store<NetworkPolicy>,
+    pub statefulsets: Store<CachedChild<StatefulSet>>,
+    pub services: Store<CachedChild<Service>>,
+    pub network_policies: Store<CachedChild<NetworkPolicy>>,
     pub pods: Store<CachedPod>,
     pub pods_by_owner: Arc<OwnerIndex<CachedPod>>,
     pub claims: Store<CachedClaim>,
@@ -424,9 +424,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             ..WatchOptions::plain()
         }
     );
-    let statefulsets = watch!(StatefulSet, labelled.clone(), "statefulsets");
-    let services = watch!(Service, labelled.clone(), "services");
-    let network_policies = watch!(NetworkPolicy, labelled.clone(), "networkpolicies");
+    let statefulsets = watch!(CachedChild<StatefulSet>, labelled.clone(), "statefulsets");
+    let services = watch!(CachedChild<Service>, labelled.clone(), "services");
+    let network_policies = watch!(
+        CachedChild<NetworkPolicy>,
+        labelled.clone(),
+        "networkpolicies"
+    );
     // Of pods and claims, only what the audit and the status read (see `cached`).
     let pods = watch!(
         CachedPod,

@@ -345,7 +345,7 @@ async fn apply_children(
             let fence =
                 ObjectRef::new(&rdc.name_any()).within(&rdc.namespace().unwrap_or_default());
             let live = caches.network_policies.get(&fence);
-            let policies = Api::namespaced(client.clone(), &namespace);
+            let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &namespace);
             ctx.writer.delete(&policies, live.as_deref()).await?;
         }
     }
@@ -549,13 +549,12 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         .get(&ObjectRef::new(&name).within(&namespace));
     let ready_replicas = statefulset
         .as_ref()
-        .and_then(|sts| sts.status.as_ref())
-        .and_then(|s| s.ready_replicas)
+        .and_then(|sts| sts.ready_replicas())
         .unwrap_or(0);
     let pods_refused = statefulset.as_deref().and_then(|sts| {
         let missing = usize::try_from(replicas).unwrap_or(0) > pods.len();
         missing
-            .then(|| latest_refusal(sts, &caches.refusals))
+            .then(|| latest_refusal(sts.metadata.uid.as_deref()?, &caches.refusals))
             .flatten()
     });
     let unschedulable = unschedulable_pod(&pods);
@@ -614,9 +613,8 @@ fn unschedulable_pod(pods: &[Pod]) -> Option<String> {
     Some(format!("pod {pod} cannot be scheduled: {}", message.trim()))
 }
 
-/// The message of the newest Event saying that `statefulset` could not create a pod.
-fn latest_refusal(statefulset: &StatefulSet, refusals: &Store<CoreEvent>) -> Option<String> {
-    let uid = statefulset.metadata.uid.as_deref()?;
+/// The message of the newest Event saying that the StatefulSet `uid` could not create a pod.
+fn latest_refusal(uid: &str, refusals: &Store<CoreEvent>) -> Option<String> {
     refusals
         .state()
         .into_iter()
