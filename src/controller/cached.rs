@@ -5,18 +5,19 @@
 //! `PersistentVolume` 3.5 KB before the first string of either; these take a fraction of that.
 //!
 //! A reconcile turns the few objects of its own data centre back into the Kubernetes types, with
-//! the kept fields, so the audit reads the same types as `domicile audit` does.
+//! the kept fields, so the audit reads the same types as `domicile audit` does. A field missing
+//! from an object is `None`, as in the Kubernetes types.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use k8s_openapi::api::core::v1::{
-    LocalVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeSpec, Pod,
-    PodCondition, PodSpec, PodStatus, VolumeNodeAffinity,
+    LocalVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod, PodCondition,
+    VolumeNodeAffinity,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,8 +27,8 @@ use crate::resources::RDC_LABEL;
 /// Makes `$cached` a resource of the same API, kind and scope as `$full`, so that it can be
 /// listed and watched, and keyed in a cache, like `$full`.
 macro_rules! resource_like {
-    ($cached:ty, $full:ty) => {
-        impl k8s_openapi::Resource for $cached {
+    ([$($generics:tt)*] $cached:ty, $full:ty) => {
+        impl<$($generics)*> k8s_openapi::Resource for $cached {
             const API_VERSION: &'static str = <$full as k8s_openapi::Resource>::API_VERSION;
             const GROUP: &'static str = <$full as k8s_openapi::Resource>::GROUP;
             const KIND: &'static str = <$full as k8s_openapi::Resource>::KIND;
@@ -37,7 +38,7 @@ macro_rules! resource_like {
             type Scope = <$full as k8s_openapi::Resource>::Scope;
         }
 
-        impl k8s_openapi::Metadata for $cached {
+        impl<$($generics)*> k8s_openapi::Metadata for $cached {
             type Ty = ObjectMeta;
 
             fn metadata(&self) -> &ObjectMeta {
@@ -49,29 +50,38 @@ macro_rules! resource_like {
             }
         }
     };
+    ($cached:ty, $full:ty) => {
+        resource_like!([] $cached, $full);
+    };
+}
+
+/// An object as a cache keeps it: the metadata, and what the operator reads of spec and status.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Kept<Spec, State> {
+    pub metadata: ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Spec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<State>,
+}
+
+/// The Kubernetes type of a kept object: the kept fields, and the others unset.
+pub fn full<C: Serialize, K: DeserializeOwned>(kept: &C) -> Result<K, serde_json::Error> {
+    serde_json::to_value(kept).and_then(serde_json::from_value)
 }
 
 /// A pod: where it runs and whether it could be scheduled.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct CachedPod {
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: Option<PodPlacement>,
-    #[serde(default)]
-    pub status: Option<PodState>,
-}
+pub type CachedPod = Kept<PodPlacement, PodState>;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodPlacement {
-    #[serde(default)]
     pub node_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct PodState {
     /// Only `PodScheduled` is kept (see `trim_pod`).
-    #[serde(default)]
     pub conditions: Option<Vec<PodCondition>>,
 }
 
@@ -95,92 +105,38 @@ pub fn trim_claim(claim: &mut CachedClaim) {
 /// Of the metadata of a pod or a claim of a data centre, keeps what the operator reads: name,
 /// namespace, version, uid, whether it is being deleted, and the label naming the data centre.
 fn trim_member_meta(meta: &mut ObjectMeta) {
-    let ObjectMeta {
-        name,
-        namespace,
-        resource_version,
-        uid,
-        deletion_timestamp,
-        labels,
-        ..
-    } = std::mem::take(meta);
-    let labels = labels
+    let labels = meta
+        .labels
         .as_ref()
         .and_then(|labels| labels.get(RDC_LABEL))
         .map(|rdc| BTreeMap::from([(RDC_LABEL.to_owned(), rdc.clone())]));
     *meta = ObjectMeta {
-        name,
-        namespace,
-        resource_version,
-        uid,
-        deletion_timestamp,
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        resource_version: meta.resource_version.take(),
+        uid: meta.uid.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
         labels,
         ..ObjectMeta::default()
     };
 }
 
-impl From<&CachedPod> for Pod {
-    fn from(pod: &CachedPod) -> Self {
-        Pod {
-            metadata: pod.metadata.clone(),
-            spec: pod.spec.as_ref().map(|spec| PodSpec {
-                node_name: spec.node_name.clone(),
-                ..PodSpec::default()
-            }),
-            status: pod.status.as_ref().map(|status| PodStatus {
-                conditions: status.conditions.clone(),
-                ..PodStatus::default()
-            }),
-        }
-    }
-}
-
 /// A claim: the volume it is bound to, its class and its phase.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct CachedClaim {
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: Option<ClaimSpec>,
-    #[serde(default)]
-    pub status: Option<ClaimState>,
-}
+pub type CachedClaim = Kept<ClaimSpec, ClaimState>;
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimSpec {
-    #[serde(default)]
     pub volume_name: Option<String>,
-    #[serde(default)]
     pub storage_class_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct ClaimState {
-    #[serde(default)]
     pub phase: Option<String>,
 }
 
 resource_like!(CachedClaim, PersistentVolumeClaim);
-
-impl From<&CachedClaim> for PersistentVolumeClaim {
-    fn from(claim: &CachedClaim) -> Self {
-        PersistentVolumeClaim {
-            metadata: claim.metadata.clone(),
-            spec: claim.spec.as_ref().map(|spec| PersistentVolumeClaimSpec {
-                volume_name: spec.volume_name.clone(),
-                storage_class_name: spec.storage_class_name.clone(),
-                ..PersistentVolumeClaimSpec::default()
-            }),
-            status: claim
-                .status
-                .as_ref()
-                .map(|status| PersistentVolumeClaimStatus {
-                    phase: status.phase.clone(),
-                    ..PersistentVolumeClaimStatus::default()
-                }),
-        }
-    }
-}
 
 /// A volume: where its data can be used (node affinity, class), the claim it serves, and every
 /// field the operator declares on the local volumes it makes, so that an apply can tell whether
@@ -188,28 +144,27 @@ impl From<&CachedClaim> for PersistentVolumeClaim {
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct CachedVolume {
     pub metadata: ObjectMeta,
-    #[serde(default)]
     pub spec: Option<VolumeSpec>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_modes: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<BTreeMap<String, Quantity>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_ref: Option<ObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalVolumeSource>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_affinity: Option<VolumeNodeAffinity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub persistent_volume_reclaim_policy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_mode: Option<String>,
 }
 
@@ -231,26 +186,6 @@ impl Serialize for CachedVolume {
     }
 }
 
-impl From<&CachedVolume> for PersistentVolume {
-    fn from(pv: &CachedVolume) -> Self {
-        PersistentVolume {
-            metadata: pv.metadata.clone(),
-            spec: pv.spec.as_ref().map(|spec| PersistentVolumeSpec {
-                access_modes: spec.access_modes.clone(),
-                capacity: spec.capacity.clone(),
-                claim_ref: spec.claim_ref.clone(),
-                local: spec.local.clone(),
-                node_affinity: spec.node_affinity.clone(),
-                persistent_volume_reclaim_policy: spec.persistent_volume_reclaim_policy.clone(),
-                storage_class_name: spec.storage_class_name.clone(),
-                volume_mode: spec.volume_mode.clone(),
-                ..PersistentVolumeSpec::default()
-            }),
-            status: None,
-        }
-    }
-}
-
 /// A child the operator declares whole (its StatefulSet, Service and NetworkPolicy): the
 /// metadata, and the spec as the JSON text the API server sent, which an apply compares with the
 /// declaration. Text takes a third of the memory of the Kubernetes types, whose every optional
@@ -259,10 +194,8 @@ impl From<&CachedVolume> for PersistentVolume {
 #[serde(bound = "")]
 pub struct CachedChild<K> {
     pub metadata: ObjectMeta,
-    #[serde(default)]
     spec: Option<Box<RawValue>>,
     /// Of the status, only the ready replicas of a StatefulSet are read.
-    #[serde(default)]
     status: Option<ChildStatus>,
     #[serde(skip)]
     kind: PhantomData<fn() -> K>,
@@ -271,7 +204,6 @@ pub struct CachedChild<K> {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ChildStatus {
-    #[serde(default)]
     ready_replicas: Option<i32>,
 }
 
@@ -282,26 +214,7 @@ impl<K> CachedChild<K> {
     }
 }
 
-impl<K: k8s_openapi::Resource> k8s_openapi::Resource for CachedChild<K> {
-    const API_VERSION: &'static str = K::API_VERSION;
-    const GROUP: &'static str = K::GROUP;
-    const KIND: &'static str = K::KIND;
-    const VERSION: &'static str = K::VERSION;
-    const URL_PATH_SEGMENT: &'static str = K::URL_PATH_SEGMENT;
-    type Scope = K::Scope;
-}
-
-impl<K: k8s_openapi::Resource> k8s_openapi::Metadata for CachedChild<K> {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+resource_like!([K: k8s_openapi::Resource] CachedChild<K>, K);
 
 /// The JSON of the child without its status, as an apply compares it.
 impl<K: k8s_openapi::Resource> Serialize for CachedChild<K> {
@@ -344,8 +257,8 @@ mod tests {
     #[test]
     fn a_cached_volume_keeps_what_the_audit_and_an_apply_read() {
         let cached: CachedVolume = serde_json::from_str(LIVE_VOLUME).expect("a volume");
-        let full: PersistentVolume = serde_json::from_str(LIVE_VOLUME).expect("a volume");
-        let mut kept = serde_json::to_value(&full).expect("json");
+        let sent: PersistentVolume = serde_json::from_str(LIVE_VOLUME).expect("a volume");
+        let mut kept = serde_json::to_value(&sent).expect("json");
         kept["spec"]
             .as_object_mut()
             .expect("spec")
@@ -357,7 +270,8 @@ mod tests {
             .expect("status");
         assert_eq!(serde_json::to_value(&cached).expect("json"), kept);
         // Back to the Kubernetes type: the same, but for the fields that were not kept.
-        let back = serde_json::to_value(PersistentVolume::from(&cached)).expect("json");
+        let back: PersistentVolume = full(&cached).expect("a volume");
+        let back = serde_json::to_value(back).expect("json");
         assert_eq!(back, kept);
     }
 
@@ -376,7 +290,7 @@ mod tests {
         )
         .expect("a pod");
         trim_pod(&mut pod);
-        let pod = Pod::from(&pod);
+        let pod: Pod = full(&pod).expect("a pod");
         assert_eq!(pod.metadata.namespace.as_deref(), Some("fleet-cn"));
         assert_eq!(
             pod.metadata.labels,
@@ -397,7 +311,7 @@ mod tests {
                 "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}"#,
         )
         .expect("a claim");
-        let claim = PersistentVolumeClaim::from(&claim);
+        let claim: PersistentVolumeClaim = full(&claim).expect("a claim");
         let spec = claim.spec.expect("spec");
         assert_eq!(spec.volume_name.as_deref(), Some("pv-1"));
         assert_eq!(spec.storage_class_name.as_deref(), Some("local"));

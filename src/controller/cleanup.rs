@@ -33,9 +33,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
             let name = pv.name_any();
             if pv.labels().contains_key(RDC_LABEL) {
                 // A local volume the operator made: its object goes; the files stay on the node.
-                ctx.writer
-                    .delete(&pv_api, Some(&PersistentVolume::from(pv.as_ref())))
-                    .await?;
+                ctx.writer.delete(&pv_api, Some(pv.as_ref())).await?;
             } else {
                 // A provisioned volume: let its provisioner delete the data once the claim is gone.
                 let patch =

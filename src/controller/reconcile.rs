@@ -17,7 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::apply::{Applied, Eviction};
-use super::cached::CachedVolume;
+use super::cached::{self, CachedVolume};
 use super::status::{
     Blocker, Observation, READY, Reason, derive_status, needs_write, progress_only,
 };
@@ -104,9 +104,15 @@ async fn reconcile_with_finalizer(
     provision_and_audit(&rdc, ctx).await
 }
 
-/// Copies of a few cached objects (the audit reads them as slices).
-fn owned<C, K: for<'a> From<&'a C>>(objects: Vec<Arc<C>>) -> Vec<K> {
-    objects.iter().map(|object| K::from(object)).collect()
+/// A few cached objects in the Kubernetes types, with the fields the cache kept (the audit reads
+/// them as slices).
+fn owned<C: serde::Serialize, K: serde::de::DeserializeOwned>(
+    objects: Vec<Arc<C>>,
+) -> Result<Vec<K>, serde_json::Error> {
+    objects
+        .iter()
+        .map(|object| cached::full(object.as_ref()))
+        .collect()
 }
 
 /// The volumes the audit reads: the data centre's own (by label or claim reference) and any
@@ -115,7 +121,7 @@ fn volumes_of(
     mut own: Vec<Arc<PersistentVolume>>,
     claims: &[PersistentVolumeClaim],
     cache: &Store<CachedVolume>,
-) -> Vec<Arc<PersistentVolume>> {
+) -> Result<Vec<Arc<PersistentVolume>>, serde_json::Error> {
     for claim in claims {
         let Some(name) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) else {
             continue;
@@ -125,10 +131,10 @@ fn volumes_of(
             .any(|pv| pv.metadata.name.as_deref() == Some(name))
             && let Some(pv) = cache.get(&ObjectRef::new(name))
         {
-            own.push(Arc::new(PersistentVolume::from(pv.as_ref())));
+            own.push(Arc::new(cached::full(pv.as_ref())?));
         }
     }
-    own
+    Ok(own)
 }
 
 /// Every child the operator declares for one RegionalDataCenter. The apply step destructures it
@@ -479,7 +485,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let owner = ObjectRef::from(rdc);
     let nodes = caches.nodes.state();
     let own_volumes: Vec<Arc<PersistentVolume>> =
-        owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))
+        owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))?
             .into_iter()
             .map(Arc::new)
             .collect();
@@ -516,10 +522,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     };
 
     // Observe what is really there, from the caches, and audit it.
-    let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner));
+    let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner))?;
     let claims: Vec<PersistentVolumeClaim> =
-        owned(caches.claims_by_owner.objects(&caches.claims, &owner));
-    let volumes = volumes_of(own_volumes, &claims, &caches.volumes);
+        owned(caches.claims_by_owner.objects(&caches.claims, &owner))?;
+    let volumes = volumes_of(own_volumes, &claims, &caches.volumes)?;
     let classes = caches.classes.state();
     let observed = Observed {
         pods: &pods,
