@@ -1,8 +1,8 @@
 //! The objects the caches hold by the thousand (pods, claims, volumes), in types of the cache's
 //! own that keep only the fields the operator reads: the rest of an object is skipped while it is
-//! read off the wire and never takes memory. The children it declares whole keep their spec as
-//! JSON text. A k8s-openapi `Pod` takes 2.4 KB and a
-//! `PersistentVolume` 3.5 KB before the first string of either; these take a fraction of that.
+//! read off the wire and never takes memory (a k8s-openapi `Pod` takes 2.4 KB and a
+//! `PersistentVolume` 3.5 KB before the first string of either). The children the operator
+//! declares whole keep their spec as JSON text.
 //!
 //! A reconcile turns the few objects of its own data centre back into the Kubernetes types, with
 //! the kept fields, so the audit reads the same types as `domicile audit` does. A field missing
