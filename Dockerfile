@@ -7,6 +7,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
     && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY src src
 COPY tests tests
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin domicile

@@ -139,6 +139,12 @@ fn parse_labels(value: &str) -> Result<std::collections::BTreeMap<String, String
         .collect()
 }
 
+/// jemalloc gives memory back to the system once it has been free for a while (its decay, done by a
+/// thread of its own), where the system allocator keeps the peak of a large listing or a mass
+/// deletion for the life of the process. Its settings are in `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
