@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::diff::{Difference, changed_by, first_difference};
+use super::events::StatusWrites;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{RegionalDataCenter, RegionalDataCenterStatus};
@@ -151,6 +152,7 @@ pub struct Writer {
     metrics: Arc<Metrics>,
     last_applies: Arc<Mutex<HashMap<String, LastApply>>>,
     last_statuses: Arc<Mutex<HashMap<ObjectRef<RegionalDataCenter>, WrittenStatus>>>,
+    status_writes: StatusWrites,
 }
 
 impl Writer {
@@ -159,11 +161,17 @@ impl Writer {
             metrics,
             last_applies: Arc::default(),
             last_statuses: Arc::default(),
+            status_writes: StatusWrites::default(),
         }
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The status writes in flight, which Events wait for.
+    pub fn status_writes(&self) -> &StatusWrites {
+        &self.status_writes
     }
 
     fn key<K>(object: &K) -> String
@@ -408,6 +416,7 @@ impl Writer {
             "status": status,
         });
         self.metrics.write("apply", "RegionalDataCenterStatus");
+        let in_flight = self.status_writes.begin();
         let written = api
             .patch_status(
                 name,
@@ -421,6 +430,7 @@ impl Writer {
                 object: name.to_owned(),
                 source,
             })?;
+        drop(in_flight);
         self.last_statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
