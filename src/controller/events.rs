@@ -188,7 +188,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         drop(write);
         let ended = Instant::now();
-        waiting.await.unwrap();
+        waiting.await.expect("the waiting task ends");
         assert_eq!(ended.elapsed(), QUIET);
     }
 
