@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Event as CoreEvent, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Event as CoreEvent, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+    Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -419,7 +420,15 @@ impl Applier<'_> {
                 // Events of one reason on one resource fold into a series that keeps the first
                 // message; each restored field gets its own action, so none is folded away.
                 let action = format!("Restore {kind} {field}");
-                publish_as(rdc, EventType::Warning, reason, &message, &action, ctx);
+                publish_as(
+                    rdc,
+                    EventType::Warning,
+                    reason,
+                    &message,
+                    &action,
+                    None,
+                    ctx,
+                );
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -666,7 +675,8 @@ async fn enforce(
             Eviction::Evicted => {
                 tracing::info!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "evicted a pod outside the jurisdiction");
                 let message = format!("evicted: {}", finding.message);
-                publish(rdc, EventType::Normal, "Evicted", &message, ctx);
+                let evicted = related(rdc, "Pod", &finding.name);
+                publish_about(rdc, EventType::Normal, "Evicted", &message, evicted, ctx);
             }
             Eviction::Gone => {}
             Eviction::Refused => {
@@ -780,11 +790,12 @@ fn announce_violations(
         .iter()
         .filter(|v| !old.iter().any(|o| same(o, v)))
     {
-        publish(
+        publish_about(
             rdc,
             EventType::Warning,
             &violation.reason,
             &violation.message,
+            related(rdc, &violation.kind, &violation.name),
             ctx,
         );
     }
@@ -796,12 +807,46 @@ fn announce_violations(
             "{} {} is no longer {}",
             cleared.kind, cleared.name, cleared.reason
         );
-        publish(rdc, EventType::Normal, "ViolationCleared", &message, ctx);
+        let about = related(rdc, &cleared.kind, &cleared.name);
+        publish_about(
+            rdc,
+            EventType::Normal,
+            "ViolationCleared",
+            &message,
+            about,
+            ctx,
+        );
+    }
+}
+
+/// The pod or volume an Event is about, as its related object. Events of one reason on one
+/// resource fold into a series that keeps the first message, unless their related objects
+/// differ: so the clearance of a volume does not hide the clearance of a pod, nor a second pod
+/// outside the jurisdiction behind the first.
+fn related(rdc: &RegionalDataCenter, kind: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some(kind.to_owned()),
+        name: Some(name.to_owned()),
+        // Pods live in the resource's namespace; volumes in none.
+        namespace: (kind == "Pod").then(|| rdc.namespace()).flatten(),
+        ..ObjectReference::default()
     }
 }
 
 fn publish(rdc: &RegionalDataCenter, type_: EventType, reason: &str, message: &str, ctx: &Context) {
-    publish_as(rdc, type_, reason, message, "Reconcile", ctx);
+    publish_as(rdc, type_, reason, message, "Reconcile", None, ctx);
+}
+
+fn publish_about(
+    rdc: &RegionalDataCenter,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+    about: ObjectReference,
+    ctx: &Context,
+) {
+    publish_as(rdc, type_, reason, message, "Reconcile", Some(about), ctx);
 }
 
 fn publish_as(
@@ -810,6 +855,7 @@ fn publish_as(
     reason: &str,
     message: &str,
     action: &str,
+    related: Option<ObjectReference>,
     ctx: &Context,
 ) {
     let event = Event {
@@ -817,7 +863,7 @@ fn publish_as(
         reason: reason.to_owned(),
         note: Some(message.chars().take(1000).collect()),
         action: action.chars().take(128).collect(),
-        secondary: None,
+        secondary: related,
     };
     ctx.announcer.announce(event, rdc.object_ref(&()));
 }
@@ -827,6 +873,19 @@ mod tests {
     use super::*;
     use crate::resources::fixtures::rdc;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn a_violation_event_is_related_to_the_pod_or_volume_it_is_about() {
+        let rdc = rdc("CN", 3);
+        let pod = related(&rdc, "Pod", "vehicle-data-1");
+        assert_eq!(pod.kind.as_deref(), Some("Pod"));
+        assert_eq!(pod.name.as_deref(), Some("vehicle-data-1"));
+        assert_eq!(pod.namespace.as_deref(), Some("fleet-cn"));
+        let volume = related(&rdc, "PersistentVolume", "domicile-fleet-cn.vehicle-data-1");
+        assert_eq!(volume.kind.as_deref(), Some("PersistentVolume"));
+        assert_eq!(volume.namespace, None, "a volume is in no namespace");
+        assert_ne!(pod, volume, "so the Recorder keeps their Events apart");
+    }
 
     fn settings() -> super::super::Settings {
         super::super::Settings {
