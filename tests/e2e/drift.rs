@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterObject, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl_ok, local_rdc, poll, unique,
+    ClusterObject, EVENT_WITHIN, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl_ok,
+    local_rdc, poll, unique,
 };
 
 /// The status of `rdc` once `accept` holds for it.
@@ -196,17 +197,13 @@ fn relabelled_or_unlabelled_node_turns_the_data_centre_violated_and_back() {
         assert_audit_agrees(&ns, "tokyo", 0);
     }
 
-    let reasons = poll(
-        "the violation and clearance Events",
-        Duration::from_secs(30),
-        || {
-            let reasons = warning_reasons(&ns, "tokyo");
-            (reasons.contains(&"Warning/NodeOutsideJurisdiction".to_owned())
-                && reasons.contains(&"Warning/DataOutsideJurisdiction".to_owned())
-                && reasons.contains(&"Normal/ViolationCleared".to_owned()))
-            .then_some(reasons)
-        },
-    );
+    let reasons = poll("the violation and clearance Events", EVENT_WITHIN, || {
+        let reasons = warning_reasons(&ns, "tokyo");
+        (reasons.contains(&"Warning/NodeOutsideJurisdiction".to_owned())
+            && reasons.contains(&"Warning/DataOutsideJurisdiction".to_owned())
+            && reasons.contains(&"Normal/ViolationCleared".to_owned()))
+        .then_some(reasons)
+    });
     assert!(
         !reasons.iter().any(|r| r.ends_with("/Evicted")),
         "Audit mode evicts nothing: {reasons:?}"
@@ -409,11 +406,10 @@ fn enforce_evicts_a_misplaced_pod_which_restarts_inside_with_its_data() {
         pv.name.as_str(),
         "the same volume, the same data"
     );
-    let reasons = warning_reasons(&ns, "payments");
-    assert!(
-        reasons.contains(&"Normal/Evicted".to_owned()),
-        "{reasons:?}"
-    );
+    poll("a Normal Event Evicted", EVENT_WITHIN, || {
+        let reasons = warning_reasons(&ns, "payments");
+        reasons.contains(&"Normal/Evicted".to_owned()).then_some(())
+    });
 }
 
 #[test]

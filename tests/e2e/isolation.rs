@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestNamespace, local_rdc, poll, unique};
+use crate::support::{EVENT_WITHIN, TestNamespace, local_rdc, poll, unique};
 
 fn bound_volume(ns: &TestNamespace, rdc: &str) -> Value {
     let claim = &ns.list_of("pvc", rdc)[0];
@@ -132,18 +132,14 @@ fn pods_the_namespace_refuses_are_reported_with_the_api_servers_words() {
     assert_eq!(condition["status"], "False");
     assert!(message.contains("exceeded quota"), "{message}");
     assert!(message.contains("refused-0"), "{message}");
-    poll(
-        "a Warning Event PodsRefused",
-        Duration::from_secs(10),
-        || {
-            let selector = "involvedObject.name=refused,reason=PodsRefused,type=Warning";
-            let events = ns.kubectl_ok(
-                &["get", "events", "--field-selector", selector, "-o", "name"],
-                None,
-            );
-            (!events.trim().is_empty()).then_some(())
-        },
-    );
+    poll("a Warning Event PodsRefused", EVENT_WITHIN, || {
+        let selector = "involvedObject.name=refused,reason=PodsRefused,type=Warning";
+        let events = ns.kubectl_ok(
+            &["get", "events", "--field-selector", selector, "-o", "name"],
+            None,
+        );
+        (!events.trim().is_empty()).then_some(())
+    });
 
     // Once the namespace lets the pod in, the data centre converges.
     ns.kubectl_ok(&["delete", "quota", "no-pods"], None);

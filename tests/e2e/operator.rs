@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    JURISDICTION_LABEL, SUBDIVISION_LABEL, TestNamespace, TestNode, kubectl_ok, local_rdc,
-    node_labels, poll,
+    EVENT_WITHIN, JURISDICTION_LABEL, SUBDIVISION_LABEL, TestNamespace, TestNode, kubectl_ok,
+    local_rdc, node_labels, poll,
 };
 
 /// The node a local volume is pinned to.
@@ -170,29 +170,25 @@ fn data_centre_without_nodes_waits_for_a_label_and_then_converges() {
         "nothing is provisioned without a node"
     );
 
-    let events = poll(
-        "a Warning Event NoEligibleNodes",
-        Duration::from_secs(30),
-        || {
-            let out = ns.kubectl_ok(
-                &[
-                    "get",
-                    "events",
-                    "--field-selector",
-                    "involvedObject.name=paris,type=Warning",
-                    "-o",
-                    "json",
-                ],
-                None,
-            );
-            let events: Value = serde_json::from_str(&out).expect("JSON");
-            let items = events["items"].as_array().cloned().unwrap_or_default();
-            items
-                .iter()
-                .any(|e| e["reason"] == "NoEligibleNodes")
-                .then_some(items)
-        },
-    );
+    let events = poll("a Warning Event NoEligibleNodes", EVENT_WITHIN, || {
+        let out = ns.kubectl_ok(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=paris,type=Warning",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        let events: Value = serde_json::from_str(&out).expect("JSON");
+        let items = events["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .any(|e| e["reason"] == "NoEligibleNodes")
+            .then_some(items)
+    });
     assert_eq!(
         events
             .iter()
@@ -375,18 +371,14 @@ fn missing_storage_class_waits_and_says_how_to_fix_it() {
         message.contains("\"e2e-absent-class\", which does not exist"),
         "{message}"
     );
-    let events = poll(
-        "a Warning Event StorageClassNotFound",
-        Duration::from_secs(30),
-        || {
-            let selector = "involvedObject.name=records,reason=StorageClassNotFound,type=Warning";
-            let names = ns.kubectl_ok(
-                &["get", "events", "--field-selector", selector, "-o", "name"],
-                None,
-            );
-            (!names.trim().is_empty()).then_some(names)
-        },
-    );
+    let events = poll("a Warning Event StorageClassNotFound", EVENT_WITHIN, || {
+        let selector = "involvedObject.name=records,reason=StorageClassNotFound,type=Warning";
+        let names = ns.kubectl_ok(
+            &["get", "events", "--field-selector", selector, "-o", "name"],
+            None,
+        );
+        (!names.trim().is_empty()).then_some(names)
+    });
     assert_eq!(events.lines().count(), 1, "announced once: {events}");
 }
 

@@ -75,6 +75,10 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     out.stdout
 }
 
+/// How long an Event of the operator may take to appear: it holds its Events while statuses are
+/// being written (by the other tests too), 30 s at most after they were queued.
+pub const EVENT_WITHIN: Duration = Duration::from_secs(60);
+
 /// Polls `check` every 250 ms until it returns `Some`, or fails the test after `timeout`.
 pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    JURISDICTION_LABEL, TestNamespace, TestNode, kubectl, kubectl_ok, local_rdc, poll,
+    EVENT_WITHIN, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl, kubectl_ok, local_rdc, poll,
 };
 
 /// How long a tampered child may stay tampered.
@@ -33,7 +33,7 @@ fn assert_restored(
     let tampered = Instant::now();
     poll(what, RESTORE_WITHIN, || restored().then_some(()));
     let took = tampered.elapsed();
-    let messages = poll("a ChildRestored Event", Duration::from_secs(10), || {
+    let messages = poll("a ChildRestored Event", EVENT_WITHIN, || {
         let messages = event_messages(ns, rdc, "ChildRestored");
         messages
             .iter()
@@ -302,14 +302,14 @@ fn an_update_the_api_server_refuses_is_reported_with_the_steps_that_fix_it() {
     });
     assert!(message.contains("StatefulSet resized"), "{message}");
     assert!(message.contains("--cascade=orphan"), "{message}");
-    assert!(
+    poll("a Warning Event UpdateRefused too", EVENT_WITHIN, || {
         ns.kubectl_ok(
             &["get", "events", "-o", "jsonpath={.items[*].reason}"],
-            None
+            None,
         )
-        .contains("UpdateRefused"),
-        "a Warning Event says so too"
-    );
+        .contains("UpdateRefused")
+        .then_some(())
+    });
     // The steps the message gives, as a person would take them.
     ns.kubectl_ok(
         &["delete", "statefulset", "resized", "--cascade=orphan"],
