@@ -1,10 +1,11 @@
 //! Events are handed over, not awaited: a reconcile queues them and one task publishes them in
 //! order, as client-go's event broadcaster does. A relabel that reaches many data centres so
 //! writes every status before the Events that explain it, instead of one status and its Events
-//! after the other: the task holds each Event back while statuses are being written (for
-//! `HOLD_AT_MOST` after it was queued, at most), so that Events, two or three per changed
-//! verdict, do not compete at the API server with the verdicts themselves. Events are best effort: a full
-//! queue drops one with a warning in the log.
+//! after the other: the task holds each Event back until no status has been written for `QUIET`
+//! (`HOLD_AT_MOST` after it was queued, at most), so that Events, two or three per changed
+//! verdict, do not compete at the API server with the verdicts themselves. Events are best
+//! effort: a full queue drops one with a warning in the log, and a replica that loses its lease
+//! drops those it still holds.
 
 use std::sync::Arc;
 use std::time::Duration;
