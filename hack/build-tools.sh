@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd, the Kubernetes control plane, kubectl, kwok and helm from Go modules into the cache,
-# once per version. A build goes to a temporary folder and is moved into place only when whole.
+# once per version; with `real-node` (or DOMICILE_REAL_NODES set) also the kubelet and kube-proxy.
+# A build goes to a temporary folder and is moved into place only when whole.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -36,6 +37,12 @@ build_into "$KUBE_BIN" kubernetes "$k8s_ldflags" "" \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 build_into "$KWOK_BIN" kwok "" kwok sigs.k8s.io/kwok/cmd/kwok
 build_into "$HELM_BIN" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm
+
+# The kubelet and kube-proxy of a real node, only when one is asked for.
+if [[ "${1:-}" == real-node || -n "$REAL_NODES" ]]; then
+  build_into "$NODE_BIN" kubernetes "$k8s_ldflags" "" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+fi
 
 # The standalone kwok binary has no default stages. Take the ones its module ships (nodes go
 # Ready and keep their Lease; bound pods go Running; deleted pods go away) from the module cache.

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Starts a fresh local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler) with kwok playing the kubelets of fake nodes labelled by jurisdiction, and waits
-# until every node is Ready. Any cluster left from an earlier run is stopped and wiped first.
+# kube-scheduler) with kwok playing the kubelets of fake nodes labelled by jurisdiction, and the
+# real nodes that DOMICILE_REAL_NODES names (hack/real-node.sh), and waits until every node is Ready. Any cluster left from an earlier run is stopped and wiped first.
 # Afterwards: export KUBECONFIG="$(hack/cluster-kubeconfig.sh)".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$HACK_DIR/prerequisites.sh"
 "$HACK_DIR/build-tools.sh"
+if [[ -n "$REAL_NODES" ]]; then
+  "$HACK_DIR/prerequisites.sh" real-node
+  # The sandbox and workload images are quick to build; the operator's is the caller's to build.
+  [[ -f "$IMAGES_DIR/pause.tar" && -f "$IMAGES_DIR/workload.tar" ]] || "$HACK_DIR/images.sh" pause workload
+fi
 "$HACK_DIR/cluster-down.sh"
 
 start=$SECONDS
+# Nothing may still be mounted below the folder (a real node's volumes) when it is removed.
+unmount_under "$CLUSTER_DIR"
 rm -rf "$CLUSTER_DIR"
 mkdir -p "$CLUSTER_DIR"/{pki,logs,pids,etcd}
+printf '%s\n' "$REAL_NODES" > "$CLUSTER_DIR/real-nodes"
 pki="$CLUSTER_DIR/pki"
 
 # --- Certificates: one CA, the API server's serving certificate, an admin client certificate
@@ -35,8 +43,13 @@ sign() {
 sign apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
+subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1,IP:$POD_GATEWAY"
 sign admin "/O=system:masters/CN=domicile-admin" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+# The API server's identity towards kubelets (logs, exec, port-forward), which the kubelets check
+# against the CA and ask the API server about: bound to system:kubelet-api-admin below.
+sign apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
 openssl_quiet genrsa -out "$pki/sa.key" 2048
@@ -62,6 +75,10 @@ contexts:
 current-context: domicile-local
 KUBECONFIG
 
+if [[ -n "$REAL_NODES" ]]; then
+  "$HACK_DIR/real-node.sh" network-up
+fi
+
 log "starting etcd $ETCD_VERSION"
 start_component etcd "$ETCD_BIN/etcd" \
   --name=domicile --data-dir="$CLUSTER_DIR/etcd" \
@@ -83,6 +100,17 @@ nodes_file="${DOMICILE_NODES:-$HACK_DIR/nodes.yaml}"
 log "creating the fake nodes of $nodes_file"
 kubectl apply --server-side -f "$nodes_file" >/dev/null
 kubectl wait --for=condition=Ready node --all --timeout=120s >/dev/null
+kubectl create clusterrolebinding kube-apiserver-kubelet-client --clusterrole=system:kubelet-api-admin \
+  --user=kube-apiserver-kubelet-client >/dev/null
+
+if [[ -n "$REAL_NODES" ]]; then
+  index=0
+  for node in $REAL_NODES; do
+    index=$((index + 1))
+    "$HACK_DIR/real-node.sh" up "${node%%=*}" "${node#*=}" "$index"
+    ((index > 1)) || "$HACK_DIR/real-node.sh" proxy-up "${node%%=*}" "$index"
+  done
+fi
 # The not-ready taint that new nodes get is lifted by the node-lifecycle controller; until it is,
 # nothing can be scheduled on them.
 untainted() { [[ -z "$(kubectl get nodes -o jsonpath='{.items[*].spec.taints}')" ]]; }

@@ -27,11 +27,20 @@ start() {
   case "$name" in
     kube-apiserver)
       log "starting kube-apiserver $K8S_VERSION"
+      # With real nodes, pods reach the API server through the `kubernetes` Service, whose
+      # endpoint is the pod bridge's address: it listens there too.
+      local bind=127.0.0.1 advertise=127.0.0.1
+      if [[ -s "$CLUSTER_DIR/real-nodes" ]]; then
+        bind=0.0.0.0 advertise="$POD_GATEWAY"
+      fi
       start_component kube-apiserver "$KUBE_BIN/kube-apiserver" \
         --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-        --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+        --bind-address="$bind" --advertise-address="$advertise" --secure-port="$APISERVER_PORT" \
         --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
         --client-ca-file="$pki/ca.crt" \
+        --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+        --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types=InternalIP \
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
         --service-cluster-ip-range=10.96.0.0/16 \

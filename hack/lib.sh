@@ -36,6 +36,23 @@ CONTROLLER_MANAGER_PORT="${DOMICILE_CONTROLLER_MANAGER_PORT:-17257}"
 SCHEDULER_PORT="${DOMICILE_SCHEDULER_PORT:-17259}"
 KWOK_PORT="${DOMICILE_KWOK_PORT:-17247}"
 
+# Real nodes (hack/real-node.sh): a kubelet with containerd each, beside the kwok nodes.
+# DOMICILE_REAL_NODES lists them as NAME=JURISDICTION, e.g. "cn-real-1=CN"; empty: none.
+REAL_NODES="${DOMICILE_REAL_NODES:-}"
+NODE_BIN="$BIN_ROOT/kubernetes-node-$K8S_VERSION"
+IMAGES_DIR="$DOMICILE_CACHE/images"
+STATIC_TARGET=x86_64-unknown-linux-gnu
+# image_ref NAME: the name under which hack/images.sh builds an image and the nodes hold it.
+image_ref() { echo "domicile.local/$1:dev"; }
+# The pods' network: a bridge of our own with one /24 per real node. Pods get routes to
+# 10.245.0.0/16 (pods and this machine's test addresses) and to the Service range only, no
+# default route, and the bridge forwards nothing elsewhere: pod traffic stays on this machine.
+POD_BRIDGE="${DOMICILE_POD_BRIDGE:-domicile0}"
+POD_NETWORK=10.245.0.0/16
+SERVICE_NETWORK=10.96.0.0/16
+# The bridge's own address: the real nodes' InternalIP, and where pods reach the API server.
+POD_GATEWAY=10.245.0.1
+
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -80,6 +97,17 @@ wait_healthy() {
   done
 }
 
+
+# unmount_under DIR: unmount everything mounted at or below DIR, deepest first (a real node's
+# pod volumes, container root filesystems and its kubelet's bind mounts of local volumes), so
+# that removing DIR never reaches into a volume's data.
+unmount_under() {
+  local dir="$1" mounts mount
+  mapfile -t mounts < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+  for mount in "${mounts[@]}"; do
+    umount "$mount" 2>/dev/null || umount -l "$mount"
+  done
+}
 
 # chart_identity KUBECONFIG_FILE: the chart's ServiceAccount and RBAC (nothing else of the chart)
 # in $OPERATOR_NAMESPACE, and a kubeconfig with a token of that account, so that an operator

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# A real node beside the kwok nodes: containerd and runc from Debian's packages, a kubelet and a
+# kube-proxy built from the same Go modules as the control plane, and a bridge network of our own
+# that keeps every pod packet on this machine. hack/cluster-up.sh starts the nodes that
+# DOMICILE_REAL_NODES names and hack/cluster-down.sh stops them; by hand:
+#   hack/real-node.sh up NAME JURISDICTION INDEX   start node INDEX (1, 2, ...) and label it
+#   hack/real-node.sh down NAME                    stop it: pods, kubelet, containerd, mounts
+#   hack/real-node.sh network-up | network-down    the bridge and its guard rules (down: kube-proxy's too)
+#   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
+# Everything a node keeps lives under $CLUSTER_DIR/real/NAME; it runs as root (kubelet and
+# containerd mount, make network namespaces and cgroups).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+pki="$CLUSTER_DIR/pki"
+kubectl() { "$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
+# Rules of our own in the filter table, jumped to first from FORWARD: pods talk to pods on the
+# bridge, and nothing from the bridge is forwarded anywhere else nor into it from elsewhere.
+GUARD_CHAIN=DOMICILE-POD-GUARD
+
+node_dir() { echo "$CLUSTER_DIR/real/$1"; }
+node_ip() { echo "10.245.$1.1"; }
+cgroup_root() { echo "domicile-$1"; }
+
+# Each node is signed as system:node:NAME (group system:nodes), so the Node authorizer and
+# NodeRestriction treat it as any kubelet: it can set no label under node-restriction.kubernetes.io.
+client_kubeconfig() {
+  local name="$1" subject="$2" file="$3"
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$file.key" -out "$file.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >"$file.ext"
+  openssl x509 -req -in "$file.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 30 \
+    -extfile "$file.ext" -out "$file.crt" 2>/dev/null
+  cat >"$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: domicile-local
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$pki/ca.crt"}
+users:
+- name: $name
+  user: {client-certificate: "$file.crt", client-key: "$file.key"}
+contexts:
+- name: $name
+  context: {cluster: domicile-local, user: $name}
+current-context: $name
+KUBECONFIG
+}
+
+network_up() {
+  "$HACK_DIR/prerequisites.sh" real-node
+  if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$POD_BRIDGE" type bridge
+  fi
+  ip addr replace "$POD_GATEWAY/16" dev "$POD_BRIDGE"
+  ip link set "$POD_BRIDGE" up
+  # Routing between pods through a Service's address (DNAT on this machine, back out of the
+  # bridge) needs forwarding, on the bridge only: eth0 and every other interface keep theirs off.
+  sysctl -qw "net.ipv4.conf.$POD_BRIDGE.forwarding=1"
+  iptables -w -N "$GUARD_CHAIN" 2>/dev/null || iptables -w -F "$GUARD_CHAIN"
+  iptables -w -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j ACCEPT
+  iptables -w -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
+  iptables -w -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
+  iptables -w -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -w -I FORWARD 1 -j "$GUARD_CHAIN"
+}
+
+network_down() {
+  stop_process kube-proxy
+  if [[ -x "$NODE_BIN/kube-proxy" ]]; then
+    "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  fi
+  # The kubelets' own chains (a guard for 127.0.0.0/8, and canaries that tell them when the
+  # tables were flushed), in both address families.
+  local tables chain table
+  for tables in iptables ip6tables; do
+    while "$tables" -w -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+    while "$tables" -w -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+    for chain in filter/KUBE-FIREWALL filter/KUBE-KUBELET-CANARY nat/KUBE-KUBELET-CANARY \
+      mangle/KUBE-KUBELET-CANARY mangle/KUBE-IPTABLES-HINT; do
+      table="${chain%%/*}" chain="${chain#*/}"
+      "$tables" -w -t "$table" -F "$chain" 2>/dev/null && "$tables" -w -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
+  while iptables -w -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null; do :; done
+  iptables -w -F "$GUARD_CHAIN" 2>/dev/null || true
+  iptables -w -X "$GUARD_CHAIN" 2>/dev/null || true
+  ip link del "$POD_BRIDGE" 2>/dev/null || true
+}
+
+# kube-proxy routes Service addresses (the API server's `kubernetes` Service among them) for the
+# pods of every real node; one is enough on one machine.
+proxy_up() {
+  local dir="$CLUSTER_DIR/real/kube-proxy"
+  mkdir -p "$dir"
+  client_kubeconfig kube-proxy "/CN=system:kube-proxy" "$dir/kubeconfig"
+  cat >"$dir/config.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$dir/kubeconfig"}
+hostnameOverride: "$1"
+bindAddress: "$(node_ip "$2")"
+mode: iptables
+clusterCIDR: $POD_NETWORK
+# Node ports only on the bridge's addresses, never on this machine's other interfaces or loopback.
+nodePortAddresses: ["$POD_NETWORK"]
+iptables: {localhostNodePorts: false, masqueradeAll: false}
+# Leave the machine's conntrack settings as they are.
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+healthzBindAddress: "127.0.0.1:$((APISERVER_PORT + 3))"
+metricsBindAddress: "127.0.0.1:$((APISERVER_PORT + 4))"
+YAML
+  log "starting kube-proxy"
+  start_component kube-proxy "$NODE_BIN/kube-proxy" --config="$dir/config.yaml" --v=1
+  wait_healthy kube-proxy 60 "http://127.0.0.1:$((APISERVER_PORT + 3))/healthz"
+}
+
+# mkdir the node's cgroup in every hierarchy; the kubelet puts its pods below it.
+cgroups_up() {
+  local root controller
+  root="$(cgroup_root "$1")"
+  for controller in /sys/fs/cgroup/*/; do
+    [[ -d "$controller" ]] || continue
+    mkdir -p "$controller$root"
+    if [[ -f "${controller}cpuset.cpus" ]]; then
+      cat "${controller}cpuset.cpus" >"$controller$root/cpuset.cpus"
+      cat "${controller}cpuset.mems" >"$controller$root/cpuset.mems"
+    fi
+  done
+}
+
+up() {
+  local name="$1" jurisdiction="$2" index="$3"
+  local dir ip start=$SECONDS
+  dir="$(node_dir "$name")"
+  ip="$(node_ip "$index")"
+  [[ -x "$NODE_BIN/kubelet" ]] || die "$NODE_BIN/kubelet is missing: run hack/build-tools.sh real-node"
+  mkdir -p "$dir"/{containerd,kubelet,cni/net.d,cni/ipam}
+  ip addr replace "$ip/32" dev "$POD_BRIDGE"
+
+  # containerd: its own root, state and socket; sandboxes from the locally built pause image;
+  # OOM scores that the machine's root can set (it lacks CAP_SYS_RESOURCE for negative ones).
+  local sock="$dir/containerd.sock"
+  cat >"$dir/containerd/config.toml" <<TOML
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$dir/containerd.ttrpc.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$(image_ref pause)"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/cni/net.d"
+    max_conf_num = 1
+TOML
+  # Pods of this node take addresses 10.245.INDEX.10-250 on the shared bridge, with routes to the
+  # pod network and the Service range only: no default route, no masquerading.
+  cat >"$dir/cni/net.d/10-domicile.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "domicile",
+  "plugins": [{
+    "type": "bridge", "bridge": "$POD_BRIDGE", "isGateway": true, "isDefaultGateway": false,
+    "ipMasq": false, "hairpinMode": true,
+    "ipam": {
+      "type": "host-local", "dataDir": "$dir/cni/ipam",
+      "ranges": [[{"subnet": "$POD_NETWORK", "rangeStart": "10.245.$index.10",
+                   "rangeEnd": "10.245.$index.250", "gateway": "$POD_GATEWAY"}]],
+      "routes": [{"dst": "$SERVICE_NETWORK"}]
+    }
+  }]
+}
+JSON
+  log "starting containerd of $name"
+  start_component "containerd-$name" containerd --config "$dir/containerd/config.toml"
+  local ctr=(ctr --address "$sock" --namespace k8s.io)
+  wait_for 60 "containerd of $name" "${ctr[@]}" version || { alive "containerd-$name"; die "containerd of $name did not answer"; }
+  local image
+  for image in pause workload operator; do
+    if [[ -f "$IMAGES_DIR/$image.tar" ]]; then
+      "${ctr[@]}" images import --no-unpack=false "$IMAGES_DIR/$image.tar" >/dev/null
+    fi
+  done
+
+  # The kubelet: cgroup v1 with the cgroupfs driver, pods in a cgroup of their own, serving on
+  # the node's bridge address, checking clients against the cluster's CA and asking the API
+  # server (webhook) what each may do.
+  cgroups_up "$name"
+  client_kubeconfig "$name" "/O=system:nodes/CN=system:node:$name" "$dir/kubelet/kubeconfig"
+  printf 'nameserver %s\n' "$POD_GATEWAY" >"$dir/resolv.conf"
+  local port=$((APISERVER_PORT + 10 * index))
+  cat >"$dir/kubelet/config.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /$(cgroup_root "$name")
+containerRuntimeEndpoint: unix://$sock
+address: $ip
+port: $port
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $((port + 1))
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$pki/ca.crt"}
+authorization: {mode: Webhook}
+clusterDomain: cluster.local
+# Pods resolve names through the cluster DNS only: never through this machine's resolver.
+resolvConf: "$dir/resolv.conf"
+failSwapOn: false
+maxPods: 30
+# The machine's disk is shared with builds: evict only when it is nearly full.
+evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.available: "2%"}
+imageGCHighThresholdPercent: 100
+serializeImagePulls: false
+YAML
+  log "starting the kubelet of $name ($jurisdiction, $ip:$port)"
+  start_component "kubelet-$name" "$NODE_BIN/kubelet" --config="$dir/kubelet/config.yaml" \
+    --kubeconfig="$dir/kubelet/kubeconfig" --root-dir="$dir/kubelet/root" \
+    --cert-dir="$dir/kubelet/pki" --hostname-override="$name" --node-ip="$ip" --v=1
+  wait_healthy "kubelet-$name" 120 "http://127.0.0.1:$((port + 1))/healthz"
+  wait_for 120 "node $name to register" kubectl get node "$name" || die "$name did not register (see $CLUSTER_DIR/logs/kubelet-$name.log)"
+  # The jurisdiction is the admin's word, under the key the kubelet cannot set on itself.
+  kubectl label node "$name" --overwrite \
+    "domicile.node-restriction.kubernetes.io/jurisdiction=$jurisdiction" domicile.dev/node=real >/dev/null
+  kubectl wait --for=condition=Ready "node/$name" --timeout=120s >/dev/null ||
+    die "$name is not Ready (see $CLUSTER_DIR/logs/kubelet-$name.log)"
+  log "real node $name Ready in $((SECONDS - start))s"
+}
+
+# stop_process NAME: SIGTERM, then SIGKILL after 15 s.
+stop_process() {
+  local pid_file="$CLUSTER_DIR/pids/$1.pid" pid
+  [[ -f "$pid_file" ]] || return 0
+  pid="$(cat "$pid_file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pid_file"
+}
+
+# Every process in the node's cgroups (its pods' containers and sandboxes) gets SIGKILL, then
+# the cgroups go, deepest first.
+kill_pods() {
+  local root
+  root="$(cgroup_root "$1")"
+  for _ in $(seq 20); do
+    local pids
+    pids="$(find "/sys/fs/cgroup/pids/$root" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
+    [[ -z "$pids" ]] && break
+    # shellcheck disable=SC2086 # one pid per word
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.25
+  done
+  local controller
+  for controller in /sys/fs/cgroup/*/; do
+    [[ -d "$controller$root" ]] || continue
+    find "$controller$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+down() {
+  local name="$1" dir
+  dir="$(node_dir "$name")"
+  stop_process "kubelet-$name"
+  kill_pods "$name"
+  # The shims of this containerd, then containerd itself.
+  pkill -KILL -f "containerd-shim.* -address $dir/containerd.sock" 2>/dev/null || true
+  stop_process "containerd-$name"
+  unmount_under "$dir"
+  # The network namespaces of the node's pods, which containerd keeps under /run/netns.
+  local netns
+  for netns in /run/netns/cni-*; do
+    [[ -e "$netns" ]] || continue
+    if [[ -z "$(ip netns pids "$(basename "$netns")" 2>/dev/null)" ]]; then
+      umount "$netns" 2>/dev/null || true
+      rm -f "$netns"
+    fi
+  done
+}
+
+case "${1:-}" in
+  up) up "${2:?NAME}" "${3:?JURISDICTION}" "${4:?INDEX}" ;;
+  down) down "${2:?NAME}" ;;
+  network-up) network_up ;;
+  proxy-up) proxy_up "${2:?NAME of the node kube-proxy serves}" "${3:?INDEX of that node}" ;;
+  network-down) network_down ;;
+  *)
+    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | network-down" >&2
+    exit 2
+    ;;
+esac
