@@ -1,19 +1,23 @@
-# A small static image of the operator, run as a non-root user.
-# Build: docker build -t domicile:dev .   (not buildable on machines without a Docker engine)
+# The operator's image for users with a registry: one statically linked binary, run as a non-root
+# user, on an empty base. hack/images.sh builds the same image without a Docker engine (buildah,
+# from scratch, the same binary, user, entrypoint and PATH); keep the two alike.
+# Build: docker build -t domicile:0.1.0 .
 
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
-    && rm -rf /var/lib/apt/lists/* \
-    && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
 COPY src src
 COPY tests tests
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin domicile
+COPY benches benches
+# glibc, linked statically: no musl toolchain needed, and no shared library in the image.
+RUN RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked --target x86_64-unknown-linux-gnu --bin domicile \
+    && strip --strip-all target/x86_64-unknown-linux-gnu/release/domicile
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/domicile /domicile
+FROM scratch
+COPY --from=build --chmod=0755 /src/target/x86_64-unknown-linux-gnu/release/domicile /domicile
+ENV PATH=/bin
 USER 65532:65532
 ENTRYPOINT ["/domicile"]
 CMD ["run"]
