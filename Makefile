@@ -3,14 +3,15 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint unit chart e2e bench crd cluster-up cluster-down
+.PHONY: run test lint unit chart e2e e2e-real images bench crd cluster-up cluster-down
 
 ## run: start the local cluster, install the CRD, apply examples/ and show `kubectl get rdc -A`.
 run:
 	hack/run-local.sh
 
-## test: formatting and lints, unit tests, then end-to-end tests against a fresh local cluster.
-test: lint unit chart e2e
+## test: formatting and lints, unit tests, end-to-end tests against a fresh local cluster, then
+## those on a real node (kubelet and containerd; needs root).
+test: lint unit chart e2e e2e-real
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -21,6 +22,14 @@ unit:
 
 e2e:
 	hack/e2e.sh
+
+## e2e-real: a cluster with a real node, the operator installed from the chart and its image.
+e2e-real:
+	hack/e2e-real.sh
+
+## images: the operator's, the sandbox's and the test workload's images, as docker-archives.
+images:
+	hack/images.sh
 
 ## bench: the operator at scale on a cluster of its own; prints the figures and writes BENCHMARKS.md
 ## (about half an hour; not part of `make test`).

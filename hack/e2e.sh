@@ -43,12 +43,12 @@ wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_
 failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
-  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: "$@" || failed=1
+  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
   cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
-    --skip outage:: --show-output || failed=1
+    --skip outage:: --skip real_node:: --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
   fi

@@ -9,6 +9,7 @@ mod isolation;
 mod operator;
 mod outage;
 mod quiet;
+mod real_node;
 mod support;
 mod tamper;
 mod validation;

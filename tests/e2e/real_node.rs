@@ -1,0 +1,419 @@
+//! On a real node (hack/e2e-real.sh): a kubelet with containerd, the operator installed by
+//! `helm install` from its locally built image and running in pods there, and data workloads whose
+//! bytes are looked for on this machine's disk, where the audit says they are.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{JURISDICTION_LABEL, TestNamespace, kubectl, kubectl_ok, poll};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the real-node tests run through hack/e2e-real.sh")
+    })
+}
+
+fn real_node() -> String {
+    env("DOMICILE_REAL_NODE")
+}
+
+fn operator_namespace() -> String {
+    env("DOMICILE_OPERATOR_NAMESPACE")
+}
+
+fn get_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&kubectl_ok(&all, None)).expect("kubectl prints JSON")
+}
+
+/// The operator's pods, as the chart labels them.
+fn operator_pods() -> Vec<Value> {
+    get_json(&[
+        "get",
+        "pods",
+        "-n",
+        &operator_namespace(),
+        "-l",
+        "app.kubernetes.io/name=domicile",
+    ])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+#[test]
+fn the_real_node_is_ready_and_claimed_by_its_kubelet_alone() {
+    let name = real_node();
+    let node = get_json(&["get", "node", &name]);
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    assert!(ready, "{name} is not Ready: {}", node["status"]);
+    // Its kubelet talks to containerd; kwok plays only the nodes labelled type=kwok.
+    let runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        runtime.starts_with("containerd://"),
+        "{name} runs {runtime:?}"
+    );
+    assert!(
+        node["metadata"]["labels"]["type"].is_null(),
+        "{name} carries kwok's label: {}",
+        node["metadata"]["labels"]
+    );
+    assert_eq!(node["metadata"]["labels"][JURISDICTION_LABEL], "CN");
+    // The kwok node beside it is still kwok's, and reports no container runtime of ours.
+    let kwok = get_json(&["get", "nodes", "-l", "type=kwok"]);
+    let kwok_nodes = kwok["items"].as_array().expect("items");
+    assert!(!kwok_nodes.is_empty(), "no kwok node beside the real one");
+    for fake in kwok_nodes {
+        let runtime = fake["status"]["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            !runtime.starts_with("containerd"),
+            "a real kubelet claimed {}",
+            fake["metadata"]["name"]
+        );
+    }
+    println!("real node {name}: Ready, {runtime}");
+}
+
+#[test]
+fn the_operator_runs_from_its_chart_under_restricted_with_a_leader_among_two() {
+    let namespace = operator_namespace();
+    let labels = get_json(&["get", "namespace", &namespace])["metadata"]["labels"].clone();
+    assert_eq!(
+        labels["pod-security.kubernetes.io/enforce"], "restricted",
+        "{labels}"
+    );
+    let pods = poll("two Ready operator pods", Duration::from_secs(120), || {
+        let pods = operator_pods();
+        (pods.len() == 2 && pods.iter().all(is_ready)).then_some(pods)
+    });
+    let expected_image = env("DOMICILE_OPERATOR_IMAGE");
+    let mut names = Vec::new();
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().expect("name").to_owned();
+        assert_eq!(pod["spec"]["nodeName"], real_node(), "{name} is elsewhere");
+        assert_eq!(pod["status"]["phase"], "Running", "{name}");
+        let container = &pod["status"]["containerStatuses"][0];
+        assert_eq!(container["image"], expected_image, "{name}");
+        assert!(
+            container["imageID"]
+                .as_str()
+                .is_some_and(|id| id.contains("sha256:")),
+            "{name} runs no image of ours: {container}"
+        );
+        // In-cluster configuration: the ServiceAccount's token, mounted by the kubelet.
+        assert_eq!(pod["spec"]["serviceAccountName"], "domicile", "{name}");
+        println!(
+            "operator pod {name}: Running on {} from {}",
+            pod["spec"]["nodeName"], container["imageID"]
+        );
+        names.push(name);
+    }
+    let lease = leader();
+    assert!(
+        names.contains(&lease),
+        "the lease is held by {lease:?}, not by one of {names:?}"
+    );
+    println!("leader: {lease} of {names:?}");
+}
+
+/// The operator pod that holds the leader lease.
+fn leader() -> String {
+    poll("the leader lease", Duration::from_secs(60), || {
+        let out = kubectl(
+            &[
+                "get",
+                "lease",
+                "domicile-leader",
+                "-n",
+                &operator_namespace(),
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        );
+        (out.success && !out.stdout.is_empty()).then_some(out.stdout)
+    })
+}
+
+/// `kubectl port-forward` to an operator pod's admin port, stopped when dropped.
+struct PortForward {
+    child: Child,
+    port: u16,
+}
+
+impl PortForward {
+    fn to_admin_port_of(pod: &str) -> Self {
+        let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+        let mut child = Command::new(program)
+            .args([
+                "port-forward",
+                "-n",
+                &operator_namespace(),
+                &format!("pod/{pod}"),
+                ":8080",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("kubectl port-forward starts");
+        // kubectl says where it listens ("Forwarding from 127.0.0.1:PORT -> 8080"), then a line
+        // per connection: its output is read to the end, or kubectl would die writing it.
+        let stdout = child.stdout.take().expect("piped");
+        let (first, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = first.send(line);
+            }
+        });
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("kubectl port-forward says where it listens");
+        let port = line
+            .split_once("127.0.0.1:")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("kubectl port-forward printed {line:?}"));
+        Self { child, port }
+    }
+
+    fn get(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-fsS",
+                "--max-time",
+                "5",
+                &format!("http://127.0.0.1:{}{path}", self.port),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "GET {path} through the port-forward: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Local-mode data centre in CN whose workload writes `marker` into its volume, reads it back,
+/// and then waits.
+fn writing_rdc(name: &str, marker: &str, retain: bool) -> Value {
+    let script = format!(
+        "echo {marker} > /data/proof && cat /data/proof && \
+         trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
+    );
+    json!({
+        "apiVersion": "domicile.dev/v1alpha1",
+        "kind": "RegionalDataCenter",
+        "metadata": {"name": name},
+        "spec": {
+            "jurisdiction": "CN",
+            "storage": {"size": "64Mi", "mode": "Local", "retainOnDelete": retain},
+            "workload": {
+                "image": env("DOMICILE_WORKLOAD_IMAGE"),
+                "replicas": 1,
+                "command": ["/bin/sh", "-c", script],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}
+            }
+        }
+    })
+}
+
+/// The operator's local volume of `rdc`, once it exists.
+fn local_volume(ns: &TestNamespace, rdc: &str) -> Value {
+    poll("the local volume", Duration::from_secs(60), || {
+        let volumes = get_json(&[
+            "get",
+            "pv",
+            "-l",
+            &format!(
+                "domicile.dev/regional-data-center={rdc},domicile.dev/namespace={}",
+                ns.name
+            ),
+        ]);
+        volumes["items"].as_array()?.first().cloned()
+    })
+}
+
+/// Kubernetes never creates the directory of a local volume; a node's admin does (README, Local
+/// mode on real nodes). The test plays that admin, on this machine, which is the node.
+fn prepare_on_the_node(volume: &Value) -> PathBuf {
+    let path = PathBuf::from(
+        volume["spec"]["local"]["path"]
+            .as_str()
+            .expect("a local volume has a path"),
+    );
+    let root = env("DOMICILE_LOCAL_ROOT");
+    assert!(
+        path.starts_with(&root),
+        "{} is outside the local root {root}",
+        path.display()
+    );
+    std::fs::create_dir_all(&path).expect("the node's admin creates the volume's directory");
+    path
+}
+
+fn placement(ns: &TestNamespace, rdc: &str) -> Value {
+    let status = ns.get_json("rdc", rdc).expect("the data centre")["status"].clone();
+    assert_eq!(status["residency"], "Compliant", "{status}");
+    let placements = status["placements"].as_array().expect("placements");
+    assert_eq!(placements.len(), 1, "{status}");
+    placements[0].clone()
+}
+
+fn read_proof(path: &Path) -> Option<(String, u32)> {
+    let file = path.join("proof");
+    let text = std::fs::read_to_string(&file).ok()?;
+    Some((text.trim().to_owned(), file.metadata().ok()?.uid()))
+}
+
+#[test]
+fn real_bytes_land_where_the_audit_says_and_outlive_the_data_centre() {
+    let ns = TestNamespace::new("real-bytes");
+    let marker = format!("domicile-proof-{}", std::process::id());
+    // The leader reconciles; the pod standing by counts nothing.
+    let metrics = PortForward::to_admin_port_of(&leader());
+    let before = metrics.get("/metrics");
+
+    ns.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&writing_rdc("vault", &marker, true).to_string()),
+    );
+    let volume = local_volume(&ns, "vault");
+    let path = prepare_on_the_node(&volume);
+    ns.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "rdc/vault",
+        ],
+        None,
+    );
+    let place = placement(&ns, "vault");
+    let node = real_node();
+    assert_eq!(place["node"], node, "{place}");
+    assert_eq!(place["volumeNode"], node, "{place}");
+    assert_eq!(place["volume"], volume["metadata"]["name"], "{place}");
+    assert_eq!(place["compliant"], true, "{place}");
+
+    // The bytes the pod wrote are on this machine's disk, under the path the volume declares,
+    // owned by the workload's user; and the pod reads them back from its volume.
+    let (text, owner) = poll(
+        "the workload's file on the node",
+        Duration::from_secs(60),
+        || read_proof(&path),
+    );
+    assert_eq!(text, marker);
+    assert_eq!(owner, 65532, "the file belongs to the workload's user");
+    let pod = place["pod"].as_str().expect("a pod").to_owned();
+    let inside = ns.kubectl_ok(&["exec", &pod, "--", "cat", "/data/proof"], None);
+    assert_eq!(inside.trim(), marker);
+    println!(
+        "{marker} written by pod {pod} on {node}, found at {}/proof (the volume {} the status names)",
+        path.display(),
+        volume["metadata"]["name"]
+    );
+
+    // The in-cluster operator did this, and says so in its metrics.
+    let after = metrics.get("/metrics");
+    let reconciles = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("domicile_reconciliations_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        reconciles(&after) > reconciles(&before),
+        "the leader counted no reconcile:\n{after}"
+    );
+    let leader = leader();
+    for pod in operator_pods() {
+        let name = pod["metadata"]["name"].as_str().expect("name");
+        if name != leader {
+            let standby = PortForward::to_admin_port_of(name).get("/metrics");
+            assert_eq!(reconciles(&standby), 0.0, "{name} stands by:\n{standby}");
+        }
+    }
+
+    // Deleted with retainOnDelete (the default): the volume object and the bytes stay.
+    ns.kubectl_ok(
+        &["delete", "rdc", "vault", "--wait=true", "--timeout=120s"],
+        None,
+    );
+    poll("the workload pod to go", Duration::from_secs(120), || {
+        (!ns.kubectl(&["get", "pod", &pod], None).success).then_some(())
+    });
+    let name = volume["metadata"]["name"].as_str().expect("name");
+    assert!(
+        kubectl(&["get", "pv", name], None).success,
+        "the retained volume {name} is gone"
+    );
+    assert_eq!(
+        read_proof(&path).map(|(text, _)| text),
+        Some(marker.clone())
+    );
+    println!(
+        "after delete: volume {name} and {}/proof kept",
+        path.display()
+    );
+
+    // With retainOnDelete: false, the claim and the volume object go; the bytes stay on the node
+    // (no provisioner owns a local volume's directory), for its admin to remove.
+    let scratch = format!("{marker}-scratch");
+    ns.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&writing_rdc("scratch", &scratch, false).to_string()),
+    );
+    let volume = local_volume(&ns, "scratch");
+    let path = prepare_on_the_node(&volume);
+    ns.wait_ready("scratch");
+    poll("the scratch file", Duration::from_secs(60), || {
+        read_proof(&path)
+    });
+    ns.kubectl_ok(
+        &["delete", "rdc", "scratch", "--wait=true", "--timeout=120s"],
+        None,
+    );
+    let name = volume["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    poll("the volume object to go", Duration::from_secs(120), || {
+        (!kubectl(&["get", "pv", &name], None).success).then_some(())
+    });
+    assert_eq!(read_proof(&path).map(|(text, _)| text), Some(scratch));
+    println!(
+        "retainOnDelete false: volume {name} deleted, {}/proof left on the node",
+        path.display()
+    );
+}
