@@ -36,20 +36,38 @@ fn class_labels(jurisdiction: &Jurisdiction, keys: &NodeLabelKeys) -> BTreeMap<S
     labels
 }
 
+/// Whether a class names the jurisdiction labels in `allowedTopologies`.
+#[derive(Clone, Copy, PartialEq)]
+enum Topology {
+    /// The class's volumes are placed by the pod's required node affinity alone. A CSI
+    /// external-provisioner refuses topology keys that are not its driver's, and the jurisdiction
+    /// keys never are; the audit checks each provisioned volume's own node affinity instead.
+    FromThePod,
+    /// `allowedTopologies` on the jurisdiction labels: for the local class, which no provisioner
+    /// reads.
+    Restricted,
+}
+
 fn storage_class(
     class_name: String,
     provisioner: &str,
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
+    topology: Topology,
 ) -> StorageClass {
-    let topology = keys
-        .requirements(jurisdiction)
-        .into_iter()
-        .map(|r| TopologySelectorLabelRequirement {
-            key: r.key,
-            values: r.values.unwrap_or_default(),
-        })
-        .collect();
+    let allowed_topologies = (topology == Topology::Restricted).then(|| {
+        let requirements = keys
+            .requirements(jurisdiction)
+            .into_iter()
+            .map(|r| TopologySelectorLabelRequirement {
+                key: r.key,
+                values: r.values.unwrap_or_default(),
+            })
+            .collect();
+        vec![TopologySelectorTerm {
+            match_label_expressions: Some(requirements),
+        }]
+    });
     StorageClass {
         metadata: ObjectMeta {
             name: Some(class_name),
@@ -57,9 +75,7 @@ fn storage_class(
             ..Default::default()
         },
         provisioner: provisioner.to_owned(),
-        allowed_topologies: Some(vec![TopologySelectorTerm {
-            match_label_expressions: Some(topology),
-        }]),
+        allowed_topologies,
         // Binding waits for the pod, so the scheduler picks node and volume together.
         volume_binding_mode: Some("WaitForFirstConsumer".to_owned()),
         reclaim_policy: Some("Retain".to_owned()),
@@ -75,7 +91,13 @@ pub fn managed_storage_class(
     provisioner: &str,
 ) -> StorageClass {
     let class_name = format!("domicile-{}", jurisdiction.to_string().to_lowercase());
-    storage_class(class_name, provisioner, jurisdiction, keys)
+    storage_class(
+        class_name,
+        provisioner,
+        jurisdiction,
+        keys,
+        Topology::FromThePod,
+    )
 }
 
 /// The class of Local-mode volumes, e.g. `domicile-local-cn`: nothing provisions it.
@@ -86,6 +108,7 @@ pub fn local_storage_class(jurisdiction: &Jurisdiction, keys: &NodeLabelKeys) ->
         "kubernetes.io/no-provisioner",
         jurisdiction,
         keys,
+        Topology::Restricted,
     )
 }
 
@@ -418,17 +441,19 @@ mod tests {
             labels.get(&keys.subdivision).map(String::as_str),
             Some("CN-SH")
         );
-        let topology = class.allowed_topologies.expect("topologies")[0]
+        // A CSI provisioner refuses topology keys that are not its driver's.
+        assert_eq!(class.allowed_topologies, None);
+
+        let local = local_storage_class(&j, &keys);
+        assert_eq!(local.metadata.name.as_deref(), Some("domicile-local-cn-sh"));
+        assert_eq!(local.provisioner, "kubernetes.io/no-provisioner");
+        let topology = local.allowed_topologies.expect("topologies")[0]
             .match_label_expressions
             .clone()
             .expect("requirements");
         assert_eq!(topology.len(), 2);
         assert_eq!(topology[0].values, ["CN"]);
         assert_eq!(topology[1].values, ["CN-SH"]);
-
-        let local = local_storage_class(&Jurisdiction::parse("DE").expect("valid"), &keys);
-        assert_eq!(local.metadata.name.as_deref(), Some("domicile-local-de"));
-        assert_eq!(local.provisioner, "kubernetes.io/no-provisioner");
     }
 
     #[test]
