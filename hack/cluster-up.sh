@@ -110,6 +110,7 @@ if [[ -n "$REAL_NODES" ]]; then
     "$HACK_DIR/real-node.sh" up "${node%%=*}" "${node#*=}" "$index"
     ((index > 1)) || "$HACK_DIR/real-node.sh" proxy-up "${node%%=*}" "$index"
   done
+  "$HACK_DIR/real-node.sh" storage-up
 fi
 # The not-ready taint that new nodes get is lifted by the node-lifecycle controller; until it is,
 # nothing can be scheduled on them.

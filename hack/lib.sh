@@ -14,7 +14,8 @@ K8S_VERSION="$(module_version kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(module_version helm helm.sh/helm/v3)"
-if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" ]]; then
+LOCAL_PATH_VERSION="$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)"
+if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" || -z "$LOCAL_PATH_VERSION" ]]; then
   echo "hack/lib.sh: cannot read the component versions from hack/tools/*/go.mod" >&2
   exit 1
 fi
@@ -40,6 +41,7 @@ KWOK_PORT="${DOMICILE_KWOK_PORT:-17247}"
 # DOMICILE_REAL_NODES lists them as NAME=JURISDICTION, e.g. "cn-real-1=CN"; empty: none.
 REAL_NODES="${DOMICILE_REAL_NODES:-}"
 NODE_BIN="$BIN_ROOT/kubernetes-node-$K8S_VERSION"
+LOCAL_PATH_BIN="$BIN_ROOT/local-path-provisioner-$LOCAL_PATH_VERSION"
 IMAGES_DIR="$DOMICILE_CACHE/images"
 STATIC_TARGET=x86_64-unknown-linux-gnu
 # image_ref NAME: the name under which hack/images.sh builds an image and the nodes hold it.

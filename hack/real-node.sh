@@ -7,6 +7,7 @@
 #   hack/real-node.sh down NAME                    stop it: pods, kubelet, containerd, mounts
 #   hack/real-node.sh network-up | network-down    the bridge and its guard rules (down: kube-proxy's too)
 #   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
+#   hack/real-node.sh storage-up                   the local-path provisioner (Dynamic mode)
 # Everything a node keeps lives under $CLUSTER_DIR/real/NAME; it runs as root (kubelet and
 # containerd mount, make network namespaces and cgroups).
 set -euo pipefail
@@ -64,6 +65,7 @@ network_up() {
 }
 
 network_down() {
+  stop_process local-path-provisioner
   stop_process kube-proxy
   if [[ -x "$NODE_BIN/kube-proxy" ]]; then
     "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
@@ -111,6 +113,26 @@ YAML
   log "starting kube-proxy"
   start_component kube-proxy "$NODE_BIN/kube-proxy" --config="$dir/config.yaml" --v=1
   wait_healthy kube-proxy 60 "http://127.0.0.1:$((APISERVER_PORT + 3))/healthz"
+}
+
+# The local-path provisioner (hack/local-path-storage.yaml), out-of-cluster with a client
+# certificate of its own, creating volumes under $CLUSTER_DIR/real/dynamic-volumes of each real
+# node, with the workload image (busybox) as its helper.
+storage_up() {
+  local dir="$CLUSTER_DIR/real/local-path-provisioner"
+  mkdir -p "$dir" "$CLUSTER_DIR/real/dynamic-volumes"
+  sed "s|HELPER_IMAGE|$(image_ref workload)|" "$HACK_DIR/local-path-storage.yaml" | kubectl apply -f - >/dev/null
+  client_kubeconfig local-path-provisioner "/CN=local-path-provisioner" "$dir/kubeconfig"
+  cat >"$dir/config.json" <<JSON
+{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$CLUSTER_DIR/real/dynamic-volumes"]}]}
+JSON
+  log "starting the local-path provisioner $LOCAL_PATH_VERSION (rancher.io/local-path)"
+  start_component local-path-provisioner "$LOCAL_PATH_BIN/local-path-provisioner" start \
+    --config "$dir/config.json" --kubeconfig "$dir/kubeconfig" --namespace local-path-storage \
+    --provisioner-name rancher.io/local-path --helper-image "$(image_ref workload)" \
+    --service-account-name local-path-provisioner --configmap-name local-path-config
+  started() { alive local-path-provisioner && grep -q "Started provisioner controller" "$CLUSTER_DIR/logs/local-path-provisioner.log"; }
+  wait_for 60 "the local-path provisioner" started || die "the local-path provisioner did not start (see $CLUSTER_DIR/logs/local-path-provisioner.log)"
 }
 
 # mkdir the node's cgroup in every hierarchy; the kubelet puts its pods below it.
@@ -304,9 +326,10 @@ case "${1:-}" in
   down) down "${2:?NAME}" ;;
   network-up) network_up ;;
   proxy-up) proxy_up "${2:?NAME of the node kube-proxy serves}" "${3:?INDEX of that node}" ;;
+  storage-up) storage_up ;;
   network-down) network_down ;;
   *)
-    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | network-down" >&2
+    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | network-down" >&2
     exit 2
     ;;
 esac

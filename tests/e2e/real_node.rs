@@ -224,20 +224,24 @@ impl Drop for PortForward {
     }
 }
 
-/// A Local-mode data centre in CN whose workload writes `marker` into its volume, reads it back,
-/// and then waits.
-fn writing_rdc(name: &str, marker: &str, retain: bool) -> Value {
+/// A data centre in CN whose workload writes `marker` into its volume, reads it back, and then
+/// waits; in Local mode (`Some(retainOnDelete)`) or Dynamic mode (`None`).
+fn writing_rdc(name: &str, marker: &str, local: Option<bool>) -> Value {
     let script = format!(
         "echo {marker} > /data/proof && cat /data/proof && \
          trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
     );
+    let storage = match local {
+        Some(retain) => json!({"size": "64Mi", "mode": "Local", "retainOnDelete": retain}),
+        None => json!({"size": "64Mi", "mode": "Dynamic"}),
+    };
     json!({
         "apiVersion": "domicile.dev/v1alpha1",
         "kind": "RegionalDataCenter",
         "metadata": {"name": name},
         "spec": {
             "jurisdiction": "CN",
-            "storage": {"size": "64Mi", "mode": "Local", "retainOnDelete": retain},
+            "storage": storage,
             "workload": {
                 "image": env("DOMICILE_WORKLOAD_IMAGE"),
                 "replicas": 1,
@@ -306,7 +310,7 @@ fn real_bytes_land_where_the_audit_says_and_outlive_the_data_centre() {
 
     ns.kubectl_ok(
         &["apply", "-f", "-"],
-        Some(&writing_rdc("vault", &marker, true).to_string()),
+        Some(&writing_rdc("vault", &marker, Some(true)).to_string()),
     );
     let volume = local_volume(&ns, "vault");
     let path = prepare_on_the_node(&volume);
@@ -392,7 +396,7 @@ fn real_bytes_land_where_the_audit_says_and_outlive_the_data_centre() {
     let scratch = format!("{marker}-scratch");
     ns.kubectl_ok(
         &["apply", "-f", "-"],
-        Some(&writing_rdc("scratch", &scratch, false).to_string()),
+        Some(&writing_rdc("scratch", &scratch, Some(false)).to_string()),
     );
     let volume = local_volume(&ns, "scratch");
     let path = prepare_on_the_node(&volume);
@@ -415,5 +419,77 @@ fn real_bytes_land_where_the_audit_says_and_outlive_the_data_centre() {
     println!(
         "retainOnDelete false: volume {name} deleted, {}/proof left on the node",
         path.display()
+    );
+}
+
+#[test]
+fn dynamic_mode_binds_through_a_real_provisioner_and_is_compliant() {
+    let ns = TestNamespace::new("real-dynamic");
+    let marker = format!("domicile-dynamic-{}", std::process::id());
+    ns.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&writing_rdc("archive", &marker, None).to_string()),
+    );
+    ns.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "rdc/archive",
+        ],
+        None,
+    );
+
+    // The managed class suits a CSI driver: binding waits for the pod, and it names no topology
+    // key of ours, which an external-provisioner would refuse.
+    let class = get_json(&["get", "storageclass", "domicile-cn"]);
+    assert_eq!(class["provisioner"], "rancher.io/local-path", "{class}");
+    assert_eq!(
+        class["volumeBindingMode"], "WaitForFirstConsumer",
+        "{class}"
+    );
+    assert!(class["allowedTopologies"].is_null(), "{class}");
+
+    // The claim was bound to a volume the provisioner made, pinned to the node of the pod.
+    let claim = ns
+        .get_json("pvc", "data-archive-0")
+        .expect("the replica's claim");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+    let volume_name = claim["spec"]["volumeName"].as_str().expect("bound");
+    let volume = get_json(&["get", "pv", volume_name]);
+    assert_eq!(
+        volume["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"],
+        "rancher.io/local-path",
+        "{volume}"
+    );
+    let node = real_node();
+    assert_eq!(
+        volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"],
+        json!([node]),
+        "{volume}"
+    );
+
+    // The verdict comes from that volume's own node affinity.
+    let place = placement(&ns, "archive");
+    assert_eq!(place["node"], node, "{place}");
+    assert_eq!(place["volume"], volume_name, "{place}");
+    assert_eq!(place["volumeNode"], node, "{place}");
+    assert_eq!(place["compliant"], true, "{place}");
+
+    // And the bytes are where that volume says.
+    let source = &volume["spec"];
+    let path = source["hostPath"]["path"]
+        .as_str()
+        .or_else(|| source["local"]["path"].as_str())
+        .expect("the provisioned volume has a path on the node");
+    let (text, _) = poll(
+        "the workload's file on the node",
+        Duration::from_secs(60),
+        || read_proof(Path::new(path)),
+    );
+    assert_eq!(text, marker);
+    println!(
+        "Dynamic: claim data-archive-0 Bound to {volume_name} by rancher.io/local-path on {node}, \
+         {marker} found at {path}/proof, residency Compliant"
     );
 }
