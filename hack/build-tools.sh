@@ -38,13 +38,15 @@ build_into "$KUBE_BIN" kubernetes "$k8s_ldflags" "" \
 build_into "$KWOK_BIN" kwok "" kwok sigs.k8s.io/kwok/cmd/kwok
 build_into "$HELM_BIN" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm
 
-# The kubelet and kube-proxy of a real node, and the dynamic provisioner of its volumes, only when
-# a real node is asked for.
+# The kubelet and kube-proxy of a real node, the dynamic provisioner of its volumes and the
+# firewall that enforces NetworkPolicies there, only when a real node is asked for.
 if [[ "${1:-}" == real-node || -n "$REAL_NODES" ]]; then
   build_into "$NODE_BIN" kubernetes "$k8s_ldflags" "" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
   build_into "$LOCAL_PATH_BIN" local-path-provisioner "" local-path-provisioner \
     github.com/rancher/local-path-provisioner
+  build_into "$KUBE_ROUTER_BIN" kube-router "" kube-router \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 fi
 
 # The standalone kwok binary has no default stages. Take the ones its module ships (nodes go

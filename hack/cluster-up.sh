@@ -108,6 +108,7 @@ if [[ -n "$REAL_NODES" ]]; then
   for node in $REAL_NODES; do
     index=$((index + 1))
     "$HACK_DIR/real-node.sh" up "${node%%=*}" "${node#*=}" "$index"
+    "$HACK_DIR/real-node.sh" firewall-up "${node%%=*}"
     ((index > 1)) || "$HACK_DIR/real-node.sh" proxy-up "${node%%=*}" "$index"
   done
   "$HACK_DIR/real-node.sh" storage-up

@@ -15,7 +15,8 @@ ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(module_version helm helm.sh/helm/v3)"
 LOCAL_PATH_VERSION="$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)"
-if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" || -z "$LOCAL_PATH_VERSION" ]]; then
+KUBE_ROUTER_VERSION="$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)"
+if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" || -z "$LOCAL_PATH_VERSION" || -z "$KUBE_ROUTER_VERSION" ]]; then
   echo "hack/lib.sh: cannot read the component versions from hack/tools/*/go.mod" >&2
   exit 1
 fi
@@ -42,13 +43,15 @@ KWOK_PORT="${DOMICILE_KWOK_PORT:-17247}"
 REAL_NODES="${DOMICILE_REAL_NODES:-}"
 NODE_BIN="$BIN_ROOT/kubernetes-node-$K8S_VERSION"
 LOCAL_PATH_BIN="$BIN_ROOT/local-path-provisioner-$LOCAL_PATH_VERSION"
+KUBE_ROUTER_BIN="$BIN_ROOT/kube-router-$KUBE_ROUTER_VERSION"
 IMAGES_DIR="$DOMICILE_CACHE/images"
 STATIC_TARGET=x86_64-unknown-linux-gnu
 # image_ref NAME: the name under which hack/images.sh builds an image and the nodes hold it.
 image_ref() { echo "domicile.local/$1:dev"; }
-# The pods' network: a bridge of our own with one /24 per real node. Pods get routes to
-# 10.245.0.0/16 (pods and this machine's test addresses) and to the Service range only, no
-# default route, and the bridge forwards nothing elsewhere: pod traffic stays on this machine.
+# The pods' network: a bridge of our own for 10.245.0.0/16; real node INDEX gives its pods
+# addresses from 10.245.INDEX.0/24. Pods get routes to 10.245.0.0/16 (pods and this machine's
+# test addresses) and to the Service range only, no default route, and nothing that comes in on
+# the bridge is forwarded anywhere else: pod traffic stays on this machine.
 POD_BRIDGE="${DOMICILE_POD_BRIDGE:-domicile0}"
 POD_NETWORK=10.245.0.0/16
 SERVICE_NETWORK=10.96.0.0/16

@@ -8,6 +8,7 @@
 #   hack/real-node.sh network-up | network-down    the bridge and its guard rules (down: kube-proxy's too)
 #   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
 #   hack/real-node.sh storage-up                   the local-path provisioner (Dynamic mode)
+#   hack/real-node.sh firewall-up NAME             kube-router's NetworkPolicy firewall for NAME
 # Everything a node keeps lives under $CLUSTER_DIR/real/NAME; it runs as root (kubelet and
 # containerd mount, make network namespaces and cgroups).
 set -euo pipefail
@@ -15,9 +16,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pki="$CLUSTER_DIR/pki"
 kubectl() { "$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG" "$@"; }
-# Rules of our own in the filter table, jumped to first from FORWARD: pods talk to pods on the
-# bridge, and nothing from the bridge is forwarded anywhere else nor into it from elsewhere.
+# Two locks keep pod packets on this machine. Routing: a packet that comes in on the bridge and
+# is not for this machine itself is routed by a table of our own, which knows the pod network
+# and nothing else (a Service address that kube-proxy turns into a kwok pod's address, say, is
+# unreachable). Filtering: a chain of our own in the mangle table, where neither kube-proxy nor
+# kube-router writes, drops whatever would still be forwarded off the bridge or onto it.
 GUARD_CHAIN=DOMICILE-POD-GUARD
+ROUTE_TABLE=245
+# Addresses of this machine on the bridge for the fence's tests to connect to: one inside the
+# CIDR the test allows, one outside it.
+TEST_ADDRESSES="10.245.250.1 10.245.251.1"
 
 node_dir() { echo "$CLUSTER_DIR/real/$1"; }
 node_ip() { echo "10.245.$1.1"; }
@@ -57,11 +65,19 @@ network_up() {
   # Routing between pods through a Service's address (DNAT on this machine, back out of the
   # bridge) needs forwarding, on the bridge only: eth0 and every other interface keep theirs off.
   sysctl -qw "net.ipv4.conf.$POD_BRIDGE.forwarding=1"
-  iptables -w -N "$GUARD_CHAIN" 2>/dev/null || iptables -w -F "$GUARD_CHAIN"
-  iptables -w -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j ACCEPT
-  iptables -w -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
-  iptables -w -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
-  iptables -w -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -w -I FORWARD 1 -j "$GUARD_CHAIN"
+  ip route replace "$POD_NETWORK" dev "$POD_BRIDGE" table "$ROUTE_TABLE"
+  ip route replace unreachable default table "$ROUTE_TABLE"
+  ip rule show | grep -q "iif $POD_BRIDGE lookup $ROUTE_TABLE" ||
+    ip rule add iif "$POD_BRIDGE" lookup "$ROUTE_TABLE" priority 1000
+  local mangle=(iptables -w -t mangle)
+  "${mangle[@]}" -N "$GUARD_CHAIN" 2>/dev/null || "${mangle[@]}" -F "$GUARD_CHAIN"
+  "${mangle[@]}" -A "$GUARD_CHAIN" -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP
+  "${mangle[@]}" -A "$GUARD_CHAIN" ! -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j DROP
+  "${mangle[@]}" -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || "${mangle[@]}" -I FORWARD 1 -j "$GUARD_CHAIN"
+  local address
+  for address in $TEST_ADDRESSES; do
+    ip addr replace "$address/32" dev "$POD_BRIDGE"
+  done
 }
 
 network_down() {
@@ -69,6 +85,9 @@ network_down() {
   stop_process kube-proxy
   if [[ -x "$NODE_BIN/kube-proxy" ]]; then
     "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  fi
+  if [[ -x "$KUBE_ROUTER_BIN/kube-router" ]]; then
+    "$KUBE_ROUTER_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true
   fi
   # The kubelets' own chains (a guard for 127.0.0.0/8, and canaries that tell them when the
   # tables were flushed), in both address families.
@@ -82,9 +101,12 @@ network_down() {
       "$tables" -w -t "$table" -F "$chain" 2>/dev/null && "$tables" -w -t "$table" -X "$chain" 2>/dev/null || true
     done
   done
-  while iptables -w -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null; do :; done
-  iptables -w -F "$GUARD_CHAIN" 2>/dev/null || true
-  iptables -w -X "$GUARD_CHAIN" 2>/dev/null || true
+  local mangle=(iptables -w -t mangle)
+  while "${mangle[@]}" -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null; do :; done
+  "${mangle[@]}" -F "$GUARD_CHAIN" 2>/dev/null || true
+  "${mangle[@]}" -X "$GUARD_CHAIN" 2>/dev/null || true
+  while ip rule del iif "$POD_BRIDGE" lookup "$ROUTE_TABLE" 2>/dev/null; do :; done
+  ip route flush table "$ROUTE_TABLE" 2>/dev/null || true
   ip link del "$POD_BRIDGE" 2>/dev/null || true
 }
 
@@ -133,6 +155,47 @@ JSON
     --service-account-name local-path-provisioner --configmap-name local-path-config
   started() { alive local-path-provisioner && grep -q "Started provisioner controller" "$CLUSTER_DIR/logs/local-path-provisioner.log"; }
   wait_for 60 "the local-path provisioner" started || die "the local-path provisioner did not start (see $CLUSTER_DIR/logs/local-path-provisioner.log)"
+}
+
+# kube-router's firewall, alone (no routing, no service proxy, no CNI of its own: the bridge
+# plugin stays), enforces NetworkPolicies on the pods of node NAME with iptables and ipset, for
+# traffic between pods and for traffic from pods to this machine's own addresses.
+firewall_up() {
+  local name="$1" dir="$CLUSTER_DIR/real/kube-router-$1"
+  mkdir -p "$dir"
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kube-router-firewall}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [create, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: kube-router-firewall}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kube-router-firewall}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-router}
+YAML
+  client_kubeconfig kube-router "/CN=kube-router" "$dir/kubeconfig"
+  local health=$((APISERVER_PORT + 5))
+  log "starting kube-router $KUBE_ROUTER_VERSION (NetworkPolicy firewall only) for $name"
+  start_component "kube-router-$name" "$KUBE_ROUTER_BIN/kube-router" --kubeconfig="$dir/kubeconfig" \
+    --hostname-override="$name" --run-firewall=true --run-router=false --run-service-proxy=false \
+    --enable-cni=false --enable-ipv6=false --service-cluster-ip-range="$SERVICE_NETWORK" \
+    --health-port="$health" --metrics-port=0 --v=1
+  wait_healthy "kube-router-$name" 60 "http://127.0.0.1:$health/healthz"
 }
 
 # mkdir the node's cgroup in every hierarchy; the kubelet puts its pods below it.
@@ -304,6 +367,7 @@ kill_pods() {
 down() {
   local name="$1" dir
   dir="$(node_dir "$name")"
+  stop_process "kube-router-$name"
   stop_process "kubelet-$name"
   kill_pods "$name"
   # The shims of this containerd, then containerd itself.
@@ -327,9 +391,10 @@ case "${1:-}" in
   network-up) network_up ;;
   proxy-up) proxy_up "${2:?NAME of the node kube-proxy serves}" "${3:?INDEX of that node}" ;;
   storage-up) storage_up ;;
+  firewall-up) firewall_up "${2:?NAME}" ;;
   network-down) network_down ;;
   *)
-    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | network-down" >&2
+    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | firewall-up NAME | network-down" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,8 @@
 //! `helm install` from its locally built image and running in pods there, and data workloads whose
 //! bytes are looked for on this machine's disk, where the audit says they are.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -491,5 +492,185 @@ fn dynamic_mode_binds_through_a_real_provisioner_and_is_compliant() {
     println!(
         "Dynamic: claim data-archive-0 Bound to {volume_name} by rancher.io/local-path on {node}, \
          {marker} found at {path}/proof, residency Compliant"
+    );
+}
+
+/// The two addresses of this machine that hack/real-node.sh puts on the pod bridge for these
+/// tests: the first inside the CIDR the fenced data centre allows, the second outside it.
+const ALLOWED_ADDRESS: &str = "10.245.250.1";
+const OTHER_ADDRESS: &str = "10.245.251.1";
+
+/// A TCP server on this machine that greets each connection with `greeting`; returns its port.
+fn greeter(address: &str, greeting: &'static str) -> u16 {
+    let listener = TcpListener::bind((address, 0)).expect("a test address of this machine");
+    let port = listener.local_addr().expect("bound").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let _ = writeln!(stream, "{greeting}");
+        }
+    });
+    port
+}
+
+/// A DNS resolver on this machine that answers every query with NXDOMAIN.
+fn resolver(address: &str) {
+    let socket = UdpSocket::bind((address, 53)).expect("port 53 of a test address (root)");
+    std::thread::spawn(move || {
+        let mut packet = [0u8; 512];
+        while let Ok((len, peer)) = socket.recv_from(&mut packet) {
+            if len < 12 {
+                continue;
+            }
+            let mut answer = packet[..len].to_vec();
+            answer[2] |= 0x80; // a response
+            answer[3] = 0x80 | 3; // recursion available, NXDOMAIN
+            let _ = socket.send_to(&answer, peer);
+        }
+    });
+}
+
+/// Runs `script` in `pod` of namespace `ns`: (exit status success, stdout and stderr).
+fn exec(ns: &str, pod: &str, script: &str) -> (bool, String) {
+    let out = kubectl(&["exec", "-n", ns, pod, "--", "sh", "-c", script], None);
+    (out.success, format!("{}{}", out.stdout, out.stderr))
+}
+
+fn pod_ip(ns: &str, pod: &str) -> String {
+    get_json(&["get", "pod", "-n", ns, pod])["status"]["podIP"]
+        .as_str()
+        .expect("a Running pod has an address")
+        .to_owned()
+}
+
+/// A pod of another tenant, in a namespace with no policy, on the real node.
+fn probe_pod(ns: &TestNamespace) -> String {
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "nodeSelector": {"domicile.dev/node": "real"},
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "probe",
+                "image": env("DOMICILE_WORKLOAD_IMAGE"),
+                "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    });
+    ns.kubectl_ok(&["apply", "-f", "-"], Some(&pod.to_string()));
+    ns.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            "pod/probe",
+        ],
+        None,
+    );
+    "probe".to_owned()
+}
+
+#[test]
+fn the_fence_holds_on_a_real_network() {
+    let allowed_port = greeter(ALLOWED_ADDRESS, "allowed-address-answers");
+    let other_port = greeter(OTHER_ADDRESS, "other-address-answers");
+    resolver(OTHER_ADDRESS);
+
+    // Two replicas that serve on 8080, fenced, with egress allowed to one /24 of this machine.
+    let data = TestNamespace::new("real-fence");
+    let serve = "trap 'exit 0' TERM; nc -ll -p 8080 -e /bin/echo served-by-a-replica & wait $!";
+    let rdc = json!({
+        "apiVersion": "domicile.dev/v1alpha1",
+        "kind": "RegionalDataCenter",
+        "metadata": {"name": "fenced"},
+        "spec": {
+            "jurisdiction": "CN",
+            "storage": {"size": "16Mi", "mode": "Dynamic"},
+            "network": {"allowedEgressCIDRs": ["10.245.250.0/24"]},
+            "workload": {
+                "image": env("DOMICILE_WORKLOAD_IMAGE"),
+                "replicas": 2,
+                "port": 8080,
+                "command": ["/bin/sh", "-c", serve],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}
+            }
+        }
+    });
+    data.kubectl_ok(&["apply", "-f", "-"], Some(&rdc.to_string()));
+    data.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "rdc/fenced",
+        ],
+        None,
+    );
+    assert!(
+        data.get_json("networkpolicy", "fenced").is_some(),
+        "the operator made no NetworkPolicy"
+    );
+    let other = TestNamespace::new("real-fence-probe");
+    let probe = probe_pod(&other);
+
+    // Unfenced, the other tenant reaches every target: the checks below fail because of the
+    // fence, not because a target is down.
+    let connect = |address: &str, port: u16| format!("nc -w 3 {address} {port} </dev/null");
+    let (ok, out) = exec(&other.name, &probe, &connect(OTHER_ADDRESS, other_port));
+    assert!(ok && out.contains("other-address-answers"), "{out}");
+    let lookup = format!("nslookup domicile.test {OTHER_ADDRESS}");
+    let (_, out) = exec(&other.name, &probe, &lookup);
+    assert!(
+        out.contains("NXDOMAIN"),
+        "the resolver does not answer: {out}"
+    );
+    let replica = pod_ip(&data.name, "fenced-0");
+    let (ok, out) = exec(&data.name, "fenced-1", &connect(&replica, 8080));
+    assert!(
+        ok && out.contains("served-by-a-replica"),
+        "a replica cannot reach its sibling: {out}"
+    );
+
+    // Egress to this machine outside allowedEgressCIDRs is refused: waited for, since the
+    // firewall applies a new policy within seconds, not at once.
+    poll(
+        "the fence to refuse the address outside allowedEgressCIDRs",
+        Duration::from_secs(60),
+        || {
+            let (ok, out) = exec(&data.name, "fenced-0", &connect(OTHER_ADDRESS, other_port));
+            (!ok && !out.contains("other-address-answers")).then_some(())
+        },
+    );
+    // Inside them, allowed.
+    let (ok, out) = exec(
+        &data.name,
+        "fenced-0",
+        &connect(ALLOWED_ADDRESS, allowed_port),
+    );
+    assert!(
+        ok && out.contains("allowed-address-answers"),
+        "egress inside allowedEgressCIDRs is refused: {out}"
+    );
+    // A resolver other than the cluster DNS is never asked.
+    let (ok, out) = exec(&data.name, "fenced-0", &lookup);
+    assert!(
+        !ok && !out.contains("NXDOMAIN"),
+        "the data pod reached a resolver other than the cluster DNS: {out}"
+    );
+    // Another namespace's pod cannot connect to a data pod; its sibling still can.
+    let (ok, out) = exec(&other.name, &probe, &connect(&replica, 8080));
+    assert!(
+        !ok && !out.contains("served-by-a-replica"),
+        "a pod of another namespace reached the data pod: {out}"
+    );
+    let (ok, out) = exec(&data.name, "fenced-1", &connect(&replica, 8080));
+    assert!(ok && out.contains("served-by-a-replica"), "{out}");
+    println!(
+        "fence: {OTHER_ADDRESS}:{other_port} refused, {ALLOWED_ADDRESS}:{allowed_port} allowed, \
+         DNS to {OTHER_ADDRESS} dropped, {}/{probe} -> {replica}:8080 refused, fenced-1 -> fenced-0 allowed",
+        other.name
     );
 }
