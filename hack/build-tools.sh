@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd, the Kubernetes control plane, kubectl, kwok and helm from Go modules into the cache,
-# once per version; with `real-node` (or DOMICILE_REAL_NODES set) also the kubelet and kube-proxy.
+# once per version; with `real-node` (or DOMICILE_REAL_NODES set) also the kubelet and kube-proxy,
+# and the add-ons DOMICILE_REAL_ADDONS names.
 # A build goes to a temporary folder and is moved into place only when whole.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,10 +44,14 @@ build_into "$HELM_BIN" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_V
 if [[ "${1:-}" == real-node || -n "$REAL_NODES" ]]; then
   build_into "$NODE_BIN" kubernetes "$k8s_ldflags" "" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
-  build_into "$LOCAL_PATH_BIN" local-path-provisioner "" local-path-provisioner \
-    github.com/rancher/local-path-provisioner
-  build_into "$KUBE_ROUTER_BIN" kube-router "" kube-router \
-    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+  if real_addon storage; then
+    build_into "$LOCAL_PATH_BIN" local-path-provisioner "" local-path-provisioner \
+      github.com/rancher/local-path-provisioner
+  fi
+  if real_addon firewall; then
+    build_into "$KUBE_ROUTER_BIN" kube-router "" kube-router \
+      github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+  fi
 fi
 
 # The standalone kwok binary has no default stages. Take the ones its module ships (nodes go

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a fresh local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler) with kwok playing the kubelets of fake nodes labelled by jurisdiction, and the
-# real nodes that DOMICILE_REAL_NODES names (hack/real-node.sh), and waits until every node is Ready. Any cluster left from an earlier run is stopped and wiped first.
+# real nodes that DOMICILE_REAL_NODES names with the add-ons of DOMICILE_REAL_ADDONS
+# (hack/real-node.sh), and waits until every node is Ready. Any cluster left from an earlier run
+# is stopped and wiped first.
 # Afterwards: export KUBECONFIG="$(hack/cluster-kubeconfig.sh)".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -108,10 +110,10 @@ if [[ -n "$REAL_NODES" ]]; then
   for node in $REAL_NODES; do
     index=$((index + 1))
     "$HACK_DIR/real-node.sh" up "${node%%=*}" "${node#*=}" "$index"
-    "$HACK_DIR/real-node.sh" firewall-up "${node%%=*}"
+    if real_addon firewall; then "$HACK_DIR/real-node.sh" firewall-up "${node%%=*}"; fi
     ((index > 1)) || "$HACK_DIR/real-node.sh" proxy-up "${node%%=*}" "$index"
   done
-  "$HACK_DIR/real-node.sh" storage-up
+  if real_addon storage; then "$HACK_DIR/real-node.sh" storage-up; fi
 fi
 # The not-ready taint that new nodes get is lifted by the node-lifecycle controller; until it is,
 # nothing can be scheduled on them.

@@ -41,6 +41,10 @@ KWOK_PORT="${DOMICILE_KWOK_PORT:-17247}"
 # Real nodes (hack/real-node.sh): a kubelet with containerd each, beside the kwok nodes.
 # DOMICILE_REAL_NODES lists them as NAME=JURISDICTION, e.g. "cn-real-1=CN"; empty: none.
 REAL_NODES="${DOMICILE_REAL_NODES:-}"
+# What runs beside them: `storage` (the local-path provisioner, for Dynamic mode) and `firewall`
+# (kube-router, which enforces NetworkPolicies).
+REAL_ADDONS="${DOMICILE_REAL_ADDONS-storage firewall}"
+real_addon() { [[ " $REAL_ADDONS " == *" $1 "* ]]; }
 NODE_BIN="$BIN_ROOT/kubernetes-node-$K8S_VERSION"
 LOCAL_PATH_BIN="$BIN_ROOT/local-path-provisioner-$LOCAL_PATH_VERSION"
 KUBE_ROUTER_BIN="$BIN_ROOT/kube-router-$KUBE_ROUTER_VERSION"

@@ -270,7 +270,10 @@ TOML
 }
 JSON
   log "starting containerd of $name"
-  start_component "containerd-$name" containerd --config "$dir/containerd/config.toml"
+  # Images come from the archives of hack/images.sh only: a pull of anything else goes to a
+  # proxy address where nothing listens and fails at once, never off this machine.
+  start_component "containerd-$name" env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+    NO_PROXY= containerd --config "$dir/containerd/config.toml"
   local ctr=(ctr --address "$sock" --namespace k8s.io)
   wait_for 60 "containerd of $name" "${ctr[@]}" version || { alive "containerd-$name"; die "containerd of $name did not answer"; }
   local image
@@ -314,15 +317,19 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.availa
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
 YAML
-  log "starting the kubelet of $name ($jurisdiction, $ip:$port)"
+  log "starting the kubelet of $name (${jurisdiction:-no jurisdiction}, $ip:$port)"
   start_component "kubelet-$name" "$NODE_BIN/kubelet" --config="$dir/kubelet/config.yaml" \
     --kubeconfig="$dir/kubelet/kubeconfig" --root-dir="$dir/kubelet/root" \
     --cert-dir="$dir/kubelet/pki" --hostname-override="$name" --node-ip="$ip" --v=1
   wait_healthy "kubelet-$name" 120 "http://127.0.0.1:$((port + 1))/healthz"
   wait_for 120 "node $name to register" kubectl get node "$name" || die "$name did not register (see $CLUSTER_DIR/logs/kubelet-$name.log)"
-  # The jurisdiction is the admin's word, under the key the kubelet cannot set on itself.
-  kubectl label node "$name" --overwrite \
-    "domicile.node-restriction.kubernetes.io/jurisdiction=$jurisdiction" domicile.dev/node=real >/dev/null
+  # The jurisdiction is the admin's word, under the key the kubelet cannot set on itself; a node
+  # without one (NAME=) holds no data, only what is scheduled onto it by name, like the operator.
+  kubectl label node "$name" --overwrite domicile.dev/node=real >/dev/null
+  if [[ -n "$jurisdiction" ]]; then
+    kubectl label node "$name" --overwrite \
+      "domicile.node-restriction.kubernetes.io/jurisdiction=$jurisdiction" >/dev/null
+  fi
   kubectl wait --for=condition=Ready "node/$name" --timeout=120s >/dev/null ||
     die "$name is not Ready (see $CLUSTER_DIR/logs/kubelet-$name.log)"
   log "real node $name Ready in $((SECONDS - start))s"
@@ -386,7 +393,7 @@ down() {
 }
 
 case "${1:-}" in
-  up) up "${2:?NAME}" "${3:?JURISDICTION}" "${4:?INDEX}" ;;
+  up) up "${2:?NAME}" "${3?JURISDICTION (may be empty)}" "${4:?INDEX}" ;;
   down) down "${2:?NAME}" ;;
   network-up) network_up ;;
   proxy-up) proxy_up "${2:?NAME of the node kube-proxy serves}" "${3:?INDEX of that node}" ;;
