@@ -98,6 +98,42 @@ fn the_real_node_is_ready_and_claimed_by_its_kubelet_alone() {
 }
 
 #[test]
+fn an_image_from_a_registry_is_never_fetched_from_outside_this_machine() {
+    let ns = TestNamespace::new("real-no-pull");
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "remote-image"},
+        "spec": {
+            "nodeSelector": {"domicile.dev/node": "real"},
+            "containers": [{"name": "c", "image": "registry.example/ingest:1.4", "imagePullPolicy": "Always"}]
+        }
+    });
+    ns.kubectl_ok(&["apply", "-f", "-"], Some(&pod.to_string()));
+    // containerd's registry traffic goes to a proxy address of this machine where nothing
+    // listens: the pull fails there, at once.
+    let message = poll("the pull to fail", Duration::from_secs(60), || {
+        let events = ns.kubectl_ok(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=remote-image,reason=Failed",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            None,
+        );
+        (!events.is_empty()).then_some(events)
+    });
+    assert!(
+        message.contains("127.0.0.1:9"),
+        "the pull went elsewhere than the dead proxy: {message}"
+    );
+    println!("pull of registry.example/ingest:1.4 refused on this machine: {message}");
+}
+
+#[test]
 fn the_operator_runs_from_its_chart_under_restricted_with_a_leader_among_two() {
     let namespace = operator_namespace();
     let labels = get_json(&["get", "namespace", &namespace])["metadata"]["labels"].clone();
