@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # A real node beside the kwok nodes: containerd and runc from Debian's packages, a kubelet and a
-# kube-proxy built from the same Go modules as the control plane, and a bridge network of our own
-# that keeps every pod packet on this machine. hack/cluster-up.sh starts the nodes that
-# DOMICILE_REAL_NODES names and hack/cluster-down.sh stops them; by hand:
+# kube-proxy built from the same Go modules as the control plane, a bridge network of our own that
+# keeps every pod packet on this machine, and as add-ons kube-router's NetworkPolicy firewall and
+# the local-path provisioner. hack/cluster-up.sh starts the nodes that DOMICILE_REAL_NODES names
+# and hack/cluster-down.sh stops them; by hand:
 #   hack/real-node.sh up NAME JURISDICTION INDEX   start node INDEX (1, 2, ...) and label it
-#   hack/real-node.sh down NAME                    stop it: pods, kubelet, containerd, mounts
-#   hack/real-node.sh network-up | network-down    the bridge and its guard rules (down: kube-proxy's too)
+#                                                  (an empty JURISDICTION: no jurisdiction label)
+#   hack/real-node.sh down NAME                    stop it: firewall, pods, kubelet, containerd, mounts
+#   hack/real-node.sh network-up                   the bridge, our routing table and guard chain
+#   hack/real-node.sh network-down                 stop kube-proxy and the provisioner, remove every
+#                                                  rule of ours, kube-proxy's, kube-router's and the
+#                                                  kubelets', and the bridge
 #   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
 #   hack/real-node.sh storage-up                   the local-path provisioner (Dynamic mode)
 #   hack/real-node.sh firewall-up NAME             kube-router's NetworkPolicy firewall for NAME
@@ -31,8 +36,10 @@ node_dir() { echo "$CLUSTER_DIR/real/$1"; }
 node_ip() { echo "10.245.$1.1"; }
 cgroup_root() { echo "domicile-$1"; }
 
-# Each node is signed as system:node:NAME (group system:nodes), so the Node authorizer and
-# NodeRestriction treat it as any kubelet: it can set no label under node-restriction.kubernetes.io.
+# client_kubeconfig NAME SUBJECT FILE: a client certificate for SUBJECT signed by the cluster's CA,
+# and a kubeconfig with it. A node's subject is system:node:NAME in the group system:nodes, so
+# the Node authorizer and NodeRestriction treat it as any kubelet: it can set no label under
+# node-restriction.kubernetes.io on its Node.
 client_kubeconfig() {
   local name="$1" subject="$2" file="$3"
   openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$file.key" -out "$file.csr" 2>/dev/null
