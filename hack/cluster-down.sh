@@ -15,19 +15,5 @@ if [[ -s "$CLUSTER_DIR/real-nodes" ]]; then
   "$HACK_DIR/real-node.sh" network-down
 fi
 for name in domicile kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  pid_file="$pids_dir/$name.pid"
-  [[ -f "$pid_file" ]] || continue
-  pid="$(cat "$pid_file")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop on SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$pid_file"
+  stop_component "$name"
 done

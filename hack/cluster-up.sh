@@ -22,7 +22,10 @@ start=$SECONDS
 unmount_under "$CLUSTER_DIR"
 rm -rf "$CLUSTER_DIR"
 mkdir -p "$CLUSTER_DIR"/{pki,logs,pids,etcd}
-printf '%s\n' "$REAL_NODES" > "$CLUSTER_DIR/real-nodes"
+# What cluster-down.sh and component.sh read to know that this cluster has real nodes.
+if [[ -n "$REAL_NODES" ]]; then
+  printf '%s\n' "$REAL_NODES" > "$CLUSTER_DIR/real-nodes"
+fi
 pki="$CLUSTER_DIR/pki"
 
 # --- Certificates: one CA, the API server's serving certificate, an admin client certificate

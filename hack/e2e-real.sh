@@ -51,4 +51,9 @@ if ! cargo test --features e2e --test e2e -- real_node:: --test-threads=1 --noca
   kubectl logs --namespace "$OPERATOR_NAMESPACE" --selector app.kubernetes.io/name=domicile --tail=50 --prefix || true
   exit 1
 fi
-log "real-node tests passed in $((SECONDS - tests_start))s; the real node's part of make test took $((SECONDS - start))s"
+log "real-node tests passed in $((SECONDS - tests_start))s"
+# Stopped whatever the outcome (the trap above); after a pass, also checked to leave nothing.
+trap - EXIT
+"$HACK_DIR/cluster-down.sh"
+"$HACK_DIR/real-node.sh" leftovers
+log "the real node's part of make test took $((SECONDS - start))s"

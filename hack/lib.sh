@@ -86,6 +86,25 @@ start_component() {
   setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$CLUSTER_DIR/pids/$name.pid"
 }
+# stop_component NAME: SIGTERM to a component that start_component started, SIGKILL if it is still
+# running 15 s later; nothing if it is not running.
+stop_component() {
+  local name="$1" pid_file="$CLUSTER_DIR/pids/$1.pid" pid
+  [[ -f "$pid_file" ]] || return 0
+  pid="$(cat "$pid_file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop on SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pid_file"
+}
 # alive NAME: the component has not exited (it would say why in its log).
 alive() {
   local name="$1"

@@ -11,6 +11,7 @@
 #   hack/real-node.sh network-down                 stop kube-proxy and the provisioner, remove every
 #                                                  rule of ours, kube-proxy's, kube-router's and the
 #                                                  kubelets', and the bridge
+#   hack/real-node.sh leftovers                    fail if a stopped cluster left anything behind
 #   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
 #   hack/real-node.sh storage-up                   the local-path provisioner (Dynamic mode)
 #   hack/real-node.sh firewall-up NAME             kube-router's NetworkPolicy firewall for NAME
@@ -62,8 +63,20 @@ current-context: $name
 KUBECONFIG
 }
 
+# The pod network is one per machine: the cluster that made it is written down beside it.
+OWNER_FILE="/run/$POD_BRIDGE.cluster"
+owned_by_another_cluster() {
+  local owner
+  owner="$(cat "$OWNER_FILE" 2>/dev/null)" || return 1
+  [[ "$owner" != "$CLUSTER_DIR" && -s "$owner/real-nodes" ]]
+}
+
 network_up() {
   "$HACK_DIR/prerequisites.sh" real-node
+  if owned_by_another_cluster; then
+    die "the pod network $POD_BRIDGE belongs to the cluster in $(cat "$OWNER_FILE"), which has real nodes too; stop it first: DOMICILE_CLUSTER_DIR=$(cat "$OWNER_FILE") hack/cluster-down.sh"
+  fi
+  echo "$CLUSTER_DIR" >"$OWNER_FILE"
   if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
     ip link add "$POD_BRIDGE" type bridge
   fi
@@ -88,14 +101,26 @@ network_up() {
 }
 
 network_down() {
-  stop_process local-path-provisioner
-  stop_process kube-proxy
+  if owned_by_another_cluster; then
+    log "the pod network $POD_BRIDGE belongs to the cluster in $(cat "$OWNER_FILE"); left as it is"
+    return 0
+  fi
+  stop_component local-path-provisioner
+  stop_component kube-proxy
   if [[ -x "$NODE_BIN/kube-proxy" ]]; then
     "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
-  if [[ -x "$KUBE_ROUTER_BIN/kube-router" ]]; then
-    "$KUBE_ROUTER_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true
+  # kube-router's chains and ipsets (its own --cleanup-config leaves the chains and then panics
+  # without IPVS): every filter rule and chain of its names goes, the rest is restored as it was.
+  local filter
+  filter="$(iptables-save -t filter)"
+  if grep -q -E 'KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-' <<<"$filter"; then
+    grep -v -E 'KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-' <<<"$filter" | iptables-restore -w -T filter
   fi
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-SRC-|KUBE-DST-|kube-router-)' || true); do
+    ipset destroy "$set" 2>/dev/null || true
+  done
   # The kubelets' own chains (a guard for 127.0.0.0/8, and canaries that tell them when the
   # tables were flushed), in both address families.
   local tables chain table
@@ -115,6 +140,17 @@ network_down() {
   while ip rule del iif "$POD_BRIDGE" lookup "$ROUTE_TABLE" 2>/dev/null; do :; done
   ip route flush table "$ROUTE_TABLE" 2>/dev/null || true
   ip link del "$POD_BRIDGE" 2>/dev/null || true
+  # The network namespaces of the pods, which containerd keeps under /run/netns; every pod
+  # process is gone by now (real-node.sh down).
+  local netns
+  for netns in /run/netns/cni-*; do
+    [[ -e "$netns" ]] || continue
+    if [[ -z "$(ip netns pids "$(basename "$netns")" 2>/dev/null)" ]]; then
+      umount "$netns" 2>/dev/null || true
+      rm -f "$netns"
+    fi
+  done
+  rm -f "$OWNER_FILE"
 }
 
 # kube-proxy routes Service addresses (the API server's `kubernetes` Service among them) for the
@@ -342,22 +378,6 @@ YAML
   log "real node $name Ready in $((SECONDS - start))s"
 }
 
-# stop_process NAME: SIGTERM, then SIGKILL after 15 s.
-stop_process() {
-  local pid_file="$CLUSTER_DIR/pids/$1.pid" pid
-  [[ -f "$pid_file" ]] || return 0
-  pid="$(cat "$pid_file")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pid_file"
-}
-
 # Every process in the node's cgroups (its pods' containers and sandboxes) gets SIGKILL, then
 # the cgroups go, deepest first.
 kill_pods() {
@@ -381,22 +401,28 @@ kill_pods() {
 down() {
   local name="$1" dir
   dir="$(node_dir "$name")"
-  stop_process "kube-router-$name"
-  stop_process "kubelet-$name"
+  stop_component "kube-router-$name"
+  stop_component "kubelet-$name"
   kill_pods "$name"
   # The shims of this containerd, then containerd itself.
   pkill -KILL -f "containerd-shim.* -address $dir/containerd.sock" 2>/dev/null || true
-  stop_process "containerd-$name"
+  stop_component "containerd-$name"
   unmount_under "$dir"
-  # The network namespaces of the node's pods, which containerd keeps under /run/netns.
-  local netns
-  for netns in /run/netns/cni-*; do
-    [[ -e "$netns" ]] || continue
-    if [[ -z "$(ip netns pids "$(basename "$netns")" 2>/dev/null)" ]]; then
-      umount "$netns" 2>/dev/null || true
-      rm -f "$netns"
-    fi
-  done
+}
+
+# Fails, naming them, if a stopped cluster left anything of its real nodes on this machine.
+leftovers() {
+  local found=()
+  awk -v d="$CLUSTER_DIR/" 'index($5, d) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo &&
+    found+=("mounts below $CLUSTER_DIR")
+  ip link show "$POD_BRIDGE" >/dev/null 2>&1 && found+=("the bridge $POD_BRIDGE")
+  ip rule show | grep -q "lookup $ROUTE_TABLE" && found+=("the routing rule of table $ROUTE_TABLE")
+  iptables-save 2>/dev/null | grep -q -E 'KUBE-|DOMICILE-' && found+=("iptables rules")
+  ipset list -n 2>/dev/null | grep -q -E '^(KUBE-|kube-router-)' && found+=("ipsets")
+  pgrep -f "$CLUSTER_DIR/real/" >/dev/null && found+=("processes")
+  compgen -G "/sys/fs/cgroup/pids/domicile-*" >/dev/null && found+=("cgroups")
+  ((${#found[@]} == 0)) || die "left on this machine after the cluster stopped: ${found[*]}"
+  log "nothing of the real nodes is left: no mount, bridge, rule, ipset, process or cgroup"
 }
 
 case "${1:-}" in
@@ -407,8 +433,9 @@ case "${1:-}" in
   storage-up) storage_up ;;
   firewall-up) firewall_up "${2:?NAME}" ;;
   network-down) network_down ;;
+  leftovers) leftovers ;;
   *)
-    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | firewall-up NAME | network-down" >&2
+    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | firewall-up NAME | network-down | leftovers" >&2
     exit 2
     ;;
 esac
