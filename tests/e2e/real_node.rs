@@ -80,17 +80,17 @@ fn the_real_node_is_ready_and_claimed_by_its_kubelet_alone() {
         node["metadata"]["labels"]
     );
     assert_eq!(node["metadata"]["labels"][JURISDICTION_LABEL], "CN");
-    // The kwok node beside it is still kwok's, and reports no container runtime of ours.
+    // The kwok node beside it is still kwok's: kwok reports its status, not a kubelet.
     let kwok = get_json(&["get", "nodes", "-l", "type=kwok"]);
     let kwok_nodes = kwok["items"].as_array().expect("items");
     assert!(!kwok_nodes.is_empty(), "no kwok node beside the real one");
     for fake in kwok_nodes {
-        let runtime = fake["status"]["nodeInfo"]["containerRuntimeVersion"]
-            .as_str()
-            .unwrap_or_default();
+        let info = &fake["status"]["nodeInfo"];
+        let kubelet = info["kubeletVersion"].as_str().unwrap_or_default();
+        let runtime = info["containerRuntimeVersion"].as_str().unwrap_or_default();
         assert!(
-            !runtime.starts_with("containerd"),
-            "a real kubelet claimed {}",
+            kubelet.starts_with("kwok") && !runtime.starts_with("containerd"),
+            "a real kubelet claimed {}: {info}",
             fake["metadata"]["name"]
         );
     }
