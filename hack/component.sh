@@ -52,12 +52,15 @@ start() {
     kube-controller-manager)
       # The outage tests stop the API server for up to a minute and a half (a graceful stop
       # drains for 60 s); kwok's node leases must not be judged expired meanwhile, or every node
-      # turns NotReady and tainted, and nothing is scheduled for a while after.
+      # turns NotReady and tainted, and nothing is scheduled for a while after. Each controller
+      # acts as a ServiceAccount of its own, as kubeadm sets it up; the admission policy that
+      # guards managed objects trusts them by name.
       start_component kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
         "${kube_component_flags[@]}" --secure-port="$CONTROLLER_MANAGER_PORT" \
         --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
         --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-        --controllers='*' --allocate-node-cidrs=false --v=1 --node-monitor-grace-period=180s
+        --controllers='*' --use-service-account-credentials=true --allocate-node-cidrs=false --v=1 \
+        --node-monitor-grace-period=180s
       wait_healthy kube-controller-manager 60 -k "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
       ;;
     kube-scheduler)

@@ -21,3 +21,48 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+
+{{- define "domicile.operatorUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "domicile.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* The binding of one admission policy: name, the policy's values, and an optional paramRef. */}}
+{{- define "domicile.binding" -}}
+{{- $actions := .values.validationActions -}}
+{{- if not $actions -}}
+{{- fail (printf "admission.%s.validationActions: give at least one of Deny, Warn, Audit" .guard) -}}
+{{- end -}}
+{{- range $actions -}}
+{{- if not (has . (list "Deny" "Warn" "Audit")) -}}
+{{- fail (printf "admission.%s.validationActions: %q is not one of Deny, Warn, Audit" $.guard .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (has "Deny" $actions) (has "Warn" $actions) -}}
+{{- fail (printf "admission.%s.validationActions: Deny and Warn cannot be combined (use [Deny] or [Warn, Audit])" .guard) -}}
+{{- end -}}
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "domicile.labels" .root | nindent 4 }}
+    domicile.dev/guard: {{ .guard }}
+spec:
+  policyName: {{ .name }}
+  validationActions: {{ toJson $actions }}
+{{- with .paramRef }}
+  paramRef:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{/* Namespaces of a jurisdiction that are not exempt. */}}
+{{- define "domicile.jurisdictionNamespaces" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: domicile.dev/jurisdiction
+      operator: Exists
+    - key: {{ .Values.admission.exemptLabel }}
+      operator: NotIn
+      values: [exempt]
+{{- end -}}
