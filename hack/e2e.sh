@@ -26,15 +26,20 @@ export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
 
 # The operator runs with the Helm chart's ServiceAccount and RBAC only, so every scenario below
-# also proves that the chart grants enough.
+# also proves that the chart grants enough. It labels namespaces with their jurisdiction, and the
+# chart's admission policies are in force, every one on Deny: the whole suite runs guarded.
 operator_kubeconfig="$CLUSTER_DIR/operator.kubeconfig"
-chart_identity "$operator_kubeconfig"
+chart_values=(--set namespaces.label=true)
+chart_identity "$operator_kubeconfig" "${chart_values[@]}"
+chart_template "${chart_values[@]}" --show-only templates/admission-policies.yaml |
+  "$KUBECTL" apply -f - >/dev/null
 export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$OPERATOR_NAMESPACE:domicile" HELM="$HELM_BIN/helm"
 
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
 export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"
 log "starting the operator out-of-cluster as $DOMICILE_OPERATOR_ACCOUNT (log: $CLUSTER_DIR/logs/domicile.log)"
 KUBECONFIG="$operator_kubeconfig" target/debug/domicile run --admin-address "$admin" \
+  --label-namespaces --declared-classes="$OPERATOR_NAMESPACE/domicile-storage-classes" \
   >"$CLUSTER_DIR/logs/domicile.log" 2>&1 &
 operator_pid=$!
 operator_ready() { curl -fsS --max-time 2 "http://$admin/readyz"; }

@@ -137,16 +137,16 @@ unmount_under() {
   done
 }
 
-# chart_identity KUBECONFIG_FILE: the chart's ServiceAccount and RBAC (nothing else of the chart)
-# in $OPERATOR_NAMESPACE, and a kubeconfig with a token of that account, so that an operator
-# run out-of-cluster has exactly the rights the chart grants.
+# chart_identity KUBECONFIG_FILE [HELM_ARGS...]: the chart's ServiceAccount and RBAC (nothing else
+# of the chart) in $OPERATOR_NAMESPACE, and a kubeconfig with a token of that account, so that an
+# operator run out-of-cluster has exactly the rights the chart grants.
 OPERATOR_NAMESPACE=domicile-system
 chart_identity() {
   local file="$1" k=("$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG")
+  shift
   "${k[@]}" create namespace "$OPERATOR_NAMESPACE" >/dev/null
-  "$HELM_BIN/helm" template domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
-    --kube-version "$K8S_VERSION" --show-only templates/serviceaccount.yaml \
-    --show-only templates/rbac.yaml --show-only templates/leader-election-rbac.yaml |
+  chart_template "$@" --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+    --show-only templates/leader-election-rbac.yaml --show-only templates/declared-classes-rbac.yaml |
     "${k[@]}" apply -f - >/dev/null
   local token
   token="$("${k[@]}" create token domicile --namespace "$OPERATOR_NAMESPACE" --duration=3h)"
@@ -164,4 +164,11 @@ contexts:
   context: {cluster: domicile-local, user: operator}
 current-context: operator
 KUBECONFIG
+}
+
+# chart_template [HELM_ARGS...]: helm template of the chart as the release domicile in
+# $OPERATOR_NAMESPACE.
+chart_template() {
+  "$HELM_BIN/helm" template domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
+    --kube-version "$K8S_VERSION" "$@"
 }

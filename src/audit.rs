@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::jurisdiction::Jurisdiction;
-use crate::api::{Placement, RegionalDataCenter, Residency};
+use crate::api::{GuardStatus, Placement, RegionalDataCenter, Residency};
 use crate::controller::pods_and_claims;
+use crate::guard::{self, GUARD_LABEL};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
 
@@ -33,6 +37,42 @@ pub struct Report {
     pub residency: Option<Residency>,
     pub placements: Vec<Placement>,
     pub violations: Vec<ReportedViolation>,
+    /// Prevention beside detection: whether the API server refuses, in the namespace, what
+    /// would take the data out. None when the policies or the namespace could not be read.
+    pub guard: Option<ReportedGuard>,
+}
+
+/// The admission guard of a data centre's namespace, judged as the operator judges it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedGuard {
+    pub guarded: bool,
+    /// Enforced, or why not: the reasons of the AdmissionGuarded condition.
+    pub reason: String,
+    pub message: String,
+    #[serde(flatten)]
+    pub status: GuardStatus,
+}
+
+/// What the guard is judged from; any of it may be unreadable to the auditor.
+struct GuardInputs {
+    namespaces: Vec<Namespace>,
+    policies: Vec<ValidatingAdmissionPolicy>,
+    bindings: Vec<ValidatingAdmissionPolicyBinding>,
+}
+
+async fn guard_inputs(client: &Client, namespace: Option<&str>) -> kube::Result<GuardInputs> {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let namespaces = match namespace {
+        Some(name) => namespaces.get_opt(name).await?.into_iter().collect(),
+        None => namespaces.list(&ListParams::default()).await?.items,
+    };
+    let guarded = ListParams::default().labels(GUARD_LABEL);
+    Ok(GuardInputs {
+        namespaces,
+        policies: Api::all(client.clone()).list(&guarded).await?.items,
+        bindings: Api::all(client.clone()).list(&guarded).await?.items,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -56,6 +96,7 @@ impl Report {
 pub async fn audit_cluster(
     client: Client,
     keys: &NodeLabelKeys,
+    exempt_label: &str,
     namespace: Option<&str>,
 ) -> anyhow::Result<Vec<Report>> {
     let rdcs: Api<RegionalDataCenter> = match namespace {
@@ -76,8 +117,23 @@ pub async fn audit_cluster(
             .await?
             .items,
     );
+    let guards = match guard_inputs(&client, namespace).await {
+        Ok(inputs) => Some(inputs),
+        Err(err) => {
+            eprintln!("the admission guard is not judged: {err}");
+            None
+        }
+    };
+    let listed = rdcs.list(&all).await?.items;
+    let jurisdictions: Vec<(String, String, Jurisdiction)> = listed
+        .iter()
+        .filter_map(|rdc| {
+            let jurisdiction = Jurisdiction::parse(&rdc.spec.jurisdiction).ok()?;
+            Some((rdc.namespace()?, rdc.name_any(), jurisdiction))
+        })
+        .collect();
     let mut reports = Vec::new();
-    for rdc in rdcs.list(&all).await?.items {
+    for rdc in listed {
         let namespace = rdc.namespace().unwrap_or_default();
         let name = rdc.name_any();
         let mut report = Report {
@@ -87,8 +143,39 @@ pub async fn audit_cluster(
             residency: None,
             placements: vec![],
             violations: vec![],
+            guard: None,
         };
         if let Ok(jurisdiction) = Jurisdiction::parse(&rdc.spec.jurisdiction) {
+            report.guard = guards.as_ref().map(|inputs| {
+                let labels = inputs
+                    .namespaces
+                    .iter()
+                    .find(|ns| ns.name_any() == namespace)
+                    .and_then(|ns| ns.metadata.labels.as_ref());
+                let neighbours: Vec<(String, Jurisdiction)> = jurisdictions
+                    .iter()
+                    .filter(|(ns, _, _)| *ns == namespace)
+                    .map(|(_, name, j)| (name.clone(), j.clone()))
+                    .collect();
+                let policies: Vec<_> = inputs.policies.iter().collect();
+                let bindings: Vec<_> = inputs.bindings.iter().collect();
+                let assessment = guard::assess(&guard::Inputs {
+                    namespace: &namespace,
+                    namespace_labels: labels,
+                    jurisdiction: &jurisdiction,
+                    neighbours: &neighbours,
+                    policies: &policies,
+                    bindings: &bindings,
+                    exempt_label,
+                    operator_labels: false,
+                });
+                ReportedGuard {
+                    guarded: assessment.standing == guard::Standing::Enforced,
+                    reason: assessment.standing.as_str().to_owned(),
+                    message: assessment.message,
+                    status: assessment.status,
+                }
+            });
             let (pods, claims) = pods_and_claims(&client, &namespace, &name).await?;
             let observed = Observed {
                 pods: &pods,
@@ -132,7 +219,7 @@ pub fn table(reports: &[Report]) -> String {
         r.residency
             .map_or("InvalidJurisdiction".to_owned(), |v| format!("{v:?}"))
     };
-    let rows: Vec<[String; 6]> = reports
+    let rows: Vec<[String; 7]> = reports
         .iter()
         .map(|r| {
             let compliant = r.placements.iter().filter(|p| p.compliant).count();
@@ -143,6 +230,9 @@ pub fn table(reports: &[Report]) -> String {
                 residency(r),
                 format!("{compliant}/{}", r.placements.len()),
                 r.violations.len().to_string(),
+                r.guard
+                    .as_ref()
+                    .map_or("Unknown".to_owned(), |g| g.reason.clone()),
             ]
         })
         .collect();
@@ -153,6 +243,7 @@ pub fn table(reports: &[Report]) -> String {
         "RESIDENCY",
         "COMPLIANT",
         "VIOLATIONS",
+        "GUARD",
     ]
     .map(str::to_owned);
     let mut widths = header.clone().map(|h| h.len());
@@ -176,6 +267,12 @@ pub fn table(reports: &[Report]) -> String {
             out.push_str(&format!(
                 "{}/{}: {} {} {}: {}\n",
                 r.namespace, r.name, v.reason, v.kind, v.name, v.message
+            ));
+        }
+        if let Some(guard) = r.guard.as_ref().filter(|g| !g.guarded) {
+            out.push_str(&format!(
+                "{}/{}: guard {}: {}\n",
+                r.namespace, r.name, guard.reason, guard.message
             ));
         }
     }
@@ -212,6 +309,12 @@ mod tests {
                     message: "pod on de-1".to_owned(),
                 })
                 .collect(),
+            guard: Some(ReportedGuard {
+                guarded: false,
+                reason: "NamespaceNotLabelled".to_owned(),
+                message: "label it".to_owned(),
+                status: GuardStatus::default(),
+            }),
         }
     }
 
@@ -242,19 +345,38 @@ mod tests {
     }
 
     #[test]
-    fn table_has_a_row_per_data_centre_and_a_line_per_violation() {
+    fn table_has_a_row_per_data_centre_and_a_line_per_violation_and_unguarded_namespace() {
         let text = table(&[report(Some(Residency::Violated), 1)]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[0].starts_with("NAMESPACE"), "{text}");
         let row: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             row,
-            ["fleet-cn", "vehicle-data", "CN", "Violated", "0/1", "1"]
+            [
+                "fleet-cn",
+                "vehicle-data",
+                "CN",
+                "Violated",
+                "0/1",
+                "1",
+                "NamespaceNotLabelled"
+            ]
         );
         assert_eq!(
             lines[2],
             "fleet-cn/vehicle-data: NodeOutsideJurisdiction Pod vehicle-data-0: pod on de-1"
         );
+        assert_eq!(
+            lines[3],
+            "fleet-cn/vehicle-data: guard NamespaceNotLabelled: label it"
+        );
+        let guarded = Report {
+            guard: None,
+            ..report(Some(Residency::Compliant), 0)
+        };
+        let text = table(&[guarded]);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.lines().nth(1).is_some_and(|l| l.ends_with("Unknown")));
     }
 }

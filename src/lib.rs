@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod controller;
+pub mod guard;
 pub mod leader;
 pub mod residency;
 pub mod resources;

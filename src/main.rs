@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator, in the cluster or against the cluster of KUBECONFIG.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the RegionalDataCenter CustomResourceDefinition as YAML (kubectl apply -f -).
     Crd,
     /// Audit the cluster read-only, from pods, claims, volumes and nodes (not from the status).
@@ -68,6 +68,14 @@ struct AuditArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+    /// The namespace label whose value `exempt` takes a namespace out of the admission policies
+    /// (the chart's admission.exemptLabel).
+    #[arg(
+        long,
+        env = "DOMICILE_EXEMPT_LABEL",
+        default_value = "domicile.dev/admission"
+    )]
+    exempt_label: String,
 }
 
 #[derive(Args)]
@@ -113,6 +121,35 @@ struct RunArgs {
     /// Address of /livez, /readyz and /metrics.
     #[arg(long, env = "DOMICILE_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     admin_address: SocketAddr,
+    /// Label the namespace of each RegionalDataCenter domicile.dev/jurisdiction=<CODE> when it
+    /// has no such label (needs the right to patch namespaces).
+    #[arg(long, env = "DOMICILE_LABEL_NAMESPACES")]
+    label_namespaces: bool,
+    /// Keep NAMESPACE/NAME, the ConfigMap the claims admission policy reads, listing the
+    /// StorageClasses that declare a jurisdiction.
+    #[arg(long, env = "DOMICILE_DECLARED_CLASSES", value_parser = parse_namespaced)]
+    declared_classes: Option<(String, String)>,
+    /// The namespace label whose value `exempt` takes a namespace out of the admission policies
+    /// (the chart's admission.exemptLabel), for the AdmissionGuarded condition.
+    #[arg(
+        long,
+        env = "DOMICILE_EXEMPT_LABEL",
+        default_value = "domicile.dev/admission"
+    )]
+    exempt_label: String,
+}
+
+fn parse_namespaced(value: &str) -> Result<(String, String), String> {
+    match value.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => {
+            Err("must be NAMESPACE/NAME, e.g. domicile-system/domicile-storage-classes".to_owned())
+        }
+    }
 }
 
 /// An absolute, normalised directory that is not the root of the node's filesystem.
@@ -149,7 +186,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd => print_crd(),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Audit(args) => return audit(args),
     };
     match result {
@@ -172,7 +209,13 @@ async fn audit(args: AuditArgs) -> ExitCode {
     let keys = args.labels.keys();
     let reports = match kube::Client::try_default().await {
         Ok(client) => {
-            domicile::audit::audit_cluster(client, &keys, args.namespace.as_deref()).await
+            domicile::audit::audit_cluster(
+                client,
+                &keys,
+                &args.exempt_label,
+                args.namespace.as_deref(),
+            )
+            .await
         }
         Err(err) => Err(err.into()),
     };
@@ -212,6 +255,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         concurrency: args.concurrency,
         admin_address: args.admin_address,
+        label_namespaces: args.label_namespaces,
+        declared_classes: args.declared_classes,
+        exempt_label: args.exempt_label,
     };
     tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
     let settable = settings.keys.kubelet_settable();

@@ -8,7 +8,9 @@ pub use spec::{
     Enforcement, IngressPeer, NetworkSpec, RegionalDataCenter, RegionalDataCenterSpec, StorageMode,
     StorageSpec, WorkloadSpec,
 };
-pub use status::{Phase, Placement, RegionalDataCenterStatus, Residency, Violation};
+pub use status::{
+    GuardPolicy, GuardStatus, Phase, Placement, RegionalDataCenterStatus, Residency, Violation,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -46,7 +46,13 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit_time: Option<Time>,
 
-    /// Ready, ResidencyCompliant, StorageProvisioned and WorkloadAvailable.
+    /// The admission guard of the namespace: its jurisdiction label and the policies that
+    /// apply to it (AdmissionGuarded says whether they are enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardStatus>,
+
+    /// Ready, ResidencyCompliant, StorageProvisioned, WorkloadAvailable, LabelTrusted and
+    /// AdmissionGuarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -116,4 +122,28 @@ pub struct Violation {
     pub message: String,
     /// When the operator first saw this violation.
     pub since: Time,
+}
+
+/// What the API server refuses in the namespace before it happens.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardStatus {
+    /// The namespace's domicile.dev/jurisdiction label, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_jurisdiction: Option<String>,
+    /// domicile's ValidatingAdmissionPolicies that are bound and apply to the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<GuardPolicy>,
+}
+
+/// One admission policy in force.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardPolicy {
+    /// What it guards: pods, claims, managed or operator.
+    pub guard: String,
+    /// Name of the ValidatingAdmissionPolicy.
+    pub name: String,
+    /// The validationActions of its bindings: Deny, Warn, Audit.
+    pub actions: Vec<String>,
 }

@@ -4,6 +4,7 @@ mod apply;
 mod backoff;
 mod cached;
 mod cleanup;
+mod declared;
 mod diff;
 mod events;
 mod index;
@@ -17,8 +18,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, future};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Node, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -111,6 +115,13 @@ pub struct Settings {
     pub dns: DnsPeer,
     pub concurrency: u16,
     pub admin_address: SocketAddr,
+    /// Label the namespace of a data centre with its jurisdiction when it has no such label.
+    pub label_namespaces: bool,
+    /// The ConfigMap (namespace, name) the claims admission policy reads the classes that
+    /// declare a jurisdiction from, kept by the operator; none, none kept.
+    pub declared_classes: Option<(String, String)>,
+    /// The namespace label that exempts a namespace from the admission policies.
+    pub exempt_label: String,
 }
 
 /// The watch caches every reconcile reads instead of asking the API server.
@@ -130,6 +141,11 @@ pub struct Caches {
     pub claims_by_owner: Arc<OwnerIndex<CachedClaim>>,
     /// Events of StatefulSets that could not create a pod (FailedCreate).
     pub refusals: Store<CoreEvent>,
+    /// Namespaces, for their jurisdiction label (nothing else is kept).
+    pub namespaces: Store<Namespace>,
+    /// domicile's admission policies and their bindings (labelled `domicile.dev/guard`).
+    pub policies: Store<ValidatingAdmissionPolicy>,
+    pub bindings: Store<ValidatingAdmissionPolicyBinding>,
 }
 
 /// What every reconcile shares.
@@ -141,6 +157,8 @@ pub struct Context {
     pub caches: Caches,
     backoffs: Backoffs,
     watches: Arc<Watches>,
+    /// Namespaces the operator was refused labelling (by RBAC, or another label manager).
+    unlabellable: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How long the Events still queued when the controller stops may take to be published.
@@ -277,16 +295,20 @@ impl Drop for WatchTasks {
 struct SyncSignal {
     ready: Arc<std::sync::atomic::AtomicBool>,
     sender: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
+    /// Woken too once everything is listed (the list of declared classes waits for it).
+    also: Arc<tokio::sync::Notify>,
 }
 
 impl SyncSignal {
     fn new(
         ready: Arc<std::sync::atomic::AtomicBool>,
+        also: Arc<tokio::sync::Notify>,
     ) -> (Arc<Self>, futures::channel::oneshot::Receiver<()>) {
         let (sender, receiver) = futures::channel::oneshot::channel();
         let signal = Self {
             ready,
             sender: std::sync::Mutex::new(Some(sender)),
+            also,
         };
         (Arc::new(signal), receiver)
     }
@@ -298,6 +320,7 @@ impl SyncSignal {
             if let Some(sender) = sender {
                 let _ = sender.send(());
             }
+            self.also.notify_one();
         }
     }
 }
@@ -330,7 +353,7 @@ fn rdc_of_labelled<K: ResourceExt>(object: &K) -> Option<ObjectRef<RegionalDataC
 
 /// The objects of a watch, for the controller's triggers.
 fn objects<K>(
-    touched: futures::channel::mpsc::UnboundedReceiver<(K, Touch)>,
+    touched: impl futures::Stream<Item = (K, Touch)>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> {
     touched.map(|(object, _)| Ok(object))
 }
@@ -373,7 +396,10 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     // Each watch says when it has listed everything by its InitDone event. Nothing here awaits
     // Store::wait_until_ready: that future wakes only its latest waiter.
     let watches = Arc::clone(&health.watches);
-    let (synced, all_synced) = SyncSignal::new(health.ready.clone());
+    // Wakes the keeper of the declared classes: a class changed, its ConfigMap did, or every
+    // watch has listed.
+    let classes_changed = Arc::new(tokio::sync::Notify::new());
+    let (synced, all_synced) = SyncSignal::new(health.ready.clone(), Arc::clone(&classes_changed));
     let all = || watcher::Config::default().page_size(LIST_PAGE);
     macro_rules! watch {
         ($kind:ty, $config:expr, $resource:literal) => {
@@ -453,6 +479,42 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         }
     );
     let refusals = watch!(CoreEvent, all().fields(REFUSAL_EVENTS), "events");
+    // Of a namespace only its labels matter (its jurisdiction, its exemption).
+    let namespaces = watch!(
+        Namespace,
+        all(),
+        "namespaces",
+        WatchOptions {
+            trim: |namespace| {
+                namespace.metadata.annotations = None;
+                namespace.spec = None;
+                namespace.status = None;
+            },
+            ..WatchOptions::plain()
+        }
+    );
+    let guarded = || all().labels(crate::guard::GUARD_LABEL);
+    let policies = watch!(
+        ValidatingAdmissionPolicy,
+        guarded(),
+        "validatingadmissionpolicies"
+    );
+    let bindings = watch!(
+        ValidatingAdmissionPolicyBinding,
+        guarded(),
+        "validatingadmissionpolicybindings"
+    );
+    let declared = settings.declared_classes.clone().map(|(namespace, name)| {
+        let watch = cached_watch(
+            Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+            all().fields(&format!("metadata.name={name}")),
+            "configmaps",
+            &watches,
+            &synced,
+            WatchOptions::plain(),
+        );
+        (namespace, name, watch)
+    });
     let _tasks = WatchTasks(
         [
             nodes.task.abort_handle(),
@@ -465,8 +527,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             pods.task.abort_handle(),
             claims.task.abort_handle(),
             refusals.task.abort_handle(),
+            namespaces.task.abort_handle(),
+            policies.task.abort_handle(),
+            bindings.task.abort_handle(),
         ]
-        .into(),
+        .into_iter()
+        .chain(
+            declared
+                .as_ref()
+                .map(|(_, _, watch)| watch.task.abort_handle()),
+        )
+        .collect(),
     );
 
     // The operator's own status writes come back through the watch; they trigger nothing.
@@ -508,13 +579,38 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             claims: claims.store,
             claims_by_owner: claims.index,
             refusals: refusals.store,
+            namespaces: namespaces.store,
+            policies: policies.store,
+            bindings: bindings.store,
         },
         backoffs: Backoffs::default(),
+        unlabellable: std::sync::Mutex::default(),
         watches: watches.clone(),
         client: client.clone(),
         settings,
     });
 
+    // The list of declared classes the claims admission policy reads, kept by a task of its own.
+    let _keeper = declared.map(|(namespace, name, watch)| {
+        let wake = Arc::clone(&classes_changed);
+        let echoes = watch.touched.for_each(move |_| {
+            wake.notify_one();
+            future::ready(())
+        });
+        let keeper = declared::keep(
+            Arc::clone(&context),
+            namespace,
+            name,
+            watch.store,
+            Arc::clone(&classes_changed),
+        );
+        WatchTasks(vec![
+            tokio::spawn(echoes).abort_handle(),
+            tokio::spawn(keeper).abort_handle(),
+        ])
+    });
+    let class_wake = Arc::clone(&classes_changed);
+    let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);
     let node_routes = NodeRoutes::default();
     controller
@@ -539,7 +635,26 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 node_routes.route(&node, touch, &routing_context.settings.keys, &routing);
             futures::stream::iter(concerned)
         }))
-        .watches_stream(objects(classes.touched), all_rdcs(data_centers.store))
+        .watches_stream(
+            objects(classes.touched.inspect(move |_| class_wake.notify_one())),
+            all_rdcs(data_centers.store.clone()),
+        )
+        // A namespace's labels decide its guard, for its data centres only.
+        .reconcile_on(namespaces.touched.flat_map(move |(namespace, _)| {
+            let name = namespace.name_any();
+            let concerned: Vec<ObjectRef<RegionalDataCenter>> = rdcs_by_namespace
+                .state()
+                .iter()
+                .filter(|rdc| rdc.namespace().as_deref() == Some(name.as_str()))
+                .map(|rdc| ObjectRef::from(rdc.as_ref()))
+                .collect();
+            futures::stream::iter(concerned)
+        }))
+        .watches_stream(
+            objects(policies.touched),
+            all_rdcs(data_centers.store.clone()),
+        )
+        .watches_stream(objects(bindings.touched), all_rdcs(data_centers.store))
         .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)

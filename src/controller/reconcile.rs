@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -20,15 +20,17 @@ use kube::{Api, Resource, ResourceExt};
 use super::apply::{Applied, Eviction};
 use super::cached::{self, CachedVolume};
 use super::status::{
-    Blocker, Observation, READY, Reason, derive_status, needs_write, progress_only,
+    ADMISSION_GUARDED, Blocker, Observation, READY, Reason, derive_status, needs_write,
+    progress_only,
 };
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
     Enforcement, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
 };
+use crate::guard::{self, Assessment, NAMESPACE_LABEL};
 use crate::residency::{self, Observed, ViolationReason};
-use crate::resources::{self, RDC_LABEL};
+use crate::resources::{self, FIELD_MANAGER, RDC_LABEL};
 
 /// How often a converged data centre is audited again even when no watch says anything changed
 /// (jittered by a quarter either way): a safety net, since the watches trigger every change.
@@ -268,7 +270,16 @@ fn no_eligible_nodes_blocker(
 }
 
 /// What a person does when the API server refuses to update a child.
-fn refused_update(kind: &str, namespace: &str, name: &str, message: &str) -> Blocker {
+/// `managed_policy` names the admission policy that keeps people from deleting managed objects,
+/// and the namespace label that exempts from it, when one is in force for the namespace: the
+/// steps then say how to step past it for a moment.
+fn refused_update(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    message: &str,
+    managed_policy: Option<(&str, &str)>,
+) -> Blocker {
     let steps = match kind {
         "StatefulSet" => format!(
             "a StatefulSet's volumeClaimTemplates cannot change; to take the new declaration, delete \
@@ -284,9 +295,18 @@ fn refused_update(kind: &str, namespace: &str, name: &str, message: &str) -> Blo
             kind.to_lowercase()
         ),
     };
+    let exemption = managed_policy.map_or_else(String::new, |(policy, exempt)| {
+        format!(
+            " (the admission policy {policy} refuses that to anyone but the operator: first \
+             kubectl label namespace {namespace} {exempt}=exempt, and after it \
+             kubectl label namespace {namespace} {exempt}-)"
+        )
+    });
     Blocker {
         reason: Reason::UpdateRefused,
-        message: format!("the API server refuses to update {kind} {name}: {message}; {steps}"),
+        message: format!(
+            "the API server refuses to update {kind} {name}: {message}; {steps}{exemption}"
+        ),
     }
 }
 
@@ -296,6 +316,7 @@ fn refused_update(kind: &str, namespace: &str, name: &str, message: &str) -> Blo
 async fn apply_children(
     rdc: &RegionalDataCenter,
     children: Children,
+    managed_policy: Option<&str>,
     ctx: &Context,
 ) -> Result<Option<Blocker>, Error> {
     let Children {
@@ -312,6 +333,7 @@ async fn apply_children(
     let mut applier = Applier {
         rdc,
         ctx,
+        managed_policy,
         refused: &mut refused,
     };
     if let Some(class) = class {
@@ -363,6 +385,8 @@ async fn apply_children(
 struct Applier<'a> {
     rdc: &'a RegionalDataCenter,
     ctx: &'a Context,
+    /// The admission policy that keeps people from changing managed objects here, if any.
+    managed_policy: Option<&'a str>,
     refused: &'a mut Option<Blocker>,
 }
 
@@ -439,7 +463,14 @@ impl Applier<'_> {
                 let namespace = rdc.namespace().unwrap_or_default();
                 tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, message = %status.message, "the API server refuses an update");
                 self.refused.get_or_insert_with(|| {
-                    refused_update(kind, &namespace, &child, &status.message)
+                    refused_update(
+                        kind,
+                        &namespace,
+                        &child,
+                        &status.message,
+                        self.managed_policy
+                            .map(|policy| (policy, self.ctx.settings.exempt_label.as_str())),
+                    )
                 });
                 Ok(())
             }
@@ -481,6 +512,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 refused: None,
                 pods_refused: None,
                 unschedulable: None,
+                guard: None,
             };
             return Ok(match write_status(rdc, &observation, ctx).await? {
                 Some(deferred) => Action::requeue(deferred),
@@ -488,6 +520,9 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             });
         }
     };
+
+    // The namespace is labelled, where that is asked for, before any pod is created in it.
+    let guard = guard_namespace(rdc, &jurisdiction, ctx).await?;
 
     // Shared references into the caches: nothing of the cluster is copied, and of pods, claims
     // and volumes only this data centre's are looked at.
@@ -520,7 +555,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     );
     // Apply, unless something blocks; what exists already is left alone.
     let refused = match blocker {
-        None => match apply_children(rdc, children, ctx).await {
+        None => match apply_children(rdc, children, guard.managed_policy(), ctx).await {
             Err(error) if error.namespace_terminating() => {
                 tracing::info!(rdc = %ObjectRef::from(rdc), "its namespace is being deleted; nothing more is created in it");
                 return Ok(Action::await_change());
@@ -591,6 +626,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         refused: refused.as_ref(),
         pods_refused: pods_refused.as_deref(),
         unschedulable: unschedulable.as_deref(),
+        guard: Some(&guard),
     };
     let deferred = write_status(rdc, &observation, ctx).await?;
     // A disruption budget that refuses an eviction today may allow it in a moment.
@@ -600,6 +636,104 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         super::backoff::spread(REAUDIT)
     };
     Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
+}
+
+/// The admission guard of the data centre's namespace. When the operator labels namespaces, one
+/// without the label gets its jurisdiction first, unless its data centres disagree.
+async fn guard_namespace(
+    rdc: &RegionalDataCenter,
+    jurisdiction: &Jurisdiction,
+    ctx: &Context,
+) -> Result<Assessment, Error> {
+    let namespace = rdc.namespace().unwrap_or_default();
+    let caches = &ctx.caches;
+    let mut neighbours: Vec<(String, Jurisdiction)> = caches
+        .data_centers
+        .state()
+        .iter()
+        .filter(|other| other.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|other| other.meta().deletion_timestamp.is_none() && other.uid() != rdc.uid())
+        .filter_map(|other| {
+            let jurisdiction = Jurisdiction::parse(&other.spec.jurisdiction).ok()?;
+            Some((other.name_any(), jurisdiction))
+        })
+        .collect();
+    neighbours.push((rdc.name_any(), jurisdiction.clone()));
+    neighbours.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut labels = caches
+        .namespaces
+        .get(&ObjectRef::new(&namespace))
+        .and_then(|ns| ns.metadata.labels.clone())
+        .unwrap_or_default();
+    if ctx.settings.label_namespaces
+        && !labels.contains_key(NAMESPACE_LABEL)
+        && let Ok(Some(code)) = guard::namespace_code(neighbours.iter().map(|(_, j)| j))
+        && label_namespace(&namespace, &code, ctx).await?
+    {
+        labels.insert(NAMESPACE_LABEL.to_owned(), code);
+    }
+    let policies = caches.policies.state();
+    let bindings = caches.bindings.state();
+    let policies: Vec<_> = policies.iter().map(AsRef::as_ref).collect();
+    let bindings: Vec<_> = bindings.iter().map(AsRef::as_ref).collect();
+    Ok(guard::assess(&guard::Inputs {
+        namespace: &namespace,
+        namespace_labels: Some(&labels),
+        jurisdiction,
+        neighbours: &neighbours,
+        policies: &policies,
+        bindings: &bindings,
+        exempt_label: &ctx.settings.exempt_label,
+        operator_labels: ctx.settings.label_namespaces,
+    }))
+}
+
+/// Sets the jurisdiction label of a namespace that has none; true when it was set. Never taken
+/// from another manager (no force), and a namespace the operator may not label is not tried
+/// again until it restarts, so a refusal costs one request, not one per reconcile.
+async fn label_namespace(namespace: &str, code: &str, ctx: &Context) -> Result<bool, Error> {
+    if ctx
+        .unlabellable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(namespace)
+    {
+        return Ok(false);
+    }
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    let patch = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {NAMESPACE_LABEL: code}},
+    });
+    ctx.writer.metrics().write("apply", "Namespace");
+    match api
+        .patch(
+            namespace,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(%namespace, %code, "namespace labelled with its jurisdiction");
+            Ok(true)
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 403 => {
+            tracing::error!(%namespace, %code, message = %status.message, "cannot label the namespace with its jurisdiction; label it by hand");
+            ctx.unlabellable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(namespace.to_owned());
+            Ok(false)
+        }
+        Err(source) => Err(Error::Write {
+            verb: "apply",
+            kind: "Namespace",
+            object: namespace.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// The first pod (by name) the scheduler reports it cannot place, with the scheduler's message.
@@ -737,6 +871,7 @@ async fn write_status(
             "status written"
         );
         announce(rdc, current.as_ref(), &new_status, ctx);
+        announce_guard(rdc, current.as_ref(), &new_status, ctx);
         announce_violations(rdc, current.as_ref(), &new_status, ctx);
     }
     Ok(None)
@@ -771,6 +906,35 @@ fn announce(
     if status == "True" {
         publish(rdc, EventType::Normal, "Ready", &message, ctx);
     } else if !Reason::QUIET.iter().any(|quiet| quiet.as_str() == reason) {
+        publish(rdc, EventType::Warning, &reason, &message, ctx);
+    }
+}
+
+/// A Warning Event when the namespace's guard turns against the data centre itself: a namespace
+/// of another jurisdiction, or one shared with another jurisdiction's data centres.
+fn announce_guard(
+    rdc: &RegionalDataCenter,
+    old: Option<&RegionalDataCenterStatus>,
+    new: &RegionalDataCenterStatus,
+    ctx: &Context,
+) {
+    let guarded = |status: Option<&RegionalDataCenterStatus>| {
+        status?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ADMISSION_GUARDED)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let Some((reason, message)) = guarded(Some(new)) else {
+        return;
+    };
+    let wrong = [
+        Reason::JurisdictionConflict,
+        Reason::NamespaceJurisdictionMismatch,
+    ];
+    if wrong.iter().any(|r| r.as_str() == reason)
+        && guarded(old).is_none_or(|(old_reason, _)| old_reason != reason)
+    {
         publish(rdc, EventType::Warning, &reason, &message, ctx);
     }
 }
@@ -895,6 +1059,9 @@ mod tests {
             dns: resources::DnsPeer::default(),
             concurrency: 1,
             admin_address: ([127, 0, 0, 1], 0).into(),
+            label_namespaces: false,
+            declared_classes: None,
+            exempt_label: "domicile.dev/admission".to_owned(),
         }
     }
 
@@ -956,14 +1123,29 @@ mod tests {
 
     #[test]
     fn refused_updates_carry_the_steps_that_fix_them() {
-        let refused = refused_update("StatefulSet", "fleet-cn", "vehicle-data", "Forbidden");
+        let refused = refused_update("StatefulSet", "fleet-cn", "vehicle-data", "Forbidden", None);
         assert_eq!(refused.reason, Reason::UpdateRefused);
         assert!(
             refused
                 .message
                 .contains("kubectl delete statefulset vehicle-data -n fleet-cn --cascade=orphan")
         );
-        let other = refused_update("Service", "fleet-cn", "vehicle-data", "Invalid");
+        assert!(!refused.message.contains("admission"));
+        let guarded = refused_update(
+            "StatefulSet",
+            "fleet-cn",
+            "vehicle-data",
+            "Forbidden",
+            Some(("domicile-managed", "domicile.dev/admission")),
+        );
+        assert!(
+            guarded.message.contains(
+                "first kubectl label namespace fleet-cn domicile.dev/admission=exempt, and after it"
+            ),
+            "{}",
+            guarded.message
+        );
+        let other = refused_update("Service", "fleet-cn", "vehicle-data", "Invalid", None);
         assert!(
             other
                 .message

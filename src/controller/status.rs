@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{Phase, RegionalDataCenterStatus, Residency, Violation};
+use crate::guard::{Assessment, Standing};
 use crate::residency::Audit;
 
 pub const READY: &str = "Ready";
@@ -12,6 +13,7 @@ pub const RESIDENCY_COMPLIANT: &str = "ResidencyCompliant";
 pub const STORAGE_PROVISIONED: &str = "StorageProvisioned";
 pub const WORKLOAD_AVAILABLE: &str = "WorkloadAvailable";
 pub const LABEL_TRUSTED: &str = "LabelTrusted";
+pub const ADMISSION_GUARDED: &str = "AdmissionGuarded";
 
 /// Why a condition has its status: every reason the operator writes, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,14 @@ pub enum Reason {
     // LabelTrusted.
     NodeRestricted,
     KubeletSettableLabel,
+    // AdmissionGuarded.
+    Enforced,
+    JurisdictionConflict,
+    NamespaceNotLabelled,
+    NamespaceJurisdictionMismatch,
+    NamespaceExempt,
+    PolicyMissing,
+    NotEnforced,
 }
 
 impl Reason {
@@ -65,6 +75,13 @@ impl Reason {
             Self::Ready => "Ready",
             Self::NodeRestricted => "NodeRestricted",
             Self::KubeletSettableLabel => "KubeletSettableLabel",
+            Self::Enforced => "Enforced",
+            Self::JurisdictionConflict => "JurisdictionConflict",
+            Self::NamespaceNotLabelled => "NamespaceNotLabelled",
+            Self::NamespaceJurisdictionMismatch => "NamespaceJurisdictionMismatch",
+            Self::NamespaceExempt => "NamespaceExempt",
+            Self::PolicyMissing => "PolicyMissing",
+            Self::NotEnforced => "NotEnforced",
         }
     }
 
@@ -113,6 +130,8 @@ pub struct Observation<'a> {
     pub pods_refused: Option<&'a str>,
     /// A pod the scheduler cannot place, and the scheduler's words.
     pub unschedulable: Option<&'a str>,
+    /// The admission guard of the namespace, once the jurisdiction is known.
+    pub guard: Option<&'a Assessment>,
 }
 
 /// One condition's verdict before it is dated: True, False or Unknown (`None`), and why.
@@ -275,6 +294,25 @@ fn label_trusted(o: &Observation<'_>) -> Verdict {
     }
 }
 
+/// AdmissionGuarded: the API server refuses, in this namespace, what would take data out.
+fn admission_guarded(guard: &Assessment) -> Verdict {
+    let reason = match guard.standing {
+        Standing::Enforced => Reason::Enforced,
+        Standing::JurisdictionConflict => Reason::JurisdictionConflict,
+        Standing::NamespaceNotLabelled => Reason::NamespaceNotLabelled,
+        Standing::NamespaceJurisdictionMismatch => Reason::NamespaceJurisdictionMismatch,
+        Standing::NamespaceExempt => Reason::NamespaceExempt,
+        Standing::PolicyMissing => Reason::PolicyMissing,
+        Standing::NotEnforced => Reason::NotEnforced,
+    };
+    let message = guard.message.clone();
+    if guard.standing == Standing::Enforced {
+        Verdict::holds(reason, message)
+    } else {
+        Verdict::fails(reason, message)
+    }
+}
+
 fn phase(o: &Observation<'_>, ready: &Verdict, storage: &Verdict) -> Phase {
     if o.audit.residency == Residency::Violated {
         Phase::Violated
@@ -340,6 +378,10 @@ pub fn derive_status(
         (LABEL_TRUSTED, label_trusted(o)),
     ]
     .into_iter()
+    .chain(
+        o.guard
+            .map(|guard| (ADMISSION_GUARDED, admission_guarded(guard))),
+    )
     .map(|(type_, verdict)| condition(type_, verdict, o.generation, previous_conditions, now))
     .collect();
 
@@ -376,6 +418,7 @@ pub fn derive_status(
         placements: o.audit.placements.clone(),
         violations,
         last_audit_time: previous.and_then(|s| s.last_audit_time.clone()),
+        guard: o.guard.map(|guard| guard.status.clone()),
         conditions,
     };
     // The audit time moves only with the verdict, so an unchanged cluster is never rewritten.
@@ -501,6 +544,7 @@ mod tests {
             refused: None,
             pods_refused: None,
             unschedulable: None,
+            guard: None,
         }
     }
 
