@@ -1,6 +1,7 @@
 //! End-to-end tests against a real API server (see hack/cluster-up.sh); run with `make test`.
 
 mod admin;
+mod admission;
 mod chart;
 mod crd;
 mod drift;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    EVENT_WITHIN, JURISDICTION_LABEL, SUBDIVISION_LABEL, TestNamespace, TestNode, kubectl_ok,
-    local_rdc, node_labels, poll,
+    AS_TRUSTED_CONTROLLER, EVENT_WITHIN, JURISDICTION_LABEL, SUBDIVISION_LABEL, TestNamespace,
+    TestNode, kubectl_ok, local_rdc, node_labels, poll,
 };
 
 /// The node a local volume is pinned to.
@@ -276,8 +276,16 @@ fn children_deleted_by_hand_are_recreated() {
     for kind in ["statefulset", "service"] {
         let before =
             ns.get_json(kind, "orders").expect("the child exists")["metadata"]["uid"].clone();
+        // As a controller the managed-objects policy trusts (it refuses a person).
         ns.kubectl_ok(
-            &["delete", kind, "orders", "--wait=true", "--timeout=60s"],
+            &[
+                "delete",
+                AS_TRUSTED_CONTROLLER,
+                kind,
+                "orders",
+                "--wait=true",
+                "--timeout=60s",
+            ],
             None,
         );
         poll(

@@ -147,6 +147,22 @@ impl TestNamespace {
         ))
     }
 
+    /// A namespace the chart's admission policies skip (`domicile.dev/admission=exempt`), for
+    /// scenarios the policies would refuse before the operator could see them.
+    pub fn exempt(test: &str) -> Self {
+        let ns = Self::new(test);
+        kubectl_ok(
+            &[
+                "label",
+                "namespace",
+                &ns.name,
+                "domicile.dev/admission=exempt",
+            ],
+            None,
+        );
+        ns
+    }
+
     /// A namespace called exactly `name` (which must start with `e2e-`, so the quiet test
     /// waits for it to go).
     pub fn named(name: String) -> Self {
@@ -293,6 +309,11 @@ pub fn node_labels(node: &str) -> Value {
     );
     serde_json::from_str(&out).expect("kubectl prints JSON")
 }
+
+/// kubectl's flag to act as the garbage collector, one of the Kubernetes controllers the
+/// managed-objects admission policy lets change what the operator manages (a person it refuses).
+pub const AS_TRUSTED_CONTROLLER: &str =
+    "--as=system:serviceaccount:kube-system:generic-garbage-collector";
 
 pub const JURISDICTION_LABEL: &str = "domicile.node-restriction.kubernetes.io/jurisdiction";
 pub const SUBDIVISION_LABEL: &str = "domicile.node-restriction.kubernetes.io/subdivision";

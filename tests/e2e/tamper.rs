@@ -1,13 +1,19 @@
 //! Children stay as declared: whoever changes a field the operator sets (kubectl patch, a
 //! server-side apply under another field manager with --force-conflicts, a label), sees it set back
 //! within seconds, with a ChildRestored Event that names the change and who made it.
+//!
+//! The managed-objects admission policy refuses such changes to people (tests/e2e/admission.rs);
+//! the changes here are made as a Kubernetes controller it must let through, the garbage
+//! collector, because what these tests prove is the line behind it: whatever got a change
+//! through, the operator sets it back.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::{
-    EVENT_WITHIN, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl, kubectl_ok, local_rdc, poll,
+    AS_TRUSTED_CONTROLLER, EVENT_WITHIN, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl,
+    kubectl_ok, local_rdc, poll,
 };
 
 /// How long a tampered child may stay tampered.
@@ -69,6 +75,7 @@ fn statefulset_affinity_widened_by_kubectl_patch_is_restored() {
     ns.kubectl_ok(
         &[
             "patch",
+            AS_TRUSTED_CONTROLLER,
             "statefulset",
             "patched",
             "--type=json",
@@ -106,6 +113,7 @@ fn statefulset_affinity_widened_by_another_field_manager_is_restored() {
             "--server-side",
             "--force-conflicts",
             "--field-manager=intruder",
+            AS_TRUSTED_CONTROLLER,
             "-f",
             "-",
         ],
@@ -138,6 +146,7 @@ fn network_policy_rules_removed_or_opened_are_restored() {
     ns.kubectl_ok(
         &[
             "patch",
+            AS_TRUSTED_CONTROLLER,
             "networkpolicy",
             "fenced",
             "--type=json",
@@ -159,6 +168,7 @@ fn network_policy_rules_removed_or_opened_are_restored() {
     ns.kubectl_ok(
         &[
             "patch",
+            AS_TRUSTED_CONTROLLER,
             "networkpolicy",
             "fenced",
             "--type=json",
@@ -186,7 +196,14 @@ fn service_selector_changed_is_restored() {
     let declared = selector(&ns);
     let steal = json!({"spec": {"selector": {"domicile.dev/regional-data-center": "intruder"}}});
     ns.kubectl_ok(
-        &["patch", "service", "served", "-p", &steal.to_string()],
+        &[
+            "patch",
+            AS_TRUSTED_CONTROLLER,
+            "service",
+            "served",
+            "-p",
+            &steal.to_string(),
+        ],
         None,
     );
     assert_restored(
@@ -220,6 +237,7 @@ fn managed_storage_class_and_local_volume_changed_are_restored() {
     kubectl_ok(
         &[
             "label",
+            AS_TRUSTED_CONTROLLER,
             "storageclass",
             "domicile-local-no",
             &format!("{JURISDICTION_LABEL}=US"),
@@ -254,6 +272,7 @@ fn managed_storage_class_and_local_volume_changed_are_restored() {
     kubectl_ok(
         &[
             "patch",
+            AS_TRUSTED_CONTROLLER,
             "pv",
             &volume,
             "-p",
@@ -302,6 +321,11 @@ fn an_update_the_api_server_refuses_is_reported_with_the_steps_that_fix_it() {
     });
     assert!(message.contains("StatefulSet resized"), "{message}");
     assert!(message.contains("--cascade=orphan"), "{message}");
+    let exempt = format!(
+        "kubectl label namespace {} domicile.dev/admission=exempt",
+        ns.name
+    );
+    assert!(message.contains(&exempt), "{message}");
     poll("a Warning Event UpdateRefused too", EVENT_WITHIN, || {
         ns.kubectl_ok(
             &["get", "events", "-o", "jsonpath={.items[*].reason}"],
@@ -310,11 +334,26 @@ fn an_update_the_api_server_refuses_is_reported_with_the_steps_that_fix_it() {
         .contains("UpdateRefused")
         .then_some(())
     });
-    // The steps the message gives, as a person would take them.
+    // The steps the message gives, as a person would take them: the managed-objects policy
+    // refuses the deletion until the namespace is exempt for the moment.
+    let refused = ns.kubectl(
+        &["delete", "statefulset", "resized", "--cascade=orphan"],
+        None,
+    );
+    assert!(
+        refused.stderr.contains("managed by domicile"),
+        "{}",
+        refused.stderr
+    );
+    let label = |change: &str| {
+        kubectl_ok(&["label", "namespace", &ns.name, change], None);
+    };
+    label("domicile.dev/admission=exempt");
     ns.kubectl_ok(
         &["delete", "statefulset", "resized", "--cascade=orphan"],
         None,
     );
+    label("domicile.dev/admission-");
     ns.wait_ready("resized");
     let template =
         ns.get_json("statefulset", "resized").expect("recreated")["spec"]["volumeClaimTemplates"]
