@@ -33,13 +33,17 @@ if [[ -n "$REAL_NODES" ]]; then
   "$HELM_BIN/helm" install domicile "$REPO_ROOT/charts/domicile" --kubeconfig "$ADMIN_KUBECONFIG" \
     --namespace "$OPERATOR_NAMESPACE" --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
     --set image.pullPolicy=Never --set-string 'nodeSelector.domicile\.dev/node=real' \
-    --wait --timeout 180s >/dev/null
+    --set namespaces.label=true --wait --timeout 180s >/dev/null
   echo
   echo "\$ kubectl get pods -n $OPERATOR_NAMESPACE -o wide"
   kubectl get pods -n "$OPERATOR_NAMESPACE" -o wide
   logs_hint="kubectl logs -n $OPERATOR_NAMESPACE deployment/domicile"
   metrics_hint="kubectl port-forward -n $OPERATOR_NAMESPACE service/domicile-metrics 8080, then curl localhost:8080/metrics"
+  # The operator labelled the examples' namespaces; the chart's admission policies guard them.
+  probe_hint="
+  kubectl run probe -n fleet-cn --image=busybox   (refused: fleet-cn belongs to CN)"
 else
+  probe_hint=""
   log "installing the RegionalDataCenter CRD from crds/"
   kubectl apply --server-side -f crds/ >/dev/null
   admin="127.0.0.1:${DOMICILE_ADMIN_PORT:-18080}"
@@ -69,7 +73,7 @@ The cluster keeps running. To look around:
   export KUBECONFIG=$ADMIN_KUBECONFIG PATH=$KUBE_BIN:\$PATH
   kubectl get nodes -L domicile.node-restriction.kubernetes.io/jurisdiction
   kubectl describe rdc -n fleet-cn vehicle-data
-  kubectl get pods,pvc -n fleet-cn -o wide
+  kubectl get pods,pvc -n fleet-cn -o wide${probe_hint}
   the operator's log: $logs_hint
   its metrics: $metrics_hint
 Stop the operator and the cluster with: make cluster-down

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
 
 use super::Context;
 use crate::resources::FIELD_MANAGER;
@@ -51,44 +52,73 @@ pub fn holds(live: Option<&ConfigMap>, desired: &ConfigMap) -> bool {
     })
 }
 
-/// Runs until aborted: at each wake-up, once every watch has listed, compares the classes with
-/// the ConfigMap and applies the difference.
-pub async fn keep(
-    ctx: Arc<Context>,
-    namespace: String,
-    name: String,
-    live: Store<ConfigMap>,
-    wake: Arc<tokio::sync::Notify>,
-) {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-    let key = ObjectRef::new(&name).within(&namespace);
+/// The ConfigMap of declared classes and what keeps it.
+pub struct Declared {
+    pub namespace: String,
+    pub name: String,
+    pub live: Store<ConfigMap>,
+    /// One write at a time: the keeper and the reconciles that apply a class.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Declared {
+    pub fn new(namespace: String, name: String, live: Store<ConfigMap>) -> Self {
+        Self {
+            namespace,
+            name,
+            live,
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Brings the ConfigMap in line with the classes of the cache and `applied`, a class just
+    /// applied that the cache may not show yet; writes only when the ConfigMap differs. A
+    /// reconcile calls it between its class and its StatefulSet, so that the claims of a new
+    /// jurisdiction's first data centre are not refused for want of a declaration.
+    pub async fn sync(&self, ctx: &Context, applied: Option<&StorageClass>) -> kube::Result<()> {
+        let _one = self.writing.lock().await;
+        let classes = ctx.caches.classes.state();
+        let mut declared =
+            crate::guard::declared_classes(classes.iter().map(AsRef::as_ref), &ctx.settings.keys);
+        if let Some(class) = applied {
+            declared.remove(&class.name_any());
+            declared.extend(crate::guard::declared_classes([class], &ctx.settings.keys));
+        }
+        let desired = desired(&self.namespace, &self.name, declared);
+        let key = ObjectRef::new(&self.name).within(&self.namespace);
+        if holds(self.live.get(&key).as_deref(), &desired) {
+            return Ok(());
+        }
+        ctx.writer.metrics().write("apply", "ConfigMap");
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &self.namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&self.name, &params, &Patch::Apply(&desired))
+            .await?;
+        tracing::info!(
+            configmap = %key,
+            classes = desired.data.as_ref().map_or(0, BTreeMap::len),
+            "declared storage classes written"
+        );
+        Ok(())
+    }
+}
+
+/// Runs until aborted: at each wake-up (a class or the ConfigMap changed, or every watch has
+/// listed), brings the ConfigMap in line.
+pub async fn keep(ctx: Arc<Context>, declared: Arc<Declared>, wake: Arc<tokio::sync::Notify>) {
     loop {
         wake.notified().await;
         if !ctx.watches.listed() {
             continue;
         }
-        let classes = ctx.caches.classes.state();
-        let declared =
-            crate::guard::declared_classes(classes.iter().map(AsRef::as_ref), &ctx.settings.keys);
-        let desired = desired(&namespace, &name, declared);
-        if holds(live.get(&key).as_deref(), &desired) {
-            continue;
-        }
-        ctx.writer.metrics().write("apply", "ConfigMap");
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&name, &params, &Patch::Apply(&desired)).await {
-            Ok(_) => tracing::info!(
-                configmap = %key,
-                classes = desired.data.as_ref().map_or(0, BTreeMap::len),
-                "declared storage classes written"
-            ),
-            // The next change of a class or of the ConfigMap tries again.
-            Err(err) => tracing::error!(
-                configmap = %key,
+        // The next change of a class or of the ConfigMap tries again.
+        if let Err(err) = declared.sync(&ctx, None).await {
+            tracing::error!(
+                configmap = %format!("{}/{}", declared.namespace, declared.name),
                 error = %err,
                 "cannot write the declared storage classes; claims in jurisdiction namespaces \
                  are refused until it is written"
-            ),
+            );
         }
     }
 }

@@ -157,6 +157,8 @@ pub struct Context {
     pub caches: Caches,
     backoffs: Backoffs,
     watches: Arc<Watches>,
+    /// The ConfigMap of declared classes the claims admission policy reads, when kept.
+    declared: Option<Arc<declared::Declared>>,
     /// Namespaces the operator was refused labelling (by RBAC, or another label manager).
     unlabellable: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -558,6 +560,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         let _ = all_synced.await;
     };
 
+    let declared_classes = declared.as_ref().map(|(namespace, name, watch)| {
+        Arc::new(declared::Declared::new(
+            namespace.clone(),
+            name.clone(),
+            watch.store.clone(),
+        ))
+    });
     let (announcer, publisher) = Announcer::start(
         writer.clone(),
         Recorder::new(client.clone(), Reporter::from("domicile")),
@@ -585,13 +594,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         },
         backoffs: Backoffs::default(),
         unlabellable: std::sync::Mutex::default(),
+        declared: declared_classes.clone(),
         watches: watches.clone(),
         client: client.clone(),
         settings,
     });
 
     // The list of declared classes the claims admission policy reads, kept by a task of its own.
-    let _keeper = declared.map(|(namespace, name, watch)| {
+    let _keeper = declared.map(|(_, _, watch)| {
         let wake = Arc::clone(&classes_changed);
         let echoes = watch.touched.for_each(move |_| {
             wake.notify_one();
@@ -599,9 +609,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         });
         let keeper = declared::keep(
             Arc::clone(&context),
-            namespace,
-            name,
-            watch.store,
+            context.declared.clone().expect("kept when watched"),
             Arc::clone(&classes_changed),
         );
         WatchTasks(vec![

@@ -337,9 +337,16 @@ async fn apply_children(
         refused: &mut refused,
     };
     if let Some(class) = class {
+        let declared = class.clone();
         applier
             .apply(Api::all(client.clone()), class, &caches.classes)
             .await?;
+        // Declared to the claims policy before the StatefulSet's claims ask for it.
+        if let Some(list) = &ctx.declared
+            && let Err(err) = list.sync(ctx, Some(&declared)).await
+        {
+            tracing::error!(rdc = %ObjectRef::from(rdc), error = %err, "cannot declare the StorageClass to the claims admission policy; its claims are refused until it is");
+        }
     }
     for pv in volumes {
         applier

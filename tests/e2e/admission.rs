@@ -330,6 +330,42 @@ fn managed_objects_are_the_operators_alone_and_the_namespace_is_guarded() {
         );
     }
 
+    // The audit judges the guard by itself, beside the residency verdict.
+    let binary = std::env::var("DOMICILE_BIN")
+        .expect("DOMICILE_BIN names the domicile binary (hack/e2e.sh sets it)");
+    let out = std::process::Command::new(&binary)
+        .args(["audit", "-n", &ns.name, "-o", "json"])
+        .output()
+        .expect("domicile audit runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let guard = &reports[0]["guard"];
+    assert_eq!(guard["guarded"], true, "{guard}");
+    assert_eq!(guard["reason"], "Enforced");
+    assert_eq!(guard["namespaceJurisdiction"], "CN");
+    let out = std::process::Command::new(&binary)
+        .args(["audit", "-n", &ns.name])
+        .output()
+        .expect("domicile audit runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{table}");
+    assert!(
+        table.lines().next().is_some_and(|h| h.ends_with("GUARD")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|r| r.ends_with("Enforced")),
+        "{table}"
+    );
+
     let out = kubectl_edit(&ns, "statefulset/ledger");
     assert_refused(
         &out,

@@ -88,6 +88,9 @@ fn survive_outages(signal: &str) {
     let relabelled = TestNode::new("e2e-is", &[(JURISDICTION_LABEL, "IS")]);
     let _spare = TestNode::new("e2e-gl", &[(JURISDICTION_LABEL, "GL")]);
     let ns = TestNamespace::new(&format!("outage_{}", signal.to_lowercase()));
+    // The new data centres are of another jurisdiction, so of another namespace: a namespace
+    // belongs to one jurisdiction, and the claims policy refuses the others' claims.
+    let fresh_ns = TestNamespace::new(&format!("outage_{}_gl", signal.to_lowercase()));
     ns.create_and_wait_ready(&local_rdc("before", "IS", 1));
     let pod = ns.get_json("pod", "before-0").expect("the pod runs");
     let node = pod["spec"]["nodeName"]
@@ -132,7 +135,7 @@ fn survive_outages(signal: &str) {
             None,
         );
         let fresh = format!("after-{round}");
-        ns.kubectl_ok(
+        fresh_ns.kubectl_ok(
             &["apply", "-f", "-"],
             Some(&local_rdc(&fresh, "GL", 1).to_string()),
         );
@@ -149,7 +152,7 @@ fn survive_outages(signal: &str) {
         let converged = poll(
             &format!("round {round}: {fresh} Ready after SIG{signal}"),
             deadline,
-            || ready(&status(&ns, &fresh)?).then(|| back.elapsed()),
+            || ready(&status(&fresh_ns, &fresh)?).then(|| back.elapsed()),
         );
         let healthy = poll(
             &format!("round {round}: /readyz 200 again"),
