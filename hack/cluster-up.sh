@@ -29,7 +29,8 @@ fi
 pki="$CLUSTER_DIR/pki"
 
 # --- Certificates: one CA, the API server's serving certificate, an admin client certificate
-# (system:masters, used by the admin, the controllers and kwok) and the service-account keys.
+# (system:masters, used by the admin and kwok), the scheduler's and the controller manager's, and
+# the service-account keys.
 # OpenSSL 3 writes v3 certificates only with an extension file; rustls refuses anything else.
 openssl_quiet() { openssl "$@" 2>/dev/null; }
 openssl_quiet req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=domicile-local-ca" \
@@ -57,11 +58,22 @@ extendedKeyUsage=clientAuth"
 sign apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
+# The scheduler and the controller manager act as themselves, as kubeadm sets them up: the
+# admission policy that guards managed objects trusts them by name, and a person's admin
+# certificate it does not.
+for component in kube-scheduler kube-controller-manager; do
+  sign "$component" "/CN=system:$component" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+done
 openssl_quiet genrsa -out "$pki/sa.key" 2048
 openssl_quiet rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 
 server="https://127.0.0.1:$APISERVER_PORT"
-cat > "$ADMIN_KUBECONFIG" <<KUBECONFIG
+# write_kubeconfig FILE USER CERTIFICATE: a kubeconfig of USER with the client certificate
+# $pki/CERTIFICATE.crt.
+write_kubeconfig() {
+  cat > "$1" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
@@ -70,15 +82,20 @@ clusters:
     server: $server
     certificate-authority: $pki/ca.crt
 users:
-- name: domicile-admin
+- name: $2
   user:
-    client-certificate: $pki/admin.crt
-    client-key: $pki/admin.key
+    client-certificate: $pki/$3.crt
+    client-key: $pki/$3.key
 contexts:
 - name: domicile-local
-  context: {cluster: domicile-local, user: domicile-admin}
+  context: {cluster: domicile-local, user: $2}
 current-context: domicile-local
 KUBECONFIG
+}
+write_kubeconfig "$ADMIN_KUBECONFIG" domicile-admin admin
+for component in kube-scheduler kube-controller-manager; do
+  write_kubeconfig "$pki/$component.kubeconfig" "system:$component" "$component"
+done
 
 if [[ -n "$REAL_NODES" ]]; then
   "$HACK_DIR/real-node.sh" network-up

@@ -8,10 +8,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pki="$CLUSTER_DIR/pki"
-kube_component_flags=(
-  --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG"
-  --authorization-kubeconfig="$ADMIN_KUBECONFIG" --leader-elect=false --bind-address=127.0.0.1
-)
+# kube_component_flags NAME: the flags kube-scheduler and kube-controller-manager share, with the
+# kubeconfig of their own identity (system:NAME).
+kube_component_flags() {
+  local kubeconfig="$pki/$1.kubeconfig"
+  printf '%s\n' --kubeconfig="$kubeconfig" --authentication-kubeconfig="$kubeconfig" \
+    --authorization-kubeconfig="$kubeconfig" --leader-elect=false --bind-address=127.0.0.1
+}
 
 kubectl=("$KUBE_BIN/kubectl" --kubeconfig="$ADMIN_KUBECONFIG")
 kwok_nodes() { "${kubectl[@]}" get nodes --selector type=kwok --output name | sed 's|^node/||'; }
@@ -55,8 +58,9 @@ start() {
       # turns NotReady and tainted, and nothing is scheduled for a while after. Each controller
       # acts as a ServiceAccount of its own, as kubeadm sets it up; the admission policy that
       # guards managed objects trusts them by name.
+      mapfile -t flags < <(kube_component_flags kube-controller-manager)
       start_component kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
-        "${kube_component_flags[@]}" --secure-port="$CONTROLLER_MANAGER_PORT" \
+        "${flags[@]}" --secure-port="$CONTROLLER_MANAGER_PORT" \
         --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
         --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
         --controllers='*' --use-service-account-credentials=true --allocate-node-cidrs=false --v=1 \
@@ -64,8 +68,9 @@ start() {
       wait_healthy kube-controller-manager 60 -k "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
       ;;
     kube-scheduler)
+      mapfile -t flags < <(kube_component_flags kube-scheduler)
       start_component kube-scheduler "$KUBE_BIN/kube-scheduler" \
-        "${kube_component_flags[@]}" --secure-port="$SCHEDULER_PORT" --v=1
+        "${flags[@]}" --secure-port="$SCHEDULER_PORT" --v=1
       wait_healthy kube-scheduler 60 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
       ;;
     kwok)

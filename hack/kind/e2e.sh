@@ -28,7 +28,8 @@ kubectl label "${workers[2]}" "$key/subdivision=CN-SH" --overwrite
 docker build -t domicile:dev .
 kind load docker-image domicile:dev --name "$cluster"
 helm install domicile charts/domicile --namespace domicile-system --create-namespace \
-  --set image.repository=domicile --set image.tag=dev --set image.pullPolicy=Never --wait
+  --set image.repository=domicile --set image.tag=dev --set image.pullPolicy=Never \
+  --set namespaces.label=true --wait
 
 kubectl -n domicile-system port-forward deploy/domicile 18080:8080 >/dev/null &
 trap 'kill %1; kind delete cluster --name "$cluster"' EXIT
