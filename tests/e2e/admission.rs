@@ -528,19 +528,31 @@ fn the_operators_own_account_cannot_reach_a_host() {
     assert_refused(
         &out,
         "domicile-operator",
-        &["only the domicile.dev/jurisdiction label"],
+        &["may only add a missing domicile.dev/jurisdiction label"],
     );
-    kubectl_ok(
-        &[
-            "label",
-            "namespace",
-            &ns.name,
-            &format!("{NAMESPACE_LABEL}=CN"),
-            "--dry-run=server",
-            &account,
-        ],
-        None,
-    );
+    let label_as_operator = |change: &str| {
+        kubectl(
+            &[
+                "label",
+                "namespace",
+                &ns.name,
+                change,
+                "--overwrite",
+                &account,
+            ],
+            None,
+        )
+    };
+    let out = label_as_operator(&format!("{NAMESPACE_LABEL}=CN"));
+    assert!(out.success, "{}", out.stderr);
+    // Once there, the label is out of its reach: neither changed nor taken away.
+    for change in [
+        format!("{NAMESPACE_LABEL}=DE"),
+        format!("{NAMESPACE_LABEL}-"),
+    ] {
+        let out = label_as_operator(&change);
+        assert_refused(&out, "domicile-operator", &["may only add a missing"]);
+    }
 }
 
 #[test]
