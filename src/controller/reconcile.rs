@@ -28,7 +28,7 @@ use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
     Enforcement, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
 };
-use crate::guard::{self, Assessment, NAMESPACE_LABEL};
+use crate::guard::{self, Assessment, NAMESPACE_LABEL, Standing};
 use crate::residency::{self, Observed, ViolationReason};
 use crate::resources::{self, FIELD_MANAGER, RDC_LABEL};
 
@@ -936,8 +936,8 @@ fn announce_guard(
         return;
     };
     let wrong = [
-        Reason::JurisdictionConflict,
-        Reason::NamespaceJurisdictionMismatch,
+        Standing::JurisdictionConflict,
+        Standing::NamespaceJurisdictionMismatch,
     ];
     if wrong.iter().any(|r| r.as_str() == reason)
         && guarded(old).is_none_or(|(old_reason, _)| old_reason != reason)

@@ -43,14 +43,8 @@ pub enum Reason {
     // LabelTrusted.
     NodeRestricted,
     KubeletSettableLabel,
-    // AdmissionGuarded.
-    Enforced,
-    JurisdictionConflict,
-    NamespaceNotLabelled,
-    NamespaceJurisdictionMismatch,
-    NamespaceExempt,
-    PolicyMissing,
-    NotEnforced,
+    /// AdmissionGuarded: the guard's standing names the reason.
+    Guard(Standing),
 }
 
 impl Reason {
@@ -75,13 +69,7 @@ impl Reason {
             Self::Ready => "Ready",
             Self::NodeRestricted => "NodeRestricted",
             Self::KubeletSettableLabel => "KubeletSettableLabel",
-            Self::Enforced => "Enforced",
-            Self::JurisdictionConflict => "JurisdictionConflict",
-            Self::NamespaceNotLabelled => "NamespaceNotLabelled",
-            Self::NamespaceJurisdictionMismatch => "NamespaceJurisdictionMismatch",
-            Self::NamespaceExempt => "NamespaceExempt",
-            Self::PolicyMissing => "PolicyMissing",
-            Self::NotEnforced => "NotEnforced",
+            Self::Guard(standing) => standing.as_str(),
         }
     }
 
@@ -296,16 +284,7 @@ fn label_trusted(o: &Observation<'_>) -> Verdict {
 
 /// AdmissionGuarded: the API server refuses, in this namespace, what would take data out.
 fn admission_guarded(guard: &Assessment) -> Verdict {
-    let reason = match guard.standing {
-        Standing::Enforced => Reason::Enforced,
-        Standing::JurisdictionConflict => Reason::JurisdictionConflict,
-        Standing::NamespaceNotLabelled => Reason::NamespaceNotLabelled,
-        Standing::NamespaceJurisdictionMismatch => Reason::NamespaceJurisdictionMismatch,
-        Standing::NamespaceExempt => Reason::NamespaceExempt,
-        Standing::PolicyMissing => Reason::PolicyMissing,
-        Standing::NotEnforced => Reason::NotEnforced,
-    };
-    let message = guard.message.clone();
+    let (reason, message) = (Reason::Guard(guard.standing), guard.message.clone());
     if guard.standing == Standing::Enforced {
         Verdict::holds(reason, message)
     } else {
@@ -664,6 +643,53 @@ mod tests {
         );
         assert!(trusted.message.contains("example.com/country"));
         assert_eq!(condition_of(&status, READY).status, "True");
+    }
+
+    #[test]
+    fn the_admission_guard_is_a_condition_of_its_own_that_never_blocks_readiness() {
+        let audit = compliant_audit(3);
+        let o = observation(&audit, 3);
+        let status = derive_status(&o, None, at(0));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != ADMISSION_GUARDED),
+            "not judged, not reported"
+        );
+        assert_eq!(status.guard, None);
+
+        let guard = Assessment {
+            status: crate::api::GuardStatus {
+                namespace_jurisdiction: None,
+                policies: vec![],
+            },
+            standing: Standing::NamespaceNotLabelled,
+            message: "kubectl label namespace fleet-cn domicile.dev/jurisdiction=CN".to_owned(),
+        };
+        let mut o = observation(&audit, 3);
+        o.guard = Some(&guard);
+        let status = derive_status(&o, None, at(0));
+        let guarded = condition_of(&status, ADMISSION_GUARDED);
+        assert_eq!(
+            (guarded.status.as_str(), guarded.reason.as_str()),
+            ("False", "NamespaceNotLabelled")
+        );
+        assert!(guarded.message.contains("kubectl label namespace"));
+        assert_eq!(status.guard, Some(guard.status.clone()));
+        assert_eq!(condition_of(&status, READY).status, "True");
+
+        let enforced = Assessment {
+            standing: Standing::Enforced,
+            ..guard.clone()
+        };
+        o.guard = Some(&enforced);
+        let status = derive_status(&o, None, at(0));
+        let guarded = condition_of(&status, ADMISSION_GUARDED);
+        assert_eq!(
+            (guarded.status.as_str(), guarded.reason.as_str()),
+            ("True", "Enforced")
+        );
     }
 
     #[test]
