@@ -562,18 +562,10 @@ fn with_warn_the_pod_is_admitted_and_kubectl_warns() {
     // which is exempt from it.
     let ns = jurisdiction_namespace("admission_warn", "CN");
     kubectl_ok(&["label", "namespace", &ns.name, EXEMPT], None);
-    let helm = std::env::var("HELM").expect("HELM names the helm binary (hack/e2e.sh sets it)");
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/domicile");
-    let release = unique("warn");
-    let out = std::process::Command::new(helm)
-        .args([
-            "template",
-            &release,
-            chart,
-            "--namespace",
-            "domicile-system",
-            "--kube-version",
-            "1.36.3",
+    let rendered = crate::chart::helm_template(
+        &unique("warn"),
+        "domicile-system",
+        &[
             "--show-only",
             "templates/admission-policies.yaml",
             "--set",
@@ -582,22 +574,10 @@ fn with_warn_the_pod_is_admitted_and_kubectl_warns() {
             "admission.exemptLabel=e2e.domicile.dev/warn-exempt",
             "--set",
             "admission.claims.enabled=false,admission.managed.enabled=false,admission.operator.enabled=false",
-        ])
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let mut objects = Vec::new();
-    for document in String::from_utf8_lossy(&out.stdout).split("\n---") {
-        let Ok(mut object) = serde_yaml::from_str::<Value>(document) else {
-            continue;
-        };
-        if object.is_null() {
-            continue;
-        }
+    for mut object in rendered {
         // Not one of the policies the operator reports on, and for this namespace only.
         object["metadata"]["labels"]
             .as_object_mut()

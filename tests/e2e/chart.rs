@@ -9,19 +9,21 @@ use serde_json::{Value, json};
 
 use crate::support::{TestNamespace, kubectl, kubectl_ok};
 
-fn helm_template(namespace: &str) -> Vec<Value> {
+/// `helm template` of the chart as `release` in `namespace`, with `extra` arguments, as objects.
+pub(crate) fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
     let helm = std::env::var("HELM").expect("HELM names the helm binary (hack/e2e.sh sets it)");
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/domicile");
     let out = std::process::Command::new(helm)
         .args([
             "template",
-            "domicile",
+            release,
             chart,
             "--namespace",
             namespace,
             "--kube-version",
             "1.36.3",
         ])
+        .args(extra)
         .output()
         .expect("helm runs");
     assert!(
@@ -49,7 +51,7 @@ fn chart_pod_meets_the_restricted_pod_security_standard() {
         ],
         None,
     );
-    let objects = helm_template(&ns.name);
+    let objects = helm_template("domicile", &ns.name, &[]);
     let deployment = objects
         .iter()
         .find(|o| o["kind"] == "Deployment")
