@@ -37,6 +37,7 @@ export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$OPERATOR_NAMESPACE:domi
 
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
 export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"
+export DOMICILE_E2E_DUMP_DIR="$CLUSTER_DIR/logs"
 log "starting the operator out-of-cluster as $DOMICILE_OPERATOR_ACCOUNT (log: $CLUSTER_DIR/logs/domicile.log)"
 KUBECONFIG="$operator_kubeconfig" target/debug/domicile run --admin-address "$admin" \
   --label-namespaces --declared-classes="$OPERATOR_NAMESPACE/domicile-storage-classes" \
@@ -65,7 +66,13 @@ fi
 
 kill -0 "$operator_pid" 2>/dev/null || { log "the operator died during the tests"; failed=1; }
 if ((failed)); then
-  log "end-to-end tests failed; logs are in $CLUSTER_DIR/logs (the operator's in domicile.log)"
+  # The last complaints of the operator and of the cluster's components, where a shortened log
+  # still shows them.
+  for name in domicile kube-apiserver kube-controller-manager kube-scheduler; do
+    echo "---- last warnings and errors in $name.log ----" >&2
+    grep -E ' (WARN|ERROR) |^[EW][0-9]{4} ' "$CLUSTER_DIR/logs/$name.log" | tail -n 12 | cut -c1-400 >&2 || true
+  done
+  log "end-to-end tests failed; logs are in $CLUSTER_DIR/logs (the operator's in domicile.log, each failed test's objects in e2e-*.yaml)"
   exit 1
 fi
 # A graceful stop on SIGTERM is part of what is tested.

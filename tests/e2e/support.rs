@@ -79,6 +79,26 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
 /// being written (by the other tests too), 30 s at most after they were queued.
 pub const EVENT_WITHIN: Duration = Duration::from_secs(60);
 
+/// Polls `check` every 250 ms until it returns `Ok`, or fails the test after `timeout` with the
+/// last `Err`, which says what was seen instead.
+pub fn poll_seen<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Polls `check` every 250 ms until it returns `Some`, or fails the test after `timeout`.
 pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -197,18 +217,60 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let dump = self.kubectl(
-                &["get", "rdc,statefulsets,pods,pvc,events", "-o", "yaml"],
-                None,
-            );
-            // The same in one line each, last, where a shortened log still shows it.
-            let summary = self.kubectl(&["get", "rdc,pods,pvc", "-o", "wide"], None);
-            eprintln!(
-                "---- objects in namespace {} ----\n{}{}\n{}{}",
-                self.name, dump.stdout, dump.stderr, summary.stdout, summary.stderr
-            );
+            self.dump();
         }
         kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
+
+impl TestNamespace {
+    /// What a failed test leaves to understand it: every object as YAML in a file (under
+    /// `DOMICILE_E2E_DUMP_DIR`, which hack/e2e.sh sets to the cluster's log folder), and on
+    /// stderr a few lines a shortened log still shows: each resource's conditions, the pods
+    /// and claims, the last Events.
+    fn dump(&self) {
+        let yaml = self.kubectl(
+            &["get", "rdc,statefulsets,pods,pvc,events", "-o", "yaml"],
+            None,
+        );
+        let dir = std::env::var_os("DOMICILE_E2E_DUMP_DIR")
+            .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+        let file = dir.join(format!("{}.yaml", self.name));
+        let written = std::fs::write(&file, format!("{}{}", yaml.stdout, yaml.stderr));
+        let conditions = self.kubectl(
+            &[
+                "get",
+                "rdc",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name}:{range .status.conditions[*]} {.type}={.status}/{.reason} ({.message});{end}{"\n"}{end}"#,
+            ],
+            None,
+        );
+        let placed = self.kubectl(&["get", "pods,pvc", "-o", "wide"], None);
+        let events = self.kubectl(
+            &[
+                "get",
+                "events",
+                "--sort-by=.metadata.creationTimestamp",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.creationTimestamp} {.type} {.reason} {.involvedObject.kind}/{.involvedObject.name}: {.message}{"\n"}{end}"#,
+            ],
+            None,
+        );
+        let last_events: Vec<&str> = events.stdout.lines().rev().take(15).collect();
+        eprintln!(
+            "---- namespace {} (every object: {}) ----\n{}{}{}{}---- its last events ----\n{}",
+            self.name,
+            match written {
+                Ok(()) => file.display().to_string(),
+                Err(err) => format!("not written to {}: {err}", file.display()),
+            },
+            conditions.stdout,
+            conditions.stderr,
+            placed.stdout,
+            placed.stderr,
+            last_events.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        );
     }
 }
 
