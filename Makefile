@@ -36,10 +36,11 @@ images:
 bench:
 	hack/bench.sh
 
-## crd: regenerate the checked-in CRD, and the chart's copy, from the Rust types.
+## crd: regenerate the checked-in CRDs, and the chart's copies, from the Rust types.
 crd:
-	$(CARGO) run --quiet -- crd > crds/domicile.dev_regionaldatacenters.yaml
-	cp crds/domicile.dev_regionaldatacenters.yaml charts/domicile/crds/
+	$(CARGO) run --quiet -- crd regionaldatacenters > crds/domicile.dev_regionaldatacenters.yaml
+	$(CARGO) run --quiet -- crd residencyhistories > crds/domicile.dev_residencyhistories.yaml
+	cp crds/domicile.dev_regionaldatacenters.yaml crds/domicile.dev_residencyhistories.yaml charts/domicile/files/
 
 cluster-up:
 	hack/cluster-up.sh

@@ -6,17 +6,33 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 "$HACK_DIR/build-tools.sh"
 helm="$HELM_BIN/helm"
 "$helm" lint --strict "$REPO_ROOT/charts/domicile"
-rendered="$("$helm" template domicile "$REPO_ROOT/charts/domicile" --namespace domicile-system --kube-version "$K8S_VERSION")"
-for kind in Deployment ServiceAccount ClusterRole ClusterRoleBinding Role Service \
-  ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding; do
+render() { "$helm" template domicile "$REPO_ROOT/charts/domicile" --namespace domicile-system --kube-version "$K8S_VERSION" "$@"; }
+rendered="$(render)"
+for kind in Deployment ServiceAccount ClusterRole ClusterRoleBinding Role Service PodDisruptionBudget \
+  CustomResourceDefinition ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding; do
   grep -q "^kind: $kind\$" <<<"$rendered" || die "helm template rendered no $kind"
 done
-# A validationActions the API server would refuse is refused by the chart, naming the value.
-for bad in '{Block}' '{Deny,Warn}' '{}'; do
-  if out="$("$helm" template domicile "$REPO_ROOT/charts/domicile" --kube-version "$K8S_VERSION" \
-    --set "admission.pods.validationActions=$bad" 2>&1)"; then
-    die "helm template accepted admission.pods.validationActions=$bad"
+grep -q "helm.sh/resource-policy: keep" <<<"$rendered" || die "the CRD is not kept on uninstall"
+! render --set crds.install=false | grep -q "^kind: CustomResourceDefinition$" || die "crds.install=false rendered the CRD"
+! render --set replicas=1 | grep -q "^kind: PodDisruptionBudget$" || die "a PodDisruptionBudget for one replica"
+digest="sha256:$(printf '0%.0s' {1..64})"
+render --set image.digest="$digest" | grep -q "image: \"domicile@$digest\"" || die "image.digest is not used"
+
+# values.schema.json refuses bad values before anything is rendered, and names them; the chart's
+# own checks name the value too.
+refused() { # VALUE PATH_IN_THE_MESSAGE
+  local out
+  if out="$(render --set "$1" 2>&1)"; then
+    die "helm template accepted $1"
   fi
-  grep -q "admission.pods.validationActions" <<<"$out" || die "no value named in: $out"
-done
+  grep -qF "$2" <<<"$out" || die "$2 not named in: $out"
+}
+refused 'admission.pods.validationActions={Block}' "/admission/pods/validationActions/0"
+refused 'admission.pods.validationActions={Deny,Warn}' "/admission/pods/validationActions/1"
+refused 'admission.pods.validationActions={}' "/admission/pods/validationActions"
+refused 'replica=3' "additional properties 'replica' not allowed"
+refused 'adminPort=70000' "/adminPort"
+refused 'image.digest=latest' "/image/digest"
+refused 'localRoot=/' "/localRoot"
+refused 'leaderElection.enabled=false' "replicas > 1 needs leaderElection.enabled"
 log "helm lint and helm template passed"

@@ -24,6 +24,12 @@ trap stop_all EXIT
 export KUBECONFIG="$ADMIN_KUBECONFIG" KUBECTL="$KUBE_BIN/kubectl"
 "$KUBECTL" apply --server-side -f crds/ >/dev/null
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
+# The PolicyReport CRD, so the operator writes its reports; the OpenReports one is installed by
+# the test that starts without it.
+mapfile -t report_crd_files < <(report_crds)
+"$KUBECTL" apply --server-side -f "${report_crd_files[0]}" >/dev/null
+"$KUBECTL" wait --for=condition=Established --timeout=60s crd/policyreports.wgpolicyk8s.io >/dev/null
+export DOMICILE_OPENREPORTS_CRD="${report_crd_files[1]}"
 
 # The operator runs with the Helm chart's ServiceAccount and RBAC only, so every scenario below
 # also proves that the chart grants enough. It labels namespaces with their jurisdiction, and the
@@ -49,12 +55,13 @@ wait_for 60 "the operator to be ready" operator_ready || { tail -n 30 "$CLUSTER_
 failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
-  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: "$@" || failed=1
+  cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: \
+    --skip reports::absent_ --skip history:: "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
   cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
-    --skip outage:: --skip real_node:: --show-output || failed=1
+    --skip outage:: --skip real_node:: --skip reports::absent_ --skip history:: --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
   fi
@@ -83,12 +90,13 @@ if ! wait "$operator_pid"; then
 fi
 operator_pid=""
 
-# Tests that start operators of their own (leader failover, readiness), one at a time and with
-# nothing else running.
-if (($# == 0)) || [[ " $* " == *failover* || " $* " == *readyz* ]]; then
+# Tests that start operators of their own (leader failover, readiness, reports without their
+# CRD, history across a restart), one at a time and with nothing else running.
+if (($# == 0)) || [[ " $* " == *failover* || " $* " == *readyz* || " $* " == *reports* || " $* " == *history* ]]; then
   export DOMICILE_OPERATOR_KUBECONFIG="$operator_kubeconfig"
-  if ! cargo test --features e2e --test e2e -- failover:: admin::readyz --test-threads=1 --nocapture; then
-    log "the failover test failed; the operators' logs are in ${TMPDIR:-/tmp}/domicile-e2e-*.log"
+  if ! cargo test --features e2e --test e2e -- failover:: admin::readyz reports::absent_ history:: \
+    --test-threads=1 --nocapture; then
+    log "a test with operators of its own failed; their logs are in ${TMPDIR:-/tmp}/domicile-e2e-*.log"
     exit 1
   fi
 fi

@@ -21,6 +21,10 @@ if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM
   exit 1
 fi
 
+# The policy report CRDs the end-to-end tests install (hack/tools/reports/go.mod pins them).
+REPORTS_KYVERNO_VERSION="$(module_version reports github.com/kyverno/kyverno)"
+REPORTS_OPENREPORTS_VERSION="$(module_version reports github.com/openreports/reports-api)"
+
 DOMICILE_CACHE="${DOMICILE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domicile}"
 BIN_ROOT="$DOMICILE_CACHE/bin"
 KUBE_BIN="$BIN_ROOT/kubernetes-$K8S_VERSION"
@@ -171,4 +175,18 @@ KUBECONFIG
 chart_template() {
   "$HELM_BIN/helm" template domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
     --kube-version "$K8S_VERSION" "$@"
+}
+
+# report_crds: the paths of the wgpolicyk8s.io PolicyReport CRD and the openreports.io Report CRD,
+# from the module cache (downloaded through the Go module proxy when missing).
+report_crds() {
+  local kyverno openreports
+  kyverno="$(cd "$HACK_DIR/tools/reports" && go mod download -json "github.com/kyverno/kyverno@$REPORTS_KYVERNO_VERSION" |
+    awk -F'"' '$2 == "Dir" { print $4 }')"
+  openreports="$(cd "$HACK_DIR/tools/reports" && go mod download -json "github.com/openreports/reports-api@$REPORTS_OPENREPORTS_VERSION" |
+    awk -F'"' '$2 == "Dir" { print $4 }')"
+  local wgpolicy="$kyverno/config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml"
+  local report="$openreports/config/crd/openreports.io_reports.yaml"
+  [[ -f "$wgpolicy" && -f "$report" ]] || die "policy report CRDs not found in the module cache ($wgpolicy, $report)"
+  printf '%s\n' "$wgpolicy" "$report"
 }

@@ -13,7 +13,9 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
 use crate::api::jurisdiction::Jurisdiction;
-use crate::api::{GuardStatus, Placement, RegionalDataCenter, Residency};
+use crate::api::{
+    GuardStatus, Placement, RegionalDataCenter, Residency, ResidencyHistory, ResidencyHistoryStatus,
+};
 use crate::controller::pods_and_claims;
 use crate::guard::{self, GUARD_LABEL};
 use crate::residency::{self, Observed};
@@ -40,6 +42,10 @@ pub struct Report {
     /// Prevention beside detection: whether the API server refuses, in the namespace, what
     /// would take the data out. None when the policies or the namespace could not be read.
     pub guard: Option<ReportedGuard>,
+    /// Where its pods and volumes have been, and every violation, from its ResidencyHistory.
+    /// None when there is none yet, or it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<ResidencyHistoryStatus>,
 }
 
 /// The admission guard of a data centre's namespace, judged as the operator judges it.
@@ -124,6 +130,17 @@ pub async fn audit_cluster(
             None
         }
     };
+    let histories: Api<ResidencyHistory> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let histories = match histories.list(&all).await {
+        Ok(list) => list.items,
+        Err(err) => {
+            eprintln!("the residency histories are not included: {err}");
+            vec![]
+        }
+    };
     let listed = rdcs.list(&all).await?.items;
     let jurisdictions: Vec<(String, String, Jurisdiction)> = listed
         .iter()
@@ -144,6 +161,10 @@ pub async fn audit_cluster(
             placements: vec![],
             violations: vec![],
             guard: None,
+            history: histories
+                .iter()
+                .find(|h| h.namespace().as_deref() == Some(&namespace) && h.name_any() == name)
+                .and_then(|h| h.status.clone()),
         };
         if let Ok(jurisdiction) = Jurisdiction::parse(&rdc.spec.jurisdiction) {
             report.guard = guards.as_ref().map(|inputs| {
@@ -246,22 +267,7 @@ pub fn table(reports: &[Report]) -> String {
         "GUARD",
     ]
     .map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
+    let mut out = aligned(&header, &rows);
     for r in reports {
         for v in &r.violations {
             out.push_str(&format!(
@@ -275,6 +281,27 @@ pub fn table(reports: &[Report]) -> String {
                 r.namespace, r.name, guard.reason, guard.message
             ));
         }
+    }
+    out
+}
+
+/// Rows under a header, in columns three spaces apart, as kubectl prints them.
+pub fn aligned<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.clone().map(|h| h.len());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
     }
     out
 }
@@ -315,6 +342,7 @@ mod tests {
                 message: "label it".to_owned(),
                 status: GuardStatus::default(),
             }),
+            history: None,
         }
     }
 

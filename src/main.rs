@@ -26,11 +26,31 @@ struct Cli {
 enum Command {
     /// Run the operator, in the cluster or against the cluster of KUBECONFIG.
     Run(Box<RunArgs>),
-    /// Print the RegionalDataCenter CustomResourceDefinition as YAML (kubectl apply -f -).
-    Crd,
+    /// Print a CustomResourceDefinition as YAML (kubectl apply -f -): regionaldatacenters (the
+    /// default) or residencyhistories.
+    Crd {
+        #[arg(default_value = "regionaldatacenters")]
+        plural: String,
+    },
     /// Audit the cluster read-only, from pods, claims, volumes and nodes (not from the status).
     /// Exit code: 0 compliant, 1 a violation or unverifiable placement exists, 2 the audit failed.
     Audit(AuditArgs),
+    /// Show where the pods and volumes of a RegionalDataCenter have been, and every violation
+    /// with its start and end, from its ResidencyHistory. Exit code: 0 shown, 2 not found or
+    /// unreadable.
+    History(HistoryArgs),
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// Name of the RegionalDataCenter.
+    name: String,
+    /// Its namespace (default: the namespace of the current context, else default).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
 }
 
 #[derive(Args)]
@@ -137,6 +157,11 @@ struct RunArgs {
         default_value = "domicile.dev/admission"
     )]
     exempt_label: String,
+    /// The policy report kept in each namespace with RegionalDataCenters: wgpolicy
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport), openreports (openreports.io/v1alpha1 Report) or
+    /// none. Written only where the API server serves it.
+    #[arg(long, env = "DOMICILE_REPORTS", value_enum, default_value = "wgpolicy")]
+    reports: domicile::report::Format,
 }
 
 fn parse_namespaced(value: &str) -> Result<(String, String), String> {
@@ -185,9 +210,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd => print_crd(),
+        Command::Crd { plural } => print_crd(&plural),
         Command::Run(args) => run(*args),
         Command::Audit(args) => return audit(args),
+        Command::History(args) => return history(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,10 +224,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_crd() -> anyhow::Result<()> {
-    let yaml = domicile::api::crd_yaml()?;
+fn print_crd(plural: &str) -> anyhow::Result<()> {
+    let yaml = domicile::api::crd_yaml(plural)?;
     std::io::stdout().lock().write_all(yaml.as_bytes())?;
     Ok(())
+}
+
+#[tokio::main]
+async fn history(args: HistoryArgs) -> ExitCode {
+    let shown = async {
+        let client = kube::Client::try_default().await?;
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let api: kube::Api<domicile::api::ResidencyHistory> =
+            kube::Api::namespaced(client, &namespace);
+        let found = api.get_opt(&args.name).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no residency history of {namespace}/{}: is the RegionalDataCenter there, and has the \
+                 operator reconciled it? (kubectl get rdc -n {namespace} {})",
+                args.name,
+                args.name
+            )
+        })?;
+        let status = found.status.unwrap_or_default();
+        anyhow::Ok(match args.output {
+            OutputFormat::Table => domicile::history::table(&namespace, &args.name, &status),
+            OutputFormat::Json => serde_json::to_string_pretty(&status)? + "\n",
+        })
+    };
+    match shown.await {
+        Ok(text) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("domicile history: {err:#}");
+            ExitCode::from(domicile::audit::EXIT_ERROR)
+        }
+    }
 }
 
 #[tokio::main]
@@ -258,6 +320,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         label_namespaces: args.label_namespaces,
         declared_classes: args.declared_classes,
         exempt_label: args.exempt_label,
+        reports: args.reports,
     };
     tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
     let settable = settings.keys.kubelet_settable();

@@ -64,6 +64,7 @@ pub struct Metrics {
     watch_age: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     watch_healthy: Family<Labels<1>, Gauge>,
     leader: Gauge,
+    report_failures: Family<Labels<1>, Counter>,
     /// Held while a scrape replaces the gauges and encodes them, so that two scrapes at once
     /// cannot add up their counts.
     scrape: Mutex<()>,
@@ -133,9 +134,19 @@ impl Default for Metrics {
             "1 while this replica reconciles (it holds the lease, or runs without leader election), 0 while it stands by",
             leader.clone(),
         );
+        let report_failures = Family::<Labels<1>, Counter>::default();
+        for kind in ["PolicyReport", "Report"] {
+            let _ = report_failures.get_or_create(&[("kind", kind)]);
+        }
+        registry.register(
+            "report_write_failures",
+            "Policy reports the operator could not write, by kind (PolicyReport or Report)",
+            report_failures.clone(),
+        );
         Self {
             registry,
             leader,
+            report_failures,
             writes,
             reconciliations,
             errors,
@@ -153,6 +164,11 @@ impl Metrics {
     /// Whether this replica reconciles now.
     pub fn leading(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Counts one policy report that could not be written.
+    pub fn report_failed(&self, kind: &'static str) {
+        self.report_failures.get_or_create(&[("kind", kind)]).inc();
     }
 
     /// Counts one write request: `verb` is apply, delete, patch or create; `resource` a kind.

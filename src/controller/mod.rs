@@ -7,8 +7,10 @@ mod cleanup;
 mod declared;
 mod diff;
 mod events;
+mod history;
 mod index;
 mod reconcile;
+mod reports;
 mod routing;
 pub mod status;
 
@@ -39,7 +41,7 @@ use index::OwnerIndex;
 pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
 
-use crate::api::RegionalDataCenter;
+use crate::api::{RegionalDataCenter, ResidencyHistory};
 use crate::resources::{DATA_VOLUME, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 use crate::telemetry::{Health, Watches};
 
@@ -122,6 +124,8 @@ pub struct Settings {
     pub declared_classes: Option<(String, String)>,
     /// The namespace label that exempts a namespace from the admission policies.
     pub exempt_label: String,
+    /// The policy reports to keep, one per namespace with data centres.
+    pub reports: crate::report::Format,
 }
 
 /// The watch caches every reconcile reads instead of asking the API server.
@@ -161,6 +165,10 @@ pub struct Context {
     declared: Option<Arc<declared::Declared>>,
     /// Namespaces the operator was refused labelling (by RBAC, or another label manager).
     unlabellable: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The policy reports, when their API is served.
+    reports: Option<reports::Reports>,
+    /// The residency history of each data centre.
+    histories: history::Histories,
 }
 
 /// How long the Events still queued when the controller stops may take to be published.
@@ -191,6 +199,11 @@ struct WatchOptions<K> {
     trim: fn(&mut K),
     /// The data centre an object belongs to, for the watch's index.
     owner: fn(&K) -> Option<ObjectRef<RegionalDataCenter>>,
+    /// Pass the objects of a (re)listing on only once it is complete. The cache takes a
+    /// listing's objects in all at once at its end, and the controller reconciles only what its
+    /// cache holds: an object created while the watch relisted (after an API server restart)
+    /// would otherwise be dropped by the controller and never reconciled.
+    hold_listed: bool,
 }
 
 impl<K> WatchOptions<K> {
@@ -199,6 +212,7 @@ impl<K> WatchOptions<K> {
             deleted_too: true,
             trim: |_| {},
             owner: |_| None,
+            hold_listed: false,
         }
     }
 }
@@ -230,6 +244,7 @@ where
         deleted_too,
         trim,
         owner,
+        hold_listed,
     } = options;
     let index = Arc::new(OwnerIndex::new(owner));
     let indexed = Arc::clone(&index);
@@ -257,13 +272,29 @@ where
             trim(object);
         })
         .reflect(writer);
+    let mut held = Vec::new();
     let task = tokio::spawn(events.for_each(move |event| {
         // Before the trigger goes out, so the reconcile it starts finds the object.
         if let Ok(event) = &event {
             indexed.apply(event);
         }
         let touched = match event {
+            Ok(watcher::Event::Init) => {
+                held.clear();
+                None
+            }
+            Ok(watcher::Event::InitApply(object)) if hold_listed => {
+                held.push(object);
+                None
+            }
             Ok(watcher::Event::InitApply(object)) => Some((object, Touch::Listed)),
+            Ok(watcher::Event::InitDone) => {
+                // The cache holds the listing now.
+                for object in held.drain(..) {
+                    let _ = sender.unbounded_send((object, Touch::Listed));
+                }
+                None
+            }
             Ok(watcher::Event::Apply(object)) => Some((object, Touch::Applied)),
             Ok(watcher::Event::Delete(object)) if deleted_too => Some((object, Touch::Deleted)),
             _ => None,
@@ -394,6 +425,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     rdcs.list(&kube::api::ListParams::default().limit(1)).await.map_err(|err| {
         anyhow::anyhow!("cannot list RegionalDataCenters ({err}); is the CRD installed? kubectl apply -f crds/")
     })?;
+    Api::<ResidencyHistory>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!("cannot list ResidencyHistories ({err}); is the CRD installed? kubectl apply -f crds/")
+        })?;
 
     // Each watch says when it has listed everything by its InitDone event. Nothing here awaits
     // Store::wait_until_ready: that future wakes only its latest waiter.
@@ -449,6 +486,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         "regionaldatacenters",
         WatchOptions {
             deleted_too: false,
+            hold_listed: true,
             ..WatchOptions::plain()
         }
     );
@@ -495,6 +533,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             ..WatchOptions::plain()
         }
     );
+    let histories = watch!(ResidencyHistory, all(), "residencyhistories");
     let guarded = || all().labels(crate::guard::GUARD_LABEL);
     let policies = watch!(
         ValidatingAdmissionPolicy,
@@ -532,6 +571,9 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             namespaces.task.abort_handle(),
             policies.task.abort_handle(),
             bindings.task.abort_handle(),
+            histories.task.abort_handle(),
+            // Nothing follows a change of a history: only the operator writes them.
+            tokio::spawn(histories.touched.for_each(|_| future::ready(()))).abort_handle(),
         ]
         .into_iter()
         .chain(
@@ -595,6 +637,8 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         backoffs: Backoffs::default(),
         unlabellable: std::sync::Mutex::default(),
         declared: declared_classes.clone(),
+        reports: reports::Reports::discover(&client, settings.reports).await,
+        histories: history::Histories::new(histories.store),
         watches: watches.clone(),
         client: client.clone(),
         settings,

@@ -93,6 +93,12 @@ async fn reconcile_with_finalizer(
             cleanup::cleanup(&rdc, ctx).await?;
             let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
             ctx.writer.set_finalizers(&api, &rdc, &remaining).await?;
+            // Its results leave the namespace's report.
+            if let Some(reports) = &ctx.reports {
+                reports
+                    .refresh(&rdc.namespace().unwrap_or_default(), ctx)
+                    .await;
+            }
         }
         ctx.backoffs.forget(&ObjectRef::from(rdc.as_ref()));
         return Ok(Action::await_change());
@@ -636,6 +642,12 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         guard: Some(&guard),
     };
     let deferred = write_status(rdc, &observation, ctx).await?;
+    if let Some(status) = ctx.writer.current_status(rdc) {
+        ctx.histories.record(rdc, &status, ctx).await?;
+    }
+    if let Some(reports) = &ctx.reports {
+        reports.refresh(&namespace, ctx).await;
+    }
     // A disruption budget that refuses an eviction today may allow it in a moment.
     let next = if evictions_blocked {
         EVICTION_RETRY
@@ -1069,6 +1081,7 @@ mod tests {
             label_namespaces: false,
             declared_classes: None,
             exempt_label: "domicile.dev/admission".to_owned(),
+            reports: crate::report::Format::None,
         }
     }
 

@@ -9,23 +9,30 @@ use serde_json::{Value, json};
 
 use crate::support::{TestNamespace, kubectl, kubectl_ok};
 
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/domicile");
+
+/// helm with `args`, against the cluster in KUBECONFIG.
+fn helm(args: &[&str]) -> std::process::Output {
+    let helm = std::env::var("HELM").expect("HELM names the helm binary (hack/e2e.sh sets it)");
+    std::process::Command::new(helm)
+        .args(args)
+        .output()
+        .expect("helm runs")
+}
+
 /// `helm template` of the chart as `release` in `namespace`, with `extra` arguments, as objects.
 pub(crate) fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
-    let helm = std::env::var("HELM").expect("HELM names the helm binary (hack/e2e.sh sets it)");
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/domicile");
-    let out = std::process::Command::new(helm)
-        .args([
-            "template",
-            release,
-            chart,
-            "--namespace",
-            namespace,
-            "--kube-version",
-            "1.36.3",
-        ])
-        .args(extra)
-        .output()
-        .expect("helm runs");
+    let mut args = vec![
+        "template",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.36.3",
+    ];
+    args.extend_from_slice(extra);
+    let out = helm(&args);
     assert!(
         out.status.success(),
         "helm template: {}",
@@ -36,6 +43,64 @@ pub(crate) fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> V
         .filter_map(|doc| Value::deserialize(doc).ok())
         .filter(|doc| !doc.is_null())
         .collect()
+}
+
+#[test]
+fn helm_install_with_a_bad_value_is_refused_by_the_schema() {
+    let ns = TestNamespace::new("bad-values");
+    for (value, named) in [
+        ("replicas=-1", "'/replicas'"),
+        (
+            "admission.pods.validationActions={Block}",
+            "'/admission/pods/validationActions/0': value must be one of 'Deny', 'Warn', 'Audit'",
+        ),
+        (
+            "admission.claims.validationActions={Deny,Warn}",
+            "'/admission/claims/validationActions/1'",
+        ),
+        (
+            "labelKeys.jurisdiction=not a key",
+            "'/labelKeys/jurisdiction'",
+        ),
+        (
+            "metrics.servce.enabled=true",
+            "additional properties 'servce' not allowed",
+        ),
+    ] {
+        let out = helm(&[
+            "install",
+            "refused",
+            CHART,
+            "--namespace",
+            &ns.name,
+            "--set",
+            value,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "helm install accepted {value}");
+        assert!(
+            stderr.contains("values don't meet the specifications of the schema")
+                && stderr.contains(named),
+            "helm install --set {value} was refused without naming {named}: {stderr}"
+        );
+    }
+    // Refused before anything reached the cluster: no release, no object of one.
+    let releases = helm(&["list", "--namespace", &ns.name, "--all", "--short"]);
+    assert!(releases.status.success());
+    assert_eq!(String::from_utf8_lossy(&releases.stdout).trim(), "");
+    let left = kubectl_ok(
+        &[
+            "get",
+            "deployments,serviceaccounts,clusterroles,validatingadmissionpolicies",
+            "--all-namespaces",
+            "-l",
+            "app.kubernetes.io/instance=refused",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(left.trim(), "");
 }
 
 #[test]

@@ -3,22 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestNamespace, kubectl_ok, local_rdc, poll};
+use crate::support::{TestNamespace, counter_at, kubectl_ok, local_rdc, poll};
 
 /// The sum of one counter family of the operator's /metrics.
 fn counter(family: &str) -> u64 {
     let url = std::env::var("DOMICILE_METRICS_URL")
         .expect("DOMICILE_METRICS_URL names the operator's /metrics (hack/e2e.sh sets it)");
-    let out = std::process::Command::new("curl")
-        .args(["-fsS", "--max-time", "5", &url])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "cannot read {url}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|line| line.starts_with(&format!("{family}{{")))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    counter_at(&url, family).unwrap_or_else(|| panic!("cannot read {url}"))
 }
 
 fn writes_so_far() -> u64 {

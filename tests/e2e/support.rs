@@ -513,3 +513,58 @@ impl TestNamespace {
         events["items"].as_array().cloned().unwrap_or_default()
     }
 }
+
+/// The value of `name`, which hack/e2e.sh sets.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (hack/e2e.sh sets it)"))
+}
+
+/// An operator process of a test's own, as the chart's ServiceAccount, with its log in a file;
+/// killed when dropped. Only for tests hack/e2e.sh runs when no other operator runs.
+pub struct OwnOperator {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl OwnOperator {
+    pub fn start(name: &str, args: &[&str], admin_port: u16) -> Self {
+        let log = std::env::temp_dir().join(format!("domicile-e2e-{name}.log"));
+        let child = Command::new(env("DOMICILE_BIN"))
+            .args(["run", "--log-format", "plain"])
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .args(args)
+            .env("KUBECONFIG", env("DOMICILE_OPERATOR_KUBECONFIG"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the operator starts");
+        Self { child, log }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnOperator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sum of one counter family at an operator's /metrics `url`; None when it does not answer.
+pub fn counter_at(url: &str, family: &str) -> Option<u64> {
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "5", url])
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.starts_with(&format!("{family}{{")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    })
+}

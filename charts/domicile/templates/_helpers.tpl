@@ -22,6 +22,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The operator's image: by digest when one is given, else by tag (the chart's appVersion by default). */}}
+{{- define "domicile.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "domicile.operatorUser" -}}
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "domicile.serviceAccountName" .) -}}
 {{- end -}}

@@ -1,0 +1,278 @@
+//! Policy reports: the residency verdict of every pod and volume of a namespace's data centres
+//! in the format policy dashboards read (`wgpolicyk8s.io/v1alpha2` PolicyReport, or its successor
+//! `openreports.io/v1alpha1` Report; both have the same results and summary). Pure code: the
+//! same statuses and the same previous report always give the same report.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{RegionalDataCenter, RegionalDataCenterStatus};
+
+/// The name of the one report per namespace.
+pub const REPORT_NAME: &str = "domicile-residency";
+pub const SOURCE: &str = "domicile";
+pub const POLICY: &str = "residency";
+pub const POD_RULE: &str = "pod-node-jurisdiction";
+pub const VOLUME_RULE: &str = "volume-node-jurisdiction";
+
+/// Which report API the operator writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReport (Kyverno, Trivy, Policy Reporter).
+    Wgpolicy,
+    /// `openreports.io/v1alpha1` Report.
+    Openreports,
+    /// No report.
+    None,
+}
+
+impl Format {
+    /// Group, version, kind and plural of the report, or None for `none`.
+    pub fn resource(self) -> Option<ReportResource> {
+        match self {
+            Self::Wgpolicy => Some(ReportResource {
+                group: "wgpolicyk8s.io",
+                version: "v1alpha2",
+                kind: "PolicyReport",
+                plural: "policyreports",
+            }),
+            Self::Openreports => Some(ReportResource {
+                group: "openreports.io",
+                version: "v1alpha1",
+                kind: "Report",
+                plural: "reports",
+            }),
+            Self::None => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportResource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+}
+
+impl ReportResource {
+    pub fn api_version(&self) -> String {
+        format!("{}/{}", self.group, self.version)
+    }
+
+    /// The CRD that serves it, as `kubectl get crd` names it.
+    pub fn crd(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
+    }
+}
+
+/// When a result last changed, as the report APIs write it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timestamp {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+impl Timestamp {
+    pub fn of(time: jiff::Timestamp) -> Self {
+        Self {
+            seconds: time.as_second(),
+            nanos: 0,
+        }
+    }
+}
+
+/// The object a result is about.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One result: the verdict on one pod or one volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResult {
+    pub source: String,
+    pub policy: String,
+    pub rule: String,
+    /// pass, fail (a violation) or warn (Unverifiable).
+    pub result: String,
+    pub severity: String,
+    pub category: String,
+    pub scored: bool,
+    pub message: String,
+    pub resources: Vec<ResourceRef>,
+    /// When this result last changed.
+    pub timestamp: Timestamp,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl ReportResult {
+    fn key(&self) -> (&str, &[ResourceRef]) {
+        (&self.rule, &self.resources)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub pass: u32,
+    pub fail: u32,
+    pub warn: u32,
+    pub error: u32,
+    pub skip: u32,
+}
+
+/// What domicile writes of a report: its results and their summary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportBody {
+    #[serde(default)]
+    pub results: Vec<ReportResult>,
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// The results of one data centre, from its status: one per placed pod and one per bound volume,
+/// and one for any other pod or volume its violations name.
+fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Vec<ReportResult> {
+    let name = rdc.metadata.name.clone().unwrap_or_default();
+    let namespace = rdc.metadata.namespace.clone();
+    let jurisdiction = &rdc.spec.jurisdiction;
+    let violation = |kind: &str, object: &str| {
+        status
+            .violations
+            .iter()
+            .find(|v| v.kind == kind && v.name == object)
+    };
+    let result = |rule: &str, kind: &str, object: &str, passed: String, node: Option<&str>| {
+        let found = violation(kind, object);
+        let (verdict, severity, message) = match found {
+            None => ("pass", "info", passed),
+            Some(v) if v.reason == "Unverifiable" => ("warn", "medium", v.message.clone()),
+            Some(v) => ("fail", "high", v.message.clone()),
+        };
+        let mut properties = BTreeMap::from([
+            ("regionalDataCenter".to_owned(), name.clone()),
+            ("jurisdiction".to_owned(), jurisdiction.clone()),
+        ]);
+        if let Some(node) = node {
+            properties.insert("node".to_owned(), node.to_owned());
+        }
+        if let Some(v) = found {
+            properties.insert("reason".to_owned(), v.reason.clone());
+        }
+        ReportResult {
+            source: SOURCE.to_owned(),
+            policy: POLICY.to_owned(),
+            rule: rule.to_owned(),
+            result: verdict.to_owned(),
+            severity: severity.to_owned(),
+            category: "Data residency".to_owned(),
+            scored: true,
+            message,
+            resources: vec![ResourceRef {
+                api_version: "v1".to_owned(),
+                kind: kind.to_owned(),
+                name: object.to_owned(),
+                namespace: (kind == "Pod").then(|| namespace.clone()).flatten(),
+            }],
+            timestamp: Timestamp::default(),
+            properties,
+        }
+    };
+    let mut results = Vec::new();
+    for placement in &status.placements {
+        if let Some(node) = &placement.node {
+            results.push(result(
+                POD_RULE,
+                "Pod",
+                &placement.pod,
+                format!(
+                    "pod {} runs on node {node}, inside {jurisdiction}",
+                    placement.pod
+                ),
+                Some(node),
+            ));
+        }
+        if let Some(volume) = &placement.volume {
+            let passed = match &placement.volume_node {
+                Some(node) => {
+                    format!("volume {volume} is pinned to node {node}, inside {jurisdiction}")
+                }
+                None => format!("volume {volume} can be used only inside {jurisdiction}"),
+            };
+            results.push(result(
+                VOLUME_RULE,
+                "PersistentVolume",
+                volume,
+                passed,
+                placement.volume_node.as_deref(),
+            ));
+        }
+    }
+    // Pods beyond the replicas, or volumes not bound to a replica's claim, that break the promise.
+    for v in &status.violations {
+        let rule = if v.kind == "Pod" {
+            POD_RULE
+        } else {
+            VOLUME_RULE
+        };
+        let known = results
+            .iter()
+            .any(|r| r.rule == rule && r.resources[0].name == v.name);
+        if !known {
+            results.push(result(rule, &v.kind, &v.name, String::new(), None));
+        }
+    }
+    results
+}
+
+/// The report of a namespace whose data centres have these statuses. A result that is the same
+/// as in `previous` (verdict and message) keeps its timestamp; a new or changed one gets `now`.
+/// So a report rebuilt with nothing changed equals the previous one, and is not written.
+pub fn build<'a>(
+    data_centers: impl IntoIterator<
+        Item = (&'a RegionalDataCenter, Option<&'a RegionalDataCenterStatus>),
+    >,
+    previous: Option<&ReportBody>,
+    now: jiff::Timestamp,
+) -> ReportBody {
+    let mut results: Vec<ReportResult> = data_centers
+        .into_iter()
+        .filter_map(|(rdc, status)| Some(results_of(rdc, status?)))
+        .flatten()
+        .collect();
+    results.sort_by(|a, b| a.key().cmp(&b.key()));
+    results.dedup_by(|a, b| a.key() == b.key());
+    for result in &mut results {
+        let same = previous.and_then(|p| {
+            p.results.iter().find(|old| {
+                old.key() == result.key()
+                    && old.result == result.result
+                    && old.message == result.message
+                    && old.properties == result.properties
+            })
+        });
+        result.timestamp = same.map_or_else(|| Timestamp::of(now), |old| old.timestamp);
+    }
+    let mut summary = Summary::default();
+    for result in &results {
+        match result.result.as_str() {
+            "pass" => summary.pass += 1,
+            "fail" => summary.fail += 1,
+            "warn" => summary.warn += 1,
+            "error" => summary.error += 1,
+            _ => summary.skip += 1,
+        }
+    }
+    ReportBody { results, summary }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::api::{Placement, Violation};
+use crate::resources::fixtures::rdc;
+
+fn at(seconds: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(seconds).expect("a valid time")
+}
+
+fn placement(ordinal: u8, node: &str, volume_node: Option<&str>) -> Placement {
+    Placement {
+        pod: format!("vehicle-data-{ordinal}"),
+        node: Some(node.to_owned()),
+        node_jurisdiction: Some("CN".to_owned()),
+        volume: Some(format!("pv-{ordinal}")),
+        volume_node: volume_node.map(str::to_owned),
+        compliant: true,
+    }
+}
+
+fn violation(kind: &str, name: &str, reason: &str) -> Violation {
+    Violation {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+        message: format!("{kind} {name} is {reason}"),
+        since: Time(at(1)),
+    }
+}
+
+fn status(placements: Vec<Placement>, violations: Vec<Violation>) -> RegionalDataCenterStatus {
+    RegionalDataCenterStatus {
+        placements,
+        violations,
+        ..RegionalDataCenterStatus::default()
+    }
+}
+
+fn verdicts(report: &ReportBody) -> Vec<(String, String, String)> {
+    report
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.rule.clone(),
+                r.resources[0].name.clone(),
+                r.result.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_result_per_pod_and_volume_with_pass_fail_and_warn() {
+    let mut cn = rdc("CN", 2);
+    cn.metadata.namespace = Some("fleet".to_owned());
+    let status = status(
+        vec![
+            placement(0, "cn-1", Some("cn-1")),
+            placement(1, "us-1", None),
+        ],
+        vec![
+            violation("Pod", "vehicle-data-1", "NodeOutsideJurisdiction"),
+            violation("PersistentVolume", "pv-1", "Unverifiable"),
+            // A volume no replica's claim is bound to.
+            violation("PersistentVolume", "stray", "DataOutsideJurisdiction"),
+        ],
+    );
+    let report = build([(&cn, Some(&status))], None, at(100));
+    assert_eq!(
+        verdicts(&report),
+        [
+            ("pod-node-jurisdiction", "vehicle-data-0", "pass"),
+            ("pod-node-jurisdiction", "vehicle-data-1", "fail"),
+            ("volume-node-jurisdiction", "pv-0", "pass"),
+            ("volume-node-jurisdiction", "pv-1", "warn"),
+            ("volume-node-jurisdiction", "stray", "fail"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    assert_eq!(
+        report.summary,
+        Summary {
+            pass: 2,
+            fail: 2,
+            warn: 1,
+            ..Summary::default()
+        }
+    );
+    let pod = &report.results[1];
+    assert_eq!(pod.message, "Pod vehicle-data-1 is NodeOutsideJurisdiction");
+    assert_eq!(pod.resources[0].namespace.as_deref(), Some("fleet"));
+    assert_eq!(pod.properties["reason"], "NodeOutsideJurisdiction");
+    assert_eq!(pod.properties["regionalDataCenter"], "vehicle-data");
+    assert_eq!(report.results[2].resources[0].namespace, None);
+    assert_eq!(
+        report.results[0].message,
+        "pod vehicle-data-0 runs on node cn-1, inside CN"
+    );
+    assert!(report.results.iter().all(|r| r.timestamp.seconds == 100));
+}
+
+#[test]
+fn unchanged_results_keep_their_time_so_a_rebuilt_report_is_equal() {
+    let cn = rdc("CN", 1);
+    let compliant = status(vec![placement(0, "cn-1", Some("cn-1"))], vec![]);
+    let first = build([(&cn, Some(&compliant))], None, at(100));
+    let again = build([(&cn, Some(&compliant))], Some(&first), at(200));
+    assert_eq!(again, first);
+
+    // The pod's node turns out of the jurisdiction: only its result changes, and its time.
+    let violated = status(
+        vec![placement(0, "cn-1", Some("cn-1"))],
+        vec![violation(
+            "Pod",
+            "vehicle-data-0",
+            "NodeOutsideJurisdiction",
+        )],
+    );
+    let changed = build([(&cn, Some(&violated))], Some(&again), at(300));
+    assert_eq!(changed.results[0].result, "fail");
+    assert_eq!(changed.results[0].timestamp.seconds, 300);
+    assert_eq!(changed.results[1].timestamp.seconds, 100);
+    // And back: a pass again, at the time it came back.
+    let back = build([(&cn, Some(&compliant))], Some(&changed), at(400));
+    assert_eq!(back.results[0].result, "pass");
+    assert_eq!(back.results[0].timestamp.seconds, 400);
+}
+
+#[test]
+fn data_centres_without_status_or_placement_give_no_result() {
+    let cn = rdc("CN", 1);
+    let unplaced = status(
+        vec![Placement {
+            pod: "vehicle-data-0".to_owned(),
+            node: None,
+            node_jurisdiction: None,
+            volume: None,
+            volume_node: None,
+            compliant: false,
+        }],
+        vec![],
+    );
+    assert_eq!(build([(&cn, None)], None, at(1)), ReportBody::default());
+    assert_eq!(
+        build([(&cn, Some(&unplaced))], None, at(1)),
+        ReportBody::default()
+    );
+}
