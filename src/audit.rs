@@ -20,6 +20,7 @@ use crate::controller::pods_and_claims;
 use crate::guard::{self, GUARD_LABEL};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
+pub use crate::whatif::Snapshot;
 
 /// Exit code when every data centre is compliant (or has nothing placed yet).
 pub const EXIT_COMPLIANT: u8 = 0;
@@ -98,13 +99,9 @@ impl Report {
     }
 }
 
-/// Reads every RegionalDataCenter (of `namespace`, or of all namespaces) and audits it.
-pub async fn audit_cluster(
-    client: Client,
-    keys: &NodeLabelKeys,
-    exempt_label: &str,
-    namespace: Option<&str>,
-) -> anyhow::Result<Vec<Report>> {
+/// Reads the cluster as the audit sees it: every node, volume and class, and every
+/// RegionalDataCenter (of `namespace`, or of all namespaces) with its pods and claims.
+pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Result<Snapshot> {
     let rdcs: Api<RegionalDataCenter> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -123,6 +120,38 @@ pub async fn audit_cluster(
             .await?
             .items,
     );
+    let mut data_centers = Vec::new();
+    for rdc in rdcs.list(&all).await?.items {
+        let (pods, claims) = pods_and_claims(
+            client,
+            &rdc.namespace().unwrap_or_default(),
+            &rdc.name_any(),
+        )
+        .await?;
+        data_centers.push((rdc, pods, claims));
+    }
+    Ok(Snapshot {
+        nodes,
+        volumes,
+        classes,
+        data_centers,
+    })
+}
+
+/// Reads every RegionalDataCenter (of `namespace`, or of all namespaces) and audits it.
+pub async fn audit_cluster(
+    client: Client,
+    keys: &NodeLabelKeys,
+    exempt_label: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<Vec<Report>> {
+    let all = ListParams::default();
+    let Snapshot {
+        nodes,
+        volumes,
+        classes,
+        data_centers,
+    } = snapshot(&client, namespace).await?;
     let guards = match guard_inputs(&client, namespace).await {
         Ok(inputs) => Some(inputs),
         Err(err) => {
@@ -141,16 +170,15 @@ pub async fn audit_cluster(
             vec![]
         }
     };
-    let listed = rdcs.list(&all).await?.items;
-    let jurisdictions: Vec<(String, String, Jurisdiction)> = listed
+    let jurisdictions: Vec<(String, String, Jurisdiction)> = data_centers
         .iter()
-        .filter_map(|rdc| {
+        .filter_map(|(rdc, _, _)| {
             let jurisdiction = Jurisdiction::parse(&rdc.spec.jurisdiction).ok()?;
             Some((rdc.namespace()?, rdc.name_any(), jurisdiction))
         })
         .collect();
     let mut reports = Vec::new();
-    for rdc in listed {
+    for (rdc, pods, claims) in data_centers {
         let namespace = rdc.namespace().unwrap_or_default();
         let name = rdc.name_any();
         let mut report = Report {
@@ -197,7 +225,6 @@ pub async fn audit_cluster(
                     status: assessment.status,
                 }
             });
-            let (pods, claims) = pods_and_claims(&client, &namespace, &name).await?;
             let observed = Observed {
                 pods: &pods,
                 claims: &claims,

@@ -9,4 +9,6 @@ pub mod leader;
 pub mod report;
 pub mod residency;
 pub mod resources;
+pub mod screen;
 pub mod telemetry;
+pub mod whatif;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use domicile::controller::{self, Settings};
 use domicile::leader::{self, LeaseConfig};
 use domicile::resources::NodeLabelKeys;
@@ -39,6 +39,41 @@ enum Command {
     /// with its start and end, from its ResidencyHistory. Exit code: 0 shown, 2 not found or
     /// unreadable.
     History(HistoryArgs),
+    /// What relabelling or draining nodes would do to every RegionalDataCenter, computed with the
+    /// same audit from the cluster as it is, changing nothing. Exit code: 0 nothing would break,
+    /// 1 a resource would become Violated or Unverifiable, or a pod could not be rescheduled,
+    /// 2 the question could not be answered.
+    WhatIf(WhatIfArgs),
+    /// One screen on one RegionalDataCenter: placements, violations, conditions and a summary of
+    /// its history. Exit code: 0 shown, 2 not found or unreadable.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct WhatIfArgs {
+    #[command(flatten)]
+    labels: LabelKeyArgs,
+    /// NODE=CODE: the node's jurisdiction label set to CODE; NODE=- removes it. Repeatable.
+    #[arg(long, value_name = "NODE=CODE", value_parser = domicile::whatif::Change::parse_relabel)]
+    relabel: Vec<domicile::whatif::Change>,
+    /// NODE: the node cordoned and its pods evicted. Repeatable.
+    #[arg(long, value_name = "NODE")]
+    drain: Vec<String>,
+    /// Look only at the RegionalDataCenters of this namespace (default: all namespaces).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Name of the RegionalDataCenter.
+    name: String,
+    /// Its namespace (default: the namespace of the current context, else default).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -208,12 +243,29 @@ fn parse_labels(value: &str) -> Result<std::collections::BTreeMap<String, String
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Installed as kubectl-domicile (a copy or a link), it is the kubectl plugin
+    // `kubectl domicile`, and says so in its help and errors.
+    let called = std::env::args_os().next().unwrap_or_default();
+    let plugin = std::path::Path::new(&called)
+        .file_name()
+        .is_some_and(|name| name == "kubectl-domicile");
+    let mut command = Cli::command();
+    if plugin {
+        command = command
+            .name("kubectl-domicile")
+            .bin_name("kubectl domicile");
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let result = match cli.command {
         Command::Crd { plural } => print_crd(&plural),
         Command::Run(args) => run(*args),
         Command::Audit(args) => return audit(args),
         Command::History(args) => return history(args),
+        Command::WhatIf(args) => return what_if(args),
+        Command::Status(args) => return status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,6 +280,88 @@ fn print_crd(plural: &str) -> anyhow::Result<()> {
     let yaml = domicile::api::crd_yaml(plural)?;
     std::io::stdout().lock().write_all(yaml.as_bytes())?;
     Ok(())
+}
+
+/// Prints `text` and exits with `code`, or says why not and exits 2.
+fn answer(what: &str, answered: anyhow::Result<(String, u8)>) -> ExitCode {
+    match answered {
+        Ok((text, code)) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::from(code)
+        }
+        Err(err) => {
+            eprintln!("domicile {what}: {err:#}");
+            ExitCode::from(domicile::audit::EXIT_ERROR)
+        }
+    }
+}
+
+#[tokio::main]
+async fn what_if(args: WhatIfArgs) -> ExitCode {
+    let answered = async {
+        let mut changes = args.relabel.clone();
+        changes.extend(
+            args.drain
+                .iter()
+                .map(|node| domicile::whatif::Change::Drain { node: node.clone() }),
+        );
+        anyhow::ensure!(
+            !changes.is_empty(),
+            "nothing to ask: give --relabel NODE=CODE or --drain NODE"
+        );
+        let client = kube::Client::try_default().await?;
+        let snapshot = domicile::audit::snapshot(&client, args.namespace.as_deref()).await?;
+        let impacts = domicile::whatif::what_if(&snapshot, &changes, &args.labels.keys())
+            .map_err(anyhow::Error::msg)?;
+        let breaks = impacts.iter().any(|i| i.breaks);
+        let text = match args.output {
+            OutputFormat::Table => domicile::whatif::table(&changes, &impacts),
+            OutputFormat::Json => {
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "changes": changes,
+                    "impacts": impacts,
+                    "breaks": breaks,
+                }))? + "\n"
+            }
+        };
+        let code = if breaks {
+            domicile::audit::EXIT_VIOLATIONS
+        } else {
+            domicile::audit::EXIT_COMPLIANT
+        };
+        Ok((text, code))
+    };
+    answer("what-if", answered.await)
+}
+
+#[tokio::main]
+async fn status(args: StatusArgs) -> ExitCode {
+    let answered = async {
+        let client = kube::Client::try_default().await?;
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let rdc =
+            kube::Api::<domicile::api::RegionalDataCenter>::namespaced(client.clone(), &namespace)
+                .get_opt(&args.name)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no RegionalDataCenter {namespace}/{} (kubectl get rdc -n {namespace})",
+                        args.name
+                    )
+                })?;
+        let history = kube::Api::<domicile::api::ResidencyHistory>::namespaced(client, &namespace)
+            .get_opt(&args.name)
+            .await?
+            .and_then(|h| h.status);
+        Ok((
+            domicile::screen::status_screen(&rdc, history.as_ref()),
+            domicile::audit::EXIT_COMPLIANT,
+        ))
+    };
+    answer("status", answered.await)
 }
 
 #[tokio::main]
@@ -249,21 +383,13 @@ async fn history(args: HistoryArgs) -> ExitCode {
             )
         })?;
         let status = found.status.unwrap_or_default();
-        anyhow::Ok(match args.output {
+        let text = match args.output {
             OutputFormat::Table => domicile::history::table(&namespace, &args.name, &status),
             OutputFormat::Json => serde_json::to_string_pretty(&status)? + "\n",
-        })
+        };
+        Ok((text, domicile::audit::EXIT_COMPLIANT))
     };
-    match shown.await {
-        Ok(text) => {
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("domicile history: {err:#}");
-            ExitCode::from(domicile::audit::EXIT_ERROR)
-        }
-    }
+    answer("history", shown.await)
 }
 
 #[tokio::main]

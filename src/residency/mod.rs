@@ -356,4 +356,4 @@ pub fn audit(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -37,7 +37,7 @@ fn meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
     }
 }
 
-fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+pub(crate) fn node(name: &str, labels: &[(&str, &str)]) -> Node {
     let mut all = vec![("kubernetes.io/hostname", name)];
     all.extend_from_slice(labels);
     Node {
@@ -46,11 +46,11 @@ fn node(name: &str, labels: &[(&str, &str)]) -> Node {
     }
 }
 
-fn cn(name: &str) -> Node {
+pub(crate) fn cn(name: &str) -> Node {
     node(name, &[(JURISDICTION, "CN")])
 }
 
-fn pod(name: &str, node: Option<&str>) -> Pod {
+pub(crate) fn pod(name: &str, node: Option<&str>) -> Pod {
     Pod {
         metadata: meta(name, &[(RDC_LABEL, "vehicle-data")]),
         spec: Some(PodSpec {
@@ -61,7 +61,7 @@ fn pod(name: &str, node: Option<&str>) -> Pod {
     }
 }
 
-fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
+pub(crate) fn claim(name: &str, volume: Option<&str>) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: meta(name, &[(RDC_LABEL, "vehicle-data")]),
         spec: Some(PersistentVolumeClaimSpec {
@@ -103,7 +103,7 @@ fn pv_with_affinity(name: &str, affinity: Option<NodeSelector>, class: &str) -> 
     }
 }
 
-fn local_pv(name: &str, host: &str) -> PersistentVolume {
+pub(crate) fn local_pv(name: &str, host: &str) -> PersistentVolume {
     pv_with_affinity(
         name,
         Some(selector(vec![requirement(

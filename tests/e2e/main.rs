@@ -16,3 +16,4 @@ mod reports;
 mod support;
 mod tamper;
 mod validation;
+mod whatif;
