@@ -60,16 +60,20 @@ fn named(answer: &Value) -> Vec<(String, String, bool)> {
 fn what_if_names_the_data_centres_a_relabel_or_drain_would_break_and_changes_nothing() {
     let ns = TestNamespace::new("what-if");
     // Local mode puts each replica on a node of its own: three replicas of CN use every CN node
-    // (cn-beijing-1, cn-beijing-2, cn-shanghai-1), so one of them is on cn-beijing-1; the DE one
-    // is nowhere near it.
+    // (cn-beijing-1, cn-beijing-2, cn-shanghai-1), so one of them is on cn-beijing-1; the one
+    // replica of `single` may or may not be.
     ns.create_and_wait_ready(&local_rdc("everywhere", "CN", 3));
-    ns.create_and_wait_ready(&local_rdc("elsewhere", "DE", 1));
-    let on_beijing = ns
-        .list_of("pod", "everywhere")
-        .iter()
-        .filter(|p| p["spec"]["nodeName"] == "cn-beijing-1")
-        .count();
-    assert_eq!(on_beijing, 1, "one replica on cn-beijing-1");
+    ns.create_and_wait_ready(&local_rdc("single", "CN", 1));
+    let there: Vec<String> = ["everywhere", "single"]
+        .into_iter()
+        .filter(|rdc| {
+            ns.list_of("pod", rdc)
+                .iter()
+                .any(|p| p["spec"]["nodeName"] == "cn-beijing-1")
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(there.contains(&"everywhere".to_owned()), "{there:?}");
     let before = kubectl(&["get", "nodes", "-o", "json"], None).stdout;
     let labels = |nodes: &str| -> Vec<Value> {
         serde_json::from_str::<Value>(nodes).expect("JSON")["items"]
@@ -81,14 +85,39 @@ fn what_if_names_the_data_centres_a_relabel_or_drain_would_break_and_changes_not
             .collect()
     };
 
+    // Exactly the data centres with a pod or a volume on the node would break (the others of CN
+    // are named too, with one eligible node less, but do not break).
     let (code, answer) = what_if(&ns, &["--relabel", "cn-beijing-1=US"]);
     assert_eq!(code, 1, "{answer}");
-    assert_eq!(
-        named(&answer),
-        [("everywhere".to_owned(), "Violated".to_owned(), true)],
+    let breaking: Vec<String> = named(&answer)
+        .into_iter()
+        .filter(|(_, after, breaks)| *breaks && after == "Violated")
+        .map(|(name, _, _)| name)
+        .collect();
+    assert_eq!(breaking, there, "{answer}");
+    assert!(
+        named(&answer)
+            .iter()
+            .all(|(name, _, breaks)| *breaks == there.contains(name)),
         "{answer}"
     );
     assert_eq!(answer["breaks"], true);
+    // What a person reads: the table says the same.
+    let (code, table, _) = run(
+        &env("DOMICILE_BIN"),
+        &["what-if", "-n", &ns.name, "--relabel", "cn-beijing-1=US"],
+        None,
+    );
+    eprintln!("{table}");
+    assert_eq!(code, 1);
+    assert!(
+        table.contains(&format!(
+            "{} data centre(s) affected, {} would break",
+            named(&answer).len(),
+            there.len()
+        )),
+        "{table}"
+    );
 
     let (code, answer) = what_if(&ns, &["--relabel", "unlabelled-1=CN"]);
     assert_eq!(code, 0, "{answer}");
