@@ -43,7 +43,7 @@ export DOMICILE_OPERATOR_ACCOUNT="system:serviceaccount:$OPERATOR_NAMESPACE:domi
 
 admin="127.0.0.1:${DOMICILE_E2E_ADMIN_PORT:-18080}"
 export DOMICILE_METRICS_URL="http://$admin/metrics" DOMICILE_BIN="$REPO_ROOT/target/debug/domicile"
-export DOMICILE_E2E_DUMP_DIR="$CLUSTER_DIR/logs"
+export DOMICILE_E2E_DUMP_DIR="$CLUSTER_DIR/logs" DOMICILE_OPERATOR_KUBECONFIG="$operator_kubeconfig"
 log "starting the operator out-of-cluster as $DOMICILE_OPERATOR_ACCOUNT (log: $CLUSTER_DIR/logs/domicile.log)"
 KUBECONFIG="$operator_kubeconfig" target/debug/domicile run --admin-address "$admin" \
   --label-namespaces --declared-classes="$OPERATOR_NAMESPACE/domicile-storage-classes" \
@@ -56,12 +56,12 @@ failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
   cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: \
-    --skip reports::absent_ --skip history:: "$@" || failed=1
+    --skip reports::absent_ --skip history:: --skip fleet:: "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
   cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
-    --skip outage:: --skip real_node:: --skip reports::absent_ --skip history:: --show-output || failed=1
+    --skip outage:: --skip real_node:: --skip reports::absent_ --skip history:: --skip fleet:: --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
   fi
@@ -93,10 +93,17 @@ operator_pid=""
 # Tests that start operators of their own (leader failover, readiness, reports without their
 # CRD, history across a restart), one at a time and with nothing else running.
 if (($# == 0)) || [[ " $* " == *failover* || " $* " == *readyz* || " $* " == *reports* || " $* " == *history* ]]; then
-  export DOMICILE_OPERATOR_KUBECONFIG="$operator_kubeconfig"
   if ! cargo test --features e2e --test e2e -- failover:: admin::readyz reports::absent_ history:: \
     --test-threads=1 --nocapture; then
     log "a test with operators of its own failed; their logs are in ${TMPDIR:-/tmp}/domicile-e2e-*.log"
+    exit 1
+  fi
+fi
+
+# The fleet audit: a second cluster beside this one, each with an operator of the test's own.
+if (($# == 0)) || [[ " $* " == *fleet* ]]; then
+  if ! "$HACK_DIR/fleet.sh"; then
+    log "the fleet test failed; the operators' logs are in ${TMPDIR:-/tmp}/domicile-e2e-fleet-*.log"
     exit 1
   fi
 fi

@@ -261,53 +261,119 @@ pub fn exit_code(reports: &[Report]) -> u8 {
     }
 }
 
-/// A table in the manner of kubectl, then one line per violation.
-pub fn table(reports: &[Report]) -> String {
-    let residency = |r: &Report| {
+const COLUMNS: [&str; 7] = [
+    "NAMESPACE",
+    "NAME",
+    "JURISDICTION",
+    "RESIDENCY",
+    "COMPLIANT",
+    "VIOLATIONS",
+    "GUARD",
+];
+
+/// One report as a row of the table.
+fn row(r: &Report) -> [String; 7] {
+    let compliant = r.placements.iter().filter(|p| p.compliant).count();
+    [
+        r.namespace.clone(),
+        r.name.clone(),
+        r.jurisdiction.clone(),
         r.residency
-            .map_or("InvalidJurisdiction".to_owned(), |v| format!("{v:?}"))
-    };
-    let rows: Vec<[String; 7]> = reports
+            .map_or("InvalidJurisdiction".to_owned(), |v| format!("{v:?}")),
+        format!("{compliant}/{}", r.placements.len()),
+        r.violations.len().to_string(),
+        r.guard
+            .as_ref()
+            .map_or("Unknown".to_owned(), |g| g.reason.clone()),
+    ]
+}
+
+/// The lines under the table about one report: each violation, and a guard not in force.
+fn notes(r: &Report) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .violations
         .iter()
-        .map(|r| {
-            let compliant = r.placements.iter().filter(|p| p.compliant).count();
-            [
-                r.namespace.clone(),
-                r.name.clone(),
-                r.jurisdiction.clone(),
-                residency(r),
-                format!("{compliant}/{}", r.placements.len()),
-                r.violations.len().to_string(),
-                r.guard
-                    .as_ref()
-                    .map_or("Unknown".to_owned(), |g| g.reason.clone()),
-            ]
+        .map(|v| {
+            format!(
+                "{}/{}: {} {} {}: {}",
+                r.namespace, r.name, v.reason, v.kind, v.name, v.message
+            )
         })
         .collect();
-    let header = [
-        "NAMESPACE",
-        "NAME",
-        "JURISDICTION",
-        "RESIDENCY",
-        "COMPLIANT",
-        "VIOLATIONS",
-        "GUARD",
-    ]
-    .map(str::to_owned);
+    if let Some(guard) = r.guard.as_ref().filter(|g| !g.guarded) {
+        lines.push(format!(
+            "{}/{}: guard {}: {}",
+            r.namespace, r.name, guard.reason, guard.message
+        ));
+    }
+    lines
+}
+
+/// A table in the manner of kubectl, then one line per violation.
+pub fn table(reports: &[Report]) -> String {
+    let rows: Vec<[String; 7]> = reports.iter().map(row).collect();
+    let mut out = aligned(&COLUMNS.map(str::to_owned), &rows);
+    for line in reports.iter().flat_map(notes) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The audit of one cluster of a fleet: its reports, or why it could not be audited.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterAudit {
+    /// The kubeconfig context.
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports: Option<Vec<Report>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The exit code of a fleet: 2 when any cluster could not be audited, else that of all reports.
+pub fn fleet_exit_code(clusters: &[ClusterAudit]) -> u8 {
+    if clusters.iter().any(|c| c.reports.is_none()) {
+        return EXIT_ERROR;
+    }
+    let all: Vec<Report> = clusters
+        .iter()
+        .flat_map(|c| c.reports.clone().unwrap_or_default())
+        .collect();
+    exit_code(&all)
+}
+
+/// One table across clusters, with a CLUSTER column; then the violations, and each cluster that
+/// could not be audited with the reason.
+pub fn fleet_table(clusters: &[ClusterAudit]) -> String {
+    let header: [String; 8] =
+        std::array::from_fn(|i| if i == 0 { "CLUSTER" } else { COLUMNS[i - 1] }.to_owned());
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for cluster in clusters {
+        match &cluster.reports {
+            Some(reports) => {
+                for r in reports {
+                    let [a, b, c, d, e, f, g] = row(r);
+                    rows.push([cluster.cluster.clone(), a, b, c, d, e, f, g]);
+                    lines.extend(
+                        notes(r)
+                            .into_iter()
+                            .map(|l| format!("{}: {l}", cluster.cluster)),
+                    );
+                }
+            }
+            None => lines.push(format!(
+                "{}: not audited: {}",
+                cluster.cluster,
+                cluster.error.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
     let mut out = aligned(&header, &rows);
-    for r in reports {
-        for v in &r.violations {
-            out.push_str(&format!(
-                "{}/{}: {} {} {}: {}\n",
-                r.namespace, r.name, v.reason, v.kind, v.name, v.message
-            ));
-        }
-        if let Some(guard) = r.guard.as_ref().filter(|g| !g.guarded) {
-            out.push_str(&format!(
-                "{}/{}: guard {}: {}\n",
-                r.namespace, r.name, guard.reason, guard.message
-            ));
-        }
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -433,5 +499,44 @@ mod tests {
         let text = table(&[guarded]);
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.lines().nth(1).is_some_and(|l| l.ends_with("Unknown")));
+    }
+
+    #[test]
+    fn a_fleet_table_names_each_cluster_and_an_unreachable_one_exits_2() {
+        let audited = |cluster: &str, residency| ClusterAudit {
+            cluster: cluster.to_owned(),
+            reports: Some(vec![report(Some(residency), 0)]),
+            error: None,
+        };
+        let gone = ClusterAudit {
+            cluster: "gone".to_owned(),
+            reports: None,
+            error: Some("connection refused".to_owned()),
+        };
+        let fleet = [
+            audited("cn", Residency::Compliant),
+            audited("de", Residency::Compliant),
+        ];
+        assert_eq!(fleet_exit_code(&fleet), EXIT_COMPLIANT);
+        let text = fleet_table(&fleet);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("CLUSTER   NAMESPACE"), "{text}");
+        assert!(lines[1].starts_with("cn        fleet-cn"), "{text}");
+        assert!(lines[2].starts_with("de        fleet-cn"), "{text}");
+        assert_eq!(
+            fleet_exit_code(&[audited("cn", Residency::Violated), fleet[1].clone()]),
+            EXIT_VIOLATIONS
+        );
+        let with_gone = [audited("cn", Residency::Violated), gone];
+        assert_eq!(fleet_exit_code(&with_gone), EXIT_ERROR);
+        let text = fleet_table(&with_gone);
+        assert!(
+            text.contains("gone: not audited: connection refused"),
+            "{text}"
+        );
+        assert!(
+            text.lines().nth(1).is_some_and(|l| l.starts_with("cn ")),
+            "{text}"
+        );
     }
 }

@@ -99,10 +99,10 @@ struct LabelKeyArgs {
 }
 
 impl LabelKeyArgs {
-    fn keys(self) -> NodeLabelKeys {
+    fn keys(&self) -> NodeLabelKeys {
         NodeLabelKeys {
-            jurisdiction: self.jurisdiction_label_key,
-            subdivision: self.subdivision_label_key,
+            jurisdiction: self.jurisdiction_label_key.clone(),
+            subdivision: self.subdivision_label_key.clone(),
         }
     }
 }
@@ -123,6 +123,13 @@ struct AuditArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+    /// Audit the cluster of this kubeconfig context; repeat for a fleet (one table, with a
+    /// CLUSTER column). Default: the current context alone.
+    #[arg(long = "context", value_name = "CONTEXT")]
+    contexts: Vec<String>,
+    /// Audit the cluster of every context in the kubeconfig.
+    #[arg(long, conflicts_with = "contexts")]
+    all_contexts: bool,
     /// The namespace label whose value `exempt` takes a namespace out of the admission policies
     /// (the chart's admission.exemptLabel).
     #[arg(
@@ -392,8 +399,76 @@ async fn history(args: HistoryArgs) -> ExitCode {
     answer("history", shown.await)
 }
 
+/// How long one cluster of a fleet may take to answer before it is reported unreachable.
+const CLUSTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The audit of the cluster of one kubeconfig context.
+async fn audit_context(
+    kubeconfig: &kube::config::Kubeconfig,
+    context: &str,
+    args: &AuditArgs,
+    keys: &NodeLabelKeys,
+) -> anyhow::Result<Vec<domicile::audit::Report>> {
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options).await?;
+    // An unreachable cluster is reported, not waited for.
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(30));
+    let client = kube::Client::try_from(config)?;
+    let audited =
+        domicile::audit::audit_cluster(client, keys, &args.exempt_label, args.namespace.as_deref());
+    tokio::time::timeout(CLUSTER_TIMEOUT, audited)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {CLUSTER_TIMEOUT:?}"))?
+}
+
+/// `domicile audit --context ... | --all-contexts`: every cluster at once, one table.
+async fn audit_fleet(args: &AuditArgs) -> anyhow::Result<(String, u8)> {
+    let keys = args.labels.keys();
+    let kubeconfig = kube::config::Kubeconfig::read()?;
+    let contexts: Vec<String> = if args.all_contexts {
+        kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
+    } else {
+        args.contexts.clone()
+    };
+    anyhow::ensure!(!contexts.is_empty(), "the kubeconfig has no context");
+    let audits = futures::future::join_all(
+        contexts
+            .iter()
+            .map(|context| audit_context(&kubeconfig, context, args, &keys)),
+    )
+    .await;
+    let clusters: Vec<domicile::audit::ClusterAudit> = contexts
+        .into_iter()
+        .zip(audits)
+        .map(|(cluster, audited)| match audited {
+            Ok(reports) => domicile::audit::ClusterAudit {
+                cluster,
+                reports: Some(reports),
+                error: None,
+            },
+            Err(err) => domicile::audit::ClusterAudit {
+                cluster,
+                reports: None,
+                error: Some(format!("{err:#}")),
+            },
+        })
+        .collect();
+    let text = match args.output {
+        OutputFormat::Table => domicile::audit::fleet_table(&clusters),
+        OutputFormat::Json => serde_json::to_string_pretty(&clusters)? + "\n",
+    };
+    Ok((text, domicile::audit::fleet_exit_code(&clusters)))
+}
+
 #[tokio::main]
 async fn audit(args: AuditArgs) -> ExitCode {
+    if args.all_contexts || !args.contexts.is_empty() {
+        return answer("audit", audit_fleet(&args).await);
+    }
     let keys = args.labels.keys();
     let reports = match kube::Client::try_default().await {
         Ok(client) => {

@@ -6,6 +6,7 @@ mod chart;
 mod crd;
 mod drift;
 mod failover;
+mod fleet;
 mod history;
 mod isolation;
 mod operator;

@@ -528,12 +528,17 @@ pub struct OwnOperator {
 
 impl OwnOperator {
     pub fn start(name: &str, args: &[&str], admin_port: u16) -> Self {
+        Self::start_in(&env("DOMICILE_OPERATOR_KUBECONFIG"), name, args, admin_port)
+    }
+
+    /// The same against the cluster of `kubeconfig`.
+    pub fn start_in(kubeconfig: &str, name: &str, args: &[&str], admin_port: u16) -> Self {
         let log = std::env::temp_dir().join(format!("domicile-e2e-{name}.log"));
         let child = Command::new(env("DOMICILE_BIN"))
             .args(["run", "--log-format", "plain"])
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             .args(args)
-            .env("KUBECONFIG", env("DOMICILE_OPERATOR_KUBECONFIG"))
+            .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
