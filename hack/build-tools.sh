@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd, the Kubernetes control plane, kubectl, kwok and helm from Go modules into the cache,
 # once per version; with `real-node` (or DOMICILE_REAL_NODES set) also the kubelet and kube-proxy,
-# and the add-ons DOMICILE_REAL_ADDONS names.
+# and the add-ons DOMICILE_REAL_ADDONS names; with `promtool`, promtool.
 # A build goes to a temporary folder and is moved into place only when whole.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,9 +39,14 @@ build_into "$KUBE_BIN" kubernetes "$k8s_ldflags" "" \
 build_into "$KWOK_BIN" kwok "" kwok sigs.k8s.io/kwok/cmd/kwok
 build_into "$HELM_BIN" helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm
 
+# promtool, for the chart's alerting rules, only when asked for (hack/chart-check.sh).
+if [[ " $* " == *" promtool "* ]]; then
+  build_into "$PROMTOOL_BIN" promtool "" promtool github.com/prometheus/prometheus/cmd/promtool
+fi
+
 # The kubelet and kube-proxy of a real node, the dynamic provisioner of its volumes and the
 # firewall that enforces NetworkPolicies there, only when a real node is asked for.
-if [[ "${1:-}" == real-node || -n "$REAL_NODES" ]]; then
+if [[ " $* " == *" real-node "* || -n "$REAL_NODES" ]]; then
   build_into "$NODE_BIN" kubernetes "$k8s_ldflags" "" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
   if real_addon storage; then

@@ -3,7 +3,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$HACK_DIR/build-tools.sh"
+"$HACK_DIR/build-tools.sh" promtool
 helm="$HELM_BIN/helm"
 "$helm" lint --strict "$REPO_ROOT/charts/domicile"
 render() { "$helm" template domicile "$REPO_ROOT/charts/domicile" --namespace domicile-system --kube-version "$K8S_VERSION" "$@"; }
@@ -35,4 +35,22 @@ refused 'adminPort=70000' "/adminPort"
 refused 'image.digest=latest' "/image/digest"
 refused 'localRoot=/' "/localRoot"
 refused 'leaderElection.enabled=false' "replicas > 1 needs leaderElection.enabled"
-log "helm lint and helm template passed"
+# The monitoring bundle renders, and its alerting rules pass promtool's check and its tests.
+monitoring=(--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true
+  --set monitoring.dashboard.enabled=true)
+"$helm" lint --strict "$REPO_ROOT/charts/domicile" "${monitoring[@]}" >/dev/null
+rendered="$(render "${monitoring[@]}")"
+for kind in ServiceMonitor PrometheusRule ConfigMap; do
+  grep -q "^kind: $kind\$" <<<"$rendered" || die "helm template with the monitoring values rendered no $kind"
+done
+refused 'monitoring.prometheusRule.violatedFor=five minutes' "/monitoring/prometheusRule/violatedFor"
+rules_dir="$(mktemp -d)"
+trap 'rm -rf "$rules_dir"' EXIT
+# The PrometheusRule's spec is a Prometheus rule file.
+render "${monitoring[@]}" --show-only templates/monitoring.yaml |
+  awk '/^kind: PrometheusRule$/ { rule = 1 } rule && /^spec:$/ { spec = 1; next } spec && /^---/ { exit }
+       spec { sub(/^  /, ""); print }' > "$rules_dir/rules.yaml"
+cp "$HACK_DIR/monitoring/alerts-test.yaml" "$rules_dir/"
+"$PROMTOOL_BIN/promtool" check rules "$rules_dir/rules.yaml"
+(cd "$rules_dir" && "$PROMTOOL_BIN/promtool" test rules alerts-test.yaml)
+log "helm lint, helm template and promtool passed"

@@ -14,6 +14,7 @@ K8S_VERSION="$(module_version kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(module_version helm helm.sh/helm/v3)"
+PROMETHEUS_VERSION="$(module_version promtool github.com/prometheus/prometheus)"
 LOCAL_PATH_VERSION="$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)"
 KUBE_ROUTER_VERSION="$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)"
 if [[ -z "$K8S_VERSION" || -z "$ETCD_VERSION" || -z "$KWOK_VERSION" || -z "$HELM_VERSION" || -z "$LOCAL_PATH_VERSION" || -z "$KUBE_ROUTER_VERSION" ]]; then
@@ -31,6 +32,7 @@ KUBE_BIN="$BIN_ROOT/kubernetes-$K8S_VERSION"
 ETCD_BIN="$BIN_ROOT/etcd-$ETCD_VERSION"
 KWOK_BIN="$BIN_ROOT/kwok-$KWOK_VERSION"
 HELM_BIN="$BIN_ROOT/helm-$HELM_VERSION"
+PROMTOOL_BIN="$BIN_ROOT/promtool-$PROMETHEUS_VERSION"
 
 # The running cluster: certificates, etcd data, logs, pid files and the admin kubeconfig.
 CLUSTER_DIR="${DOMICILE_CLUSTER_DIR:-$DOMICILE_CACHE/cluster}"

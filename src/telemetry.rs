@@ -554,4 +554,56 @@ mod tests {
             "{text}"
         );
     }
+
+    /// Every series the chart's dashboard and alerts query is one the operator exposes.
+    #[test]
+    fn the_dashboard_and_the_alerts_query_only_exposed_families() {
+        let metrics = Metrics::default();
+        metrics.leading(true);
+        metrics.reconciled(0.01, None);
+        metrics.write("apply", "StatefulSet");
+        let exposed: std::collections::BTreeSet<String> = metrics
+            .encode()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split(['{', ' ']).next())
+            .map(str::to_owned)
+            .chain(
+                // Families whose series appear only with data: the inventory and watches.
+                [
+                    "domicile_regional_data_centers",
+                    "domicile_violations",
+                    "domicile_watch_healthy",
+                ]
+                .map(str::to_owned),
+            )
+            .collect();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/domicile");
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).expect("a chart file");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&read("files/dashboard.json")).expect("the dashboard is JSON");
+        let mut queries: Vec<String> = dashboard["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|target| target["expr"].as_str().map(str::to_owned))
+            .collect();
+        queries.push(read("templates/monitoring.yaml"));
+        let mut checked = 0;
+        for query in &queries {
+            for (at, _) in query.match_indices("domicile_") {
+                let name: String = query[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exposed.contains(&name),
+                    "{name} is queried but not exposed: {exposed:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked}");
+    }
 }

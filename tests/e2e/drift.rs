@@ -345,6 +345,25 @@ fn network_volume_on_an_undeclared_class_is_unverifiable_until_the_class_is_decl
         "{message}"
     );
     assert_audit_agrees(&ns, "archive", 1);
+    // The policy report says warn for the volume (Unverifiable), not fail; pass once declared.
+    let volume_result = |expected: &str| {
+        crate::support::poll_seen(
+            &format!("{expected} for the volume in the policy report"),
+            Duration::from_secs(60),
+            || {
+                let (results, summary) =
+                    crate::reports::report(&ns, "policyreport").unwrap_or_default();
+                results
+                    .iter()
+                    .any(|(rule, name, result)| {
+                        rule == "volume-node-jurisdiction" && *name == pv.name && result == expected
+                    })
+                    .then_some(())
+                    .ok_or(format!("{results:?} {summary}"))
+            },
+        );
+    };
+    volume_result("warn");
 
     kubectl_ok(
         &[
@@ -359,6 +378,7 @@ fn network_volume_on_an_undeclared_class_is_unverifiable_until_the_class_is_decl
     let status = ns.get_json("rdc", "archive").expect("exists")["status"].clone();
     assert_eq!(status["residency"], "Compliant");
     assert_audit_agrees(&ns, "archive", 0);
+    volume_result("pass");
 }
 
 #[test]

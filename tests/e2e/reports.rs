@@ -16,7 +16,7 @@ use crate::support::{
 /// A report's results as (rule, resource name, result).
 type Results = Vec<(String, String, String)>;
 
-fn report(ns: &TestNamespace, resource: &str) -> Option<(Results, Value)> {
+pub(crate) fn report(ns: &TestNamespace, resource: &str) -> Option<(Results, Value)> {
     let report = ns.get_json(resource, "domicile-residency")?;
     let mut results: Results = report["results"]
         .as_array()?
