@@ -143,10 +143,20 @@ fn trim<T>(entries: &mut Vec<T>, closed: impl Fn(&T) -> bool, from: impl Fn(&T) 
     dropped
 }
 
+/// A time as the tables print it: RFC 3339 in UTC, to the second.
+pub fn time_text(time: &Time) -> String {
+    time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The end of a span: its time, or `now` while it lasts.
+pub fn until_text(time: Option<&Time>) -> String {
+    time.map_or_else(|| "now".to_owned(), time_text)
+}
+
 /// `domicile history`: the stays, then the violations, oldest first, as kubectl prints tables.
 pub fn table(namespace: &str, name: &str, history: &ResidencyHistoryStatus) -> String {
-    let time = |t: &Time| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let until = |t: &Option<Time>| t.as_ref().map_or_else(|| "now".to_owned(), time);
+    let time = time_text;
+    let until = |t: &Option<Time>| until_text(t.as_ref());
     let mut out = format!(
         "ResidencyHistory {namespace}/{name}: {} stays, {} violations, {} older entries trimmed\n\n",
         history.stays.len(),

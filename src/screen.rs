@@ -3,6 +3,7 @@
 
 use crate::api::{RegionalDataCenter, ResidencyHistoryStatus};
 use crate::audit::aligned;
+use crate::history::{time_text, until_text};
 
 /// The screen of `rdc`, with the summary of its history when there is one.
 pub fn status_screen(rdc: &RegionalDataCenter, history: Option<&ResidencyHistoryStatus>) -> String {
@@ -64,7 +65,7 @@ pub fn status_screen(rdc: &RegionalDataCenter, history: Option<&ResidencyHistory
                 v.reason,
                 v.kind,
                 v.name,
-                v.since.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                time_text(&v.since),
                 v.message
             ));
         }
@@ -95,11 +96,8 @@ pub fn status_screen(rdc: &RegionalDataCenter, history: Option<&ResidencyHistory
                     last.reason,
                     last.kind,
                     last.name,
-                    last.from.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    last.to.as_ref().map_or_else(
-                        || "now".to_owned(),
-                        |t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-                    )
+                    time_text(&last.from),
+                    until_text(last.to.as_ref())
                 ));
             }
             out.push_str(&format!(
@@ -110,4 +108,76 @@ pub fn status_screen(rdc: &RegionalDataCenter, history: Option<&ResidencyHistory
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::api::{Episode, Placement, RegionalDataCenterStatus, Residency, Violation};
+    use crate::resources::fixtures::rdc;
+
+    #[test]
+    fn one_screen_says_where_it_is_what_is_wrong_and_what_happened() {
+        let at = |s| Time(jiff::Timestamp::from_second(s).expect("a time"));
+        let mut cn = rdc("CN", 1);
+        cn.metadata.namespace = Some("fleet-cn".to_owned());
+        cn.status = Some(RegionalDataCenterStatus {
+            residency: Some(Residency::Violated),
+            ready: Some("1/1".to_owned()),
+            placements: vec![Placement {
+                pod: "vehicle-data-0".to_owned(),
+                node: Some("cn-1".to_owned()),
+                node_jurisdiction: Some("US".to_owned()),
+                volume: None,
+                volume_node: None,
+                compliant: false,
+            }],
+            violations: vec![Violation {
+                kind: "Pod".to_owned(),
+                name: "vehicle-data-0".to_owned(),
+                reason: "NodeOutsideJurisdiction".to_owned(),
+                message: "pod on cn-1, outside CN".to_owned(),
+                since: at(60),
+            }],
+            ..RegionalDataCenterStatus::default()
+        });
+        let history = ResidencyHistoryStatus {
+            violations: vec![Episode {
+                kind: "Pod".to_owned(),
+                name: "vehicle-data-0".to_owned(),
+                reason: "NodeOutsideJurisdiction".to_owned(),
+                message: String::new(),
+                from: at(60),
+                to: None,
+            }],
+            ..ResidencyHistoryStatus::default()
+        };
+        let screen = status_screen(&cn, Some(&history));
+        let lines: Vec<&str> = screen.lines().collect();
+        assert_eq!(
+            lines[0],
+            "RegionalDataCenter fleet-cn/vehicle-data: jurisdiction CN, residency Violated, phase -, ready 1/1"
+        );
+        assert!(
+            lines
+                .contains(&"vehicle-data-0   cn-1   US                  -        -             NO"),
+            "{screen}"
+        );
+        assert!(
+            lines.contains(
+                &"NodeOutsideJurisdiction Pod vehicle-data-0 since 1970-01-01T00:01:00Z: pod on cn-1, outside CN"
+            ),
+            "{screen}"
+        );
+        assert!(
+            screen.contains(
+                "History: 0 stays, 1 violations (1 open), 0 older entries trimmed; last: NodeOutsideJurisdiction \
+                 Pod vehicle-data-0 from 1970-01-01T00:01:00Z to now"
+            ),
+            "{screen}"
+        );
+        assert!(status_screen(&cn, None).contains("History: none recorded yet"));
+    }
 }
