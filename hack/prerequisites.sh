@@ -3,18 +3,19 @@
 # when it may (root with apt-get), and otherwise says what to install.
 #   hack/prerequisites.sh             the control plane and kwok
 #   hack/prerequisites.sh real-node   also a real node: containerd, runc, CNI plugins, iptables,
-#                                     buildah and a static busybox for the images
+#                                     ipset (kube-router's firewall), buildah and a static busybox
+#                                     for the images
 set -euo pipefail
 
 declare -A package=(
   [openssl]=openssl [curl]=curl [setsid]=util-linux
   [containerd]=containerd [ctr]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
   [iptables]=iptables [ip]=iproute2 [buildah]=buildah [readelf]=binutils
-  [/bin/busybox]=busybox-static [mount]=mount
+  [/bin/busybox]=busybox-static [mount]=mount [ipset]=ipset
 )
 tools=(openssl curl setsid)
 if [[ "${1:-}" == real-node ]]; then
-  tools+=(containerd ctr runc /usr/lib/cni/bridge iptables ip buildah readelf mount /bin/busybox)
+  tools+=(containerd ctr runc /usr/lib/cni/bridge iptables ip buildah readelf mount /bin/busybox ipset)
 fi
 
 have() {
