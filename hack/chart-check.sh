@@ -3,7 +3,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$HACK_DIR/build-tools.sh" promtool
+"$HACK_DIR/build-tools.sh" helm promtool
 helm="$HELM_BIN/helm"
 "$helm" lint --strict "$REPO_ROOT/charts/domicile"
 render() { "$helm" template domicile "$REPO_ROOT/charts/domicile" --namespace domicile-system --kube-version "$K8S_VERSION" "$@"; }

@@ -9,13 +9,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$HACK_DIR/prerequisites.sh"
-"$HACK_DIR/build-tools.sh"
+"$HACK_DIR/build-tools.sh" cluster
 if [[ -n "$REAL_NODES" ]]; then
   "$HACK_DIR/prerequisites.sh" real-node
   # The sandbox and workload images are quick to build; the operator's is the caller's to build.
   [[ -f "$IMAGES_DIR/pause.tar" && -f "$IMAGES_DIR/workload.tar" ]] || "$HACK_DIR/images.sh" pause workload
 fi
-"$HACK_DIR/cluster-down.sh"
+# Whatever ran before goes, at once: its state is wiped below.
+DOMICILE_STOP_SIGNAL=KILL "$HACK_DIR/cluster-down.sh"
 
 start=$SECONDS
 # Nothing may still be mounted below the folder (a real node's volumes) when it is removed.

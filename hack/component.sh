@@ -106,7 +106,7 @@ stop() {
   kill -s "$signal" "$pid"
   # A graceful stop of the API server waits up to 60 s for open connections (watches).
   for _ in $(seq 180); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    running "$pid" || return 0
     sleep 0.5
   done
   die "$name (pid $pid) did not stop on SIG$signal"

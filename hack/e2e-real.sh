@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 start=$SECONDS
 "$HACK_DIR/prerequisites.sh" real-node
-"$HACK_DIR/build-tools.sh" real-node
+"$HACK_DIR/build-tools.sh" real-node helm
 "$HACK_DIR/images.sh" pause workload operator
 cargo test --features e2e --test e2e --no-run
 log "built the real node's binaries and images in $((SECONDS - start))s"

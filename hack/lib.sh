@@ -55,7 +55,27 @@ NODE_BIN="$BIN_ROOT/kubernetes-node-$K8S_VERSION"
 LOCAL_PATH_BIN="$BIN_ROOT/local-path-provisioner-$LOCAL_PATH_VERSION"
 KUBE_ROUTER_BIN="$BIN_ROOT/kube-router-$KUBE_ROUTER_VERSION"
 IMAGES_DIR="$DOMICILE_CACHE/images"
+# Links to the tools a person uses on the local cluster (kubectl, helm, domicile), for PATH.
+PATH_DIR="$DOMICILE_CACHE/path"
+# What the builds print (compilers, package managers), one file each.
+BUILD_LOGS="$DOMICILE_CACHE/logs"
 STATIC_TARGET=x86_64-unknown-linux-gnu
+# build_operator PROFILE [static]: cargo build of the operator with the cargo profile PROFILE
+# (release, or quick: `make run`'s, which also goes without jemalloc); static: linked statically
+# for the image. operator_binary PROFILE [static]: where that build puts the binary.
+build_operator() {
+  local args=(--profile "$1" --locked --bin domicile)
+  [[ "$1" != quick ]] || args+=(--no-default-features)
+  if [[ "${2:-}" == static ]]; then
+    (cd "$REPO_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" cargo build "${args[@]}" --target "$STATIC_TARGET")
+  else
+    (cd "$REPO_ROOT" && cargo build "${args[@]}")
+  fi
+}
+operator_binary() {
+  local target="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+  if [[ "${2:-}" == static ]]; then echo "$target/$STATIC_TARGET/$1/domicile"; else echo "$target/$1/domicile"; fi
+}
 # image_ref NAME: the name under which hack/images.sh builds an image and the nodes hold it.
 image_ref() { echo "domicile.local/$1:dev"; }
 # The pods' network: a bridge of our own for 10.245.0.0/16; real node INDEX gives its pods
@@ -70,6 +90,8 @@ POD_GATEWAY=10.245.0.1
 
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
+# duration SECONDS: 42s, 2m10s.
+duration() { if (($1 < 60)); then echo "$1s"; else printf '%dm%02ds\n' $(($1 / 60)) $(($1 % 60)); fi; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -92,19 +114,27 @@ start_component() {
   setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$CLUSTER_DIR/pids/$name.pid"
 }
+# running PID: the process exists and is not a zombie (its parent gone, it waits to be reaped).
+running() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" != Z ]]
+}
 # stop_component NAME: SIGTERM to a component that start_component started, SIGKILL if it is still
-# running 15 s later; nothing if it is not running.
+# running 15 s later; nothing if it is not running. DOMICILE_STOP_SIGNAL=KILL: SIGKILL at once
+# (cluster-up.sh, wiping a cluster whose state goes anyway).
 stop_component() {
   local name="$1" pid_file="$CLUSTER_DIR/pids/$1.pid" pid
   [[ -f "$pid_file" ]] || return 0
   pid="$(cat "$pid_file")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
+  if running "$pid"; then
+    kill "-${DOMICILE_STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do
+      running "$pid" || break
+      sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
       log "$name did not stop on SIGTERM; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -114,7 +144,7 @@ stop_component() {
 # alive NAME: the component has not exited (it would say why in its log).
 alive() {
   local name="$1"
-  if ! kill -0 "$(cat "$CLUSTER_DIR/pids/$name.pid")" 2>/dev/null; then
+  if ! running "$(cat "$CLUSTER_DIR/pids/$name.pid")"; then
     log "$name exited; last lines of $CLUSTER_DIR/logs/$name.log:"
     tail -n 30 "$CLUSTER_DIR/logs/$name.log" >&2
     die "$name failed to start"
@@ -139,7 +169,10 @@ unmount_under() {
   local dir="$1" mounts mount
   mapfile -t mounts < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
   for mount in "${mounts[@]}"; do
-    umount "$mount" 2>/dev/null || umount -l "$mount"
+    # A mount may go by itself meanwhile (a runtime shim that was just killed had it).
+    umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null ||
+      ! awk -v m="$mount" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo ||
+      die "cannot unmount $mount"
   done
 }
 

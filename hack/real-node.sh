@@ -15,6 +15,8 @@
 #   hack/real-node.sh proxy-up NAME INDEX          kube-proxy, once the node NAME is up
 #   hack/real-node.sh storage-up                   the local-path provisioner (Dynamic mode)
 #   hack/real-node.sh firewall-up NAME             kube-router's NetworkPolicy firewall for NAME
+#   hack/real-node.sh import NAME IMAGE...         load images of hack/images.sh into NAME's
+#                                                  containerd (it loads those built at its start)
 # Everything a node keeps lives under $CLUSTER_DIR/real/NAME; it runs as root (kubelet and
 # containerd mount, make network namespaces and cgroups).
 set -euo pipefail
@@ -255,12 +257,23 @@ cgroups_up() {
   done
 }
 
+# import_images NAME IMAGE...: the archives of hack/images.sh that exist, into the node's containerd.
+import_images() {
+  local name="$1" image; shift
+  local ctr=(ctr --address "$(node_dir "$name")/containerd.sock" --namespace k8s.io)
+  for image in "$@"; do
+    if [[ -f "$IMAGES_DIR/$image.tar" ]]; then
+      "${ctr[@]}" images import --no-unpack=false "$IMAGES_DIR/$image.tar" >/dev/null
+    fi
+  done
+}
+
 up() {
   local name="$1" jurisdiction="$2" index="$3"
   local dir ip start=$SECONDS
   dir="$(node_dir "$name")"
   ip="$(node_ip "$index")"
-  [[ -x "$NODE_BIN/kubelet" ]] || die "$NODE_BIN/kubelet is missing: run hack/build-tools.sh real-node"
+  [[ -x "$NODE_BIN/kubelet" ]] || die "$NODE_BIN/kubelet is missing: run hack/build-tools.sh node"
   mkdir -p "$dir"/{containerd,kubelet,cni/net.d,cni/ipam}
   ip addr replace "$ip/32" dev "$POD_BRIDGE"
 
@@ -319,12 +332,7 @@ JSON
     NO_PROXY= containerd --config "$dir/containerd/config.toml"
   local ctr=(ctr --address "$sock" --namespace k8s.io)
   wait_for 60 "containerd of $name" "${ctr[@]}" version || { alive "containerd-$name"; die "containerd of $name did not answer"; }
-  local image
-  for image in pause workload operator; do
-    if [[ -f "$IMAGES_DIR/$image.tar" ]]; then
-      "${ctr[@]}" images import --no-unpack=false "$IMAGES_DIR/$image.tar" >/dev/null
-    fi
-  done
+  import_images "$name" pause workload operator
 
   # The kubelet: cgroup v1 with the cgroupfs driver, pods in a cgroup of their own, serving on
   # the node's bridge address, checking clients against the cluster's CA and asking the API
@@ -434,8 +442,9 @@ case "${1:-}" in
   firewall-up) firewall_up "${2:?NAME}" ;;
   network-down) network_down ;;
   leftovers) leftovers ;;
+  import) import_images "${2:?NAME}" "${@:3}" ;;
   *)
-    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | firewall-up NAME | network-down | leftovers" >&2
+    echo "usage: hack/real-node.sh up NAME JURISDICTION INDEX | down NAME | network-up | proxy-up NAME INDEX | storage-up | firewall-up NAME | import NAME IMAGE... | network-down | leftovers" >&2
     exit 2
     ;;
 esac

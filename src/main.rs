@@ -245,7 +245,10 @@ fn parse_labels(value: &str) -> Result<std::collections::BTreeMap<String, String
 
 /// jemalloc gives memory back to the system once it has been free for a while (its decay, done by a
 /// thread of its own), where the system allocator keeps the peak of a large listing or a mass
-/// deletion for the life of the process. Its settings are in `.cargo/config.toml`.
+/// deletion for the life of the process. Its settings are in `.cargo/config.toml`. The feature
+/// `jemalloc` (on by default) brings it; `make run` builds without it, as its C build is a quarter
+/// of the whole build and a local cluster's few resources need no decay.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

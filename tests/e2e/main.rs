@@ -16,5 +16,6 @@ mod real_node;
 mod reports;
 mod support;
 mod tamper;
+mod tour;
 mod validation;
 mod whatif;
