@@ -329,6 +329,7 @@ fn the_readme_tour_works_as_written() {
         .write_all(script.as_bytes())
         .expect("bash reads the script");
     let output = child.wait_with_output().expect("bash runs to the end");
+    let _ = std::fs::remove_dir_all(&tools);
     let output = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.contains("@@tour-step end"),
