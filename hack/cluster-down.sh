@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the local cluster started by cluster-up.sh (and an operator that run-local.sh started): real
 # nodes first (hack/real-node.sh down) and the pod network, then the other components, etcd last;
-# SIGTERM first, SIGKILL for any that is still running after 15 seconds. Its files stay for post-mortems.
+# SIGTERM first, SIGKILL for any that is still running after 15 seconds. Its files stay for
+# post-mortems.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
