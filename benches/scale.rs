@@ -529,9 +529,11 @@ impl Bench {
         // Placement is planned as the operator does it: least-loaded eligible nodes first.
         let mut load = BTreeMap::new();
         let mut plans = Vec::new();
+        let modes = [resources::DATA_ACCESS_MODE.to_owned()];
         for i in 0..n {
             let rdc = self.data_centre(&namespace, i)?;
-            let plan = resources::local_volumes(&rdc, &class_name, &eligible, &[], &load, ROOT);
+            let plan =
+                resources::local_volumes(&rdc, &class_name, &eligible, &[], &load, ROOT, &modes);
             for pv in &plan.volumes {
                 if let Some(host) = resources::pinned_hostname(pv) {
                     *load.entry(host).or_insert(0) += 1;
@@ -543,7 +545,7 @@ impl Bench {
         let client = &self.client;
         let namespace = namespace.as_str();
         let applies = plans.iter().map(|(rdc, plan)| {
-            let (params, class_name, volumes) = (&params, &class_name, &volumes);
+            let (params, class_name, volumes, modes) = (&params, &class_name, &volumes, &modes);
             async move {
                 for pv in plan {
                     apply(volumes, pv, params).await?;
@@ -557,7 +559,7 @@ impl Bench {
                 if let Some(policy) = resources::network_policy(rdc, &DnsPeer::default()) {
                     apply(&Api::namespaced(client.clone(), namespace), &policy, params).await?;
                 }
-                let sts = resources::statefulset(rdc, &self.cn, &self.keys, class_name);
+                let sts = resources::statefulset(rdc, &self.cn, &self.keys, class_name, modes);
                 apply(&Api::namespaced(client.clone(), namespace), &sts, params).await
             }
         });

@@ -58,15 +58,19 @@ failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
   cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: \
-    --skip reports::absent_ --skip history:: --skip fleet:: "$@" || failed=1
+    --skip reports::absent_ --skip history:: --skip fleet:: --skip tenant::serial_ "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
   cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
     --skip outage:: --skip real_node:: --skip reports::absent_ --skip history:: --skip fleet:: \
-    --skip tour::the_readme_tour_works --show-output || failed=1
+    --skip tour::the_readme_tour_works --skip tenant::serial_ --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
+  fi
+  # An edited admission policy is seen by every namespace, so that test runs alone.
+  if ((failed == 0)); then
+    cargo test --features e2e --test e2e -- tenant::serial_ --nocapture || failed=1
   fi
   # The README's tour relabels a node, so it runs alone.
   if ((failed == 0)); then

@@ -216,7 +216,7 @@ pub async fn audit_cluster(
                     policies: &policies,
                     bindings: &bindings,
                     exempt_label,
-                    operator_labels: false,
+                    labelling: guard::Labelling::Off,
                 });
                 ReportedGuard {
                     guarded: assessment.standing == guard::Standing::Enforced,

@@ -16,13 +16,51 @@ use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{GuardPolicy, GuardStatus};
 use crate::resources::NodeLabelKeys;
 
+mod digest;
+pub use digest::DIGEST_ANNOTATION;
+
 /// The namespace label that puts a namespace in one jurisdiction (`CN`, or `CN-SH`).
 pub const NAMESPACE_LABEL: &str = "domicile.dev/jurisdiction";
+/// The namespace label with which an admin lets the operator label a namespace with the
+/// jurisdiction of its data centres (`allowed`): a tenant's data centre cannot lock a shared
+/// namespace to a jurisdiction.
+pub const LABELLING_LABEL: &str = "domicile.dev/labelling";
+
+/// Whether the operator labels a namespace with its jurisdiction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Labelling {
+    /// Namespaces are labelled by people only.
+    Off,
+    /// It would, but no admin allowed it for this namespace.
+    NotAllowed,
+    Allowed,
+}
+
+impl Labelling {
+    /// For a namespace with `labels`, when the operator labels namespaces (`enabled`), those an
+    /// admin allowed or (`any`) every one.
+    pub fn of(enabled: bool, any: bool, labels: &BTreeMap<String, String>) -> Self {
+        let allowed = any || labels.get(LABELLING_LABEL).map(String::as_str) == Some("allowed");
+        match (enabled, allowed) {
+            (false, _) => Self::Off,
+            (true, false) => Self::NotAllowed,
+            (true, true) => Self::Allowed,
+        }
+    }
+}
+
 /// The label on the chart's policies and bindings that says what each guards.
 pub const GUARD_LABEL: &str = "domicile.dev/guard";
 /// What the namespace of a data centre needs guarded, in the order they are reported. The
-/// fourth guard, `operator`, fences the operator's own account wherever it writes.
-pub const NAMESPACE_GUARDS: [&str; 3] = ["pods", "claims", "managed"];
+/// last guard, `operator`, fences the operator's own account wherever it writes.
+pub const NAMESPACE_GUARDS: [&str; 6] = [
+    "pods",
+    "claims",
+    "managed",
+    "network",
+    "connect",
+    "datacenters",
+];
 const OPERATOR_GUARD: &str = "operator";
 
 /// The label a namespace of data centres of these jurisdictions should carry: their common code,
@@ -79,8 +117,10 @@ pub enum Standing {
     JurisdictionConflict,
     NamespaceNotLabelled,
     NamespaceJurisdictionMismatch,
+    NamespaceJurisdictionWider,
     NamespaceExempt,
     PolicyMissing,
+    PolicyModified,
     NotEnforced,
 }
 
@@ -92,8 +132,10 @@ impl Standing {
             Self::JurisdictionConflict => "JurisdictionConflict",
             Self::NamespaceNotLabelled => "NamespaceNotLabelled",
             Self::NamespaceJurisdictionMismatch => "NamespaceJurisdictionMismatch",
+            Self::NamespaceJurisdictionWider => "NamespaceJurisdictionWider",
             Self::NamespaceExempt => "NamespaceExempt",
             Self::PolicyMissing => "PolicyMissing",
+            Self::PolicyModified => "PolicyModified",
             Self::NotEnforced => "NotEnforced",
         }
     }
@@ -132,7 +174,7 @@ pub struct Inputs<'a> {
     /// The namespace label that exempts a namespace (the chart's `admission.exemptLabel`).
     pub exempt_label: &'a str,
     /// Whether the operator labels namespaces itself, for the advice.
-    pub operator_labels: bool,
+    pub labelling: Labelling,
 }
 
 fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
@@ -185,6 +227,22 @@ fn in_force(
         .collect()
 }
 
+/// The policies in force, and their bindings, whose spec is not the one the chart rendered.
+fn modified(in_force: &[GuardPolicy], inputs: &Inputs<'_>) -> Vec<String> {
+    let names: BTreeSet<&str> = in_force.iter().map(|p| p.name.as_str()).collect();
+    let policies = inputs
+        .policies
+        .iter()
+        .filter(|p| names.contains(p.name_any().as_str()) && digest::policy_modified(p))
+        .map(|p| format!("ValidatingAdmissionPolicy {}", p.name_any()));
+    let bindings = inputs
+        .bindings
+        .iter()
+        .filter(|b| names.contains(b.spec.policy_name.as_str()) && digest::binding_modified(b))
+        .map(|b| format!("ValidatingAdmissionPolicyBinding {}", b.name_any()));
+    policies.chain(bindings).collect()
+}
+
 /// Whether the namespace of a data centre is guarded, and if not, why and what to do.
 pub fn assess(inputs: &Inputs<'_>) -> Assessment {
     let Inputs {
@@ -235,10 +293,15 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
         );
     }
     let Some(code) = code else {
-        let how = if inputs.operator_labels {
-            "the operator labels it once no other label is in the way"
-        } else {
-            "or install the chart with namespaces.label=true"
+        let how = match inputs.labelling {
+            Labelling::Allowed => {
+                "the operator labels it once no other label is in the way".to_owned()
+            }
+            Labelling::NotAllowed => format!(
+                "or let the operator label it: kubectl label namespace {namespace} \
+                 {LABELLING_LABEL}=allowed"
+            ),
+            Labelling::Off => "or install the chart with namespaces.label=true".to_owned(),
         };
         return verdict(
             Standing::NamespaceNotLabelled,
@@ -256,6 +319,17 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                 "namespace {namespace} is labelled {NAMESPACE_LABEL}={code}, but this \
                  RegionalDataCenter keeps data in {jurisdiction}: the namespace's pods policy \
                  refuses its pods; create it in a namespace of {jurisdiction}"
+            ),
+        );
+    }
+    if code != jurisdiction.to_string() {
+        return verdict(
+            Standing::NamespaceJurisdictionWider,
+            format!(
+                "namespace {namespace} is labelled {NAMESPACE_LABEL}={code}, so its pods policy \
+                 admits pods for any node of {code}, while this RegionalDataCenter keeps data in \
+                 {jurisdiction}: keep it in a namespace of its own labelled {jurisdiction} \
+                 (kubectl label namespace NAME {NAMESPACE_LABEL}={jurisdiction})"
             ),
         );
     }
@@ -282,6 +356,18 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                  chart with admission.{}.enabled=true",
                 missing.join(" and "),
                 missing.join(".enabled=true and admission.")
+            ),
+        );
+    }
+    let modified: Vec<String> = modified(&status.policies, inputs);
+    if !modified.is_empty() {
+        return verdict(
+            Standing::PolicyModified,
+            format!(
+                "{} no longer match what the chart installed (their {DIGEST_ANNOTATION} \
+                 annotation): what they refuse is unknown; reinstall them with helm upgrade, or \
+                 helm template ... | kubectl apply -f -",
+                modified.join(", ")
             ),
         );
     }
@@ -315,11 +401,17 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
         Standing::Enforced,
         format!(
             "namespace {namespace} belongs to {code}: the API server refuses pods that do not \
-             require {code} ({}), claims on classes that do not declare it ({}), and changes to \
-             managed objects by anyone but the operator and Kubernetes' controllers ({})",
+             require {code} or break the baseline Pod Security Standard, and mounts of a data \
+             claim but by its replica ({}), claims on classes that do not declare it ({}), \
+             changes to managed objects by anyone but the operator and Kubernetes' controllers \
+             ({}), NetworkPolicies but the operator's and Services that reach outside ({}), \
+             sessions into replicas ({}), and specs that read what their author may not ({})",
             names("pods"),
             names("claims"),
-            names("managed")
+            names("managed"),
+            names("network"),
+            names("connect"),
+            names("datacenters")
         ),
     )
 }
@@ -388,15 +480,32 @@ mod tests {
     }
 
     impl Cluster {
-        /// The chart's four policies, bound with `actions`.
+        /// The chart's policies, bound with `actions`, each with the digest the chart gives it.
         fn chart(actions: &[&str]) -> Self {
-            let guards = ["pods", "claims", "managed", "operator"];
+            let guards = NAMESPACE_GUARDS.iter().chain([&OPERATOR_GUARD]);
             Self {
                 policies: guards
-                    .iter()
-                    .map(|g| policy(g, *g == "pods" || *g == "claims"))
+                    .clone()
+                    .map(|g| {
+                        let mut policy =
+                            policy(g, !["managed", "datacenters", "operator"].contains(g));
+                        let digest = digest::policy_digest(&policy);
+                        policy
+                            .annotations_mut()
+                            .insert(DIGEST_ANNOTATION.to_owned(), digest);
+                        policy
+                    })
                     .collect(),
-                bindings: guards.iter().map(|g| binding(g, actions)).collect(),
+                bindings: guards
+                    .map(|g| {
+                        let mut binding = binding(g, actions);
+                        let digest = digest::binding_digest(&binding);
+                        binding
+                            .annotations_mut()
+                            .insert(DIGEST_ANNOTATION.to_owned(), digest);
+                        binding
+                    })
+                    .collect(),
             }
         }
 
@@ -419,7 +528,7 @@ mod tests {
                 policies: &policies,
                 bindings: &bindings,
                 exempt_label: "domicile.dev/admission",
-                operator_labels: false,
+                labelling: Labelling::Off,
             })
         }
     }
@@ -496,7 +605,18 @@ mod tests {
             .iter()
             .map(|p| p.guard.as_str())
             .collect();
-        assert_eq!(guards, ["pods", "claims", "managed", "operator"]);
+        assert_eq!(
+            guards,
+            [
+                "pods",
+                "claims",
+                "managed",
+                "network",
+                "connect",
+                "datacenters",
+                "operator"
+            ]
+        );
         assert!(guard.message.contains("domicile-pods"), "{}", guard.message);
     }
 
@@ -519,14 +639,22 @@ mod tests {
             .iter()
             .map(|p| p.guard.as_str())
             .collect();
-        assert_eq!(guards, ["managed", "operator"]);
+        assert_eq!(guards, ["managed", "datacenters", "operator"]);
 
         let other = cluster.assess(&[(NAMESPACE_LABEL, "DE")], &[("a", "CN")]);
         assert_eq!(other.standing, Standing::NamespaceJurisdictionMismatch);
         let narrower = cluster.assess(&[(NAMESPACE_LABEL, "CN-SH")], &[("a", "CN")]);
         assert_eq!(narrower.standing, Standing::NamespaceJurisdictionMismatch);
+        // A CN namespace admits pods for any CN node, so it does not guard CN-SH data.
         let wider = cluster.assess(&[(NAMESPACE_LABEL, "CN")], &[("a", "CN-SH")]);
-        assert_eq!(wider.standing, Standing::Enforced);
+        assert_eq!(wider.standing, Standing::NamespaceJurisdictionWider);
+        assert!(
+            wider.message.contains("domicile.dev/jurisdiction=CN-SH"),
+            "{}",
+            wider.message
+        );
+        let exact = cluster.assess(&[(NAMESPACE_LABEL, "CN-SH")], &[("a", "CN-SH")]);
+        assert_eq!(exact.standing, Standing::Enforced, "{}", exact.message);
 
         let conflict = cluster.assess(
             &[(NAMESPACE_LABEL, "CN")],
@@ -558,6 +686,47 @@ mod tests {
             missing.message.contains("admission.claims.enabled=true"),
             "{}",
             missing.message
+        );
+
+        // An edited validation, or a binding narrowed to fewer namespaces, is no longer the
+        // chart's: the guard cannot say what it refuses.
+        let mut edited = Cluster::chart(&["Deny"]);
+        edited.policies[0]
+            .spec
+            .as_mut()
+            .expect("a spec")
+            .failure_policy = Some("Ignore".to_owned());
+        let modified = edited.assess(&[(NAMESPACE_LABEL, "CN")], &[("a", "CN")]);
+        assert_eq!(modified.standing, Standing::PolicyModified);
+        assert!(
+            modified
+                .message
+                .contains("ValidatingAdmissionPolicy domicile-pods"),
+            "{}",
+            modified.message
+        );
+        let mut narrowed = Cluster::chart(&["Deny"]);
+        narrowed.bindings[1].spec.match_resources = Some(MatchResources {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("team".to_owned(), "none".to_owned())])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let modified =
+            narrowed.assess(&[(NAMESPACE_LABEL, "CN"), ("team", "none")], &[("a", "CN")]);
+        assert_eq!(
+            modified.standing,
+            Standing::PolicyModified,
+            "{}",
+            modified.message
+        );
+        assert!(
+            modified
+                .message
+                .contains("ValidatingAdmissionPolicyBinding domicile-claims"),
+            "{}",
+            modified.message
         );
 
         let warned =

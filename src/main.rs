@@ -184,9 +184,18 @@ struct RunArgs {
     #[arg(long, env = "DOMICILE_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     admin_address: SocketAddr,
     /// Label the namespace of each RegionalDataCenter domicile.dev/jurisdiction=<CODE> when it
-    /// has no such label (needs the right to patch namespaces).
+    /// has no such label and an admin allowed it with domicile.dev/labelling=allowed (needs the
+    /// right to patch namespaces).
     #[arg(long, env = "DOMICILE_LABEL_NAMESPACES")]
     label_namespaces: bool,
+    /// With --label-namespaces: label every namespace of a RegionalDataCenter, allowed or not
+    /// (for clusters whose tenants cannot create RegionalDataCenters in shared namespaces).
+    #[arg(
+        long,
+        env = "DOMICILE_LABEL_ANY_NAMESPACE",
+        requires = "label_namespaces"
+    )]
+    label_any_namespace: bool,
     /// Keep NAMESPACE/NAME, the ConfigMap the claims admission policy reads, listing the
     /// StorageClasses that declare a jurisdiction.
     #[arg(long, env = "DOMICILE_DECLARED_CLASSES", value_parser = parse_namespaced)]
@@ -522,6 +531,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         admin_address: args.admin_address,
         label_namespaces: args.label_namespaces,
+        label_any_namespace: args.label_any_namespace,
         declared_classes: args.declared_classes,
         exempt_label: args.exempt_label,
         reports: args.reports,

@@ -57,6 +57,7 @@ use super::status::RegionalDataCenterStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = allowed_ingress_namespaces_rule())]
 pub struct RegionalDataCenterSpec {
     /// Jurisdiction the data must stay in: an ISO 3166-1 alpha-2 country code (CN, DE, IN),
     /// optionally narrowed to an ISO 3166-2 subdivision (CN-SH). Pods and volumes are placed
@@ -282,7 +283,8 @@ pub struct IngressPeer {
     pub cidr: Option<String>,
 
     /// Namespaces whose pods may connect (all pods in them, unless podSelector narrows it).
-    /// An empty selector ({}) means every namespace.
+    /// It must select namespaces of the data centre's own jurisdiction by matchLabels
+    /// {domicile.dev/jurisdiction: <the jurisdiction>}; without it, pods of this namespace only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
 
@@ -326,6 +328,28 @@ fn network_address_rule(field: &str) -> kube::core::Rule {
             "{field} must hold network addresses, e.g. 10.20.0.0/16 rather than 10.20.0.1/16"
         )),
     )
+}
+
+/// allowedIngress may name namespaces of the data centre's own jurisdiction only: a namespace
+/// selector must pin `domicile.dev/jurisdiction` to it (matchLabels; more labels and expressions
+/// only narrow it). An empty selector would let every namespace in.
+fn allowed_ingress_namespaces_rule() -> kube::core::Rule {
+    kube::core::Rule::new(
+        "!has(self.network) || !has(self.network.allowedIngress) || \
+         self.network.allowedIngress.all(p, !has(p.namespaceSelector) || \
+         (has(p.namespaceSelector.matchLabels) && \
+         'domicile.dev/jurisdiction' in p.namespaceSelector.matchLabels && \
+         p.namespaceSelector.matchLabels['domicile.dev/jurisdiction'] == self.jurisdiction))",
+    )
+    .message(kube::core::Message::Expression(
+        "'allowedIngress lets in namespaces outside ' + self.jurisdiction + ': a namespaceSelector \
+         must select namespaces of this jurisdiction with matchLabels {domicile.dev/jurisdiction: ' \
+         + self.jurisdiction + '} (an empty selector selects every namespace); leave \
+         namespaceSelector out to let in pods of this namespace only'"
+            .to_owned(),
+    ))
+    .field_path(".network.allowedIngress")
+    .reason(kube::core::Reason::FieldValueForbidden)
 }
 
 fn default_true() -> bool {

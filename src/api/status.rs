@@ -51,6 +51,12 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardStatus>,
 
+    /// Volumes of an earlier RegionalDataCenter of this name and namespace (another UID),
+    /// retained with their data: not this one's, never reused for it. The RetainedVolumes
+    /// Event says how to delete them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained_volumes: Vec<String>,
+
     /// Ready, ResidencyCompliant, StorageProvisioned, WorkloadAvailable, LabelTrusted and
     /// AdmissionGuarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

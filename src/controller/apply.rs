@@ -69,13 +69,14 @@ pub enum Applied {
 
 /// What an apply decides from the declared object, the live one and the operator's last apply.
 /// What became of an eviction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Eviction {
     Evicted,
     /// The pod was already gone.
     Gone,
-    /// A disruption budget refuses it for now (429).
-    Refused,
+    /// A disruption budget refuses it for now (429), in the API server's words, which name the
+    /// budget.
+    Refused(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -382,7 +383,20 @@ impl Writer {
         match api.evict(&pod.name_any(), &EvictParams::default()).await {
             Ok(_) => Ok(Eviction::Evicted),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(Eviction::Gone),
-            Err(kube::Error::Api(status)) if status.code == 429 => Ok(Eviction::Refused),
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                let causes: Vec<&str> = status
+                    .details
+                    .iter()
+                    .flat_map(|details| details.causes.iter())
+                    .map(|cause| cause.message.as_str())
+                    .filter(|message| !message.is_empty())
+                    .collect();
+                Ok(Eviction::Refused(if causes.is_empty() {
+                    status.message.clone()
+                } else {
+                    causes.join("; ")
+                }))
+            }
             Err(source) => Err(super::Error::Write {
                 verb: "evict",
                 kind: "Pod",

@@ -212,6 +212,32 @@ impl<K> CachedChild<K> {
     pub fn ready_replicas(&self) -> Option<i32> {
         self.status.as_ref()?.ready_replicas
     }
+
+    /// The access modes of a StatefulSet's first claim template, which cannot change once made.
+    pub fn claim_access_modes(&self) -> Option<Vec<String>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Spec {
+            volume_claim_templates: Vec<Template>,
+        }
+        #[derive(Deserialize)]
+        struct Template {
+            spec: TemplateSpec,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TemplateSpec {
+            access_modes: Vec<String>,
+        }
+        let spec: Spec = serde_json::from_str(self.spec.as_ref()?.get()).ok()?;
+        Some(
+            spec.volume_claim_templates
+                .into_iter()
+                .next()?
+                .spec
+                .access_modes,
+        )
+    }
 }
 
 resource_like!([K: k8s_openapi::Resource] CachedChild<K>, K);

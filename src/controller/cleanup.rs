@@ -24,6 +24,8 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
         .state()
         .into_iter()
         .filter(|pv| rdc_of_volume(pv).as_ref() == Some(&me))
+        // An earlier data centre's retained volumes are not this one's to delete.
+        .filter(|pv| resources::of_this_incarnation(&pv.metadata, rdc))
         .collect();
 
     if rdc.spec.storage.retain_on_delete {

@@ -117,8 +117,11 @@ pub struct Settings {
     pub dns: DnsPeer,
     pub concurrency: u16,
     pub admin_address: SocketAddr,
-    /// Label the namespace of a data centre with its jurisdiction when it has no such label.
+    /// Label the namespace of a data centre with its jurisdiction when it has no such label,
+    /// where an admin allowed it (`domicile.dev/labelling=allowed`), or anywhere with
+    /// `label_any_namespace`.
     pub label_namespaces: bool,
+    pub label_any_namespace: bool,
     /// The ConfigMap (namespace, name) the claims admission policy reads the classes that
     /// declare a jurisdiction from, kept by the operator; none, none kept.
     pub declared_classes: Option<(String, String)>,

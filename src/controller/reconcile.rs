@@ -163,24 +163,46 @@ struct Declaration {
     blocker: Option<Blocker>,
 }
 
+/// What a data centre already has in the cluster, which its declaration keeps.
+#[derive(Default)]
+struct Existing<'a> {
+    /// Its own volumes.
+    volumes: &'a [Arc<PersistentVolume>],
+    /// The access modes its StatefulSet's claims were made with, if it has one.
+    claim_access_modes: Option<Vec<String>>,
+}
+
 /// Build (pure): what the RegionalDataCenter asks for in the cluster as it is, and what the
-/// schema could not judge. `volumes` are the data centre's own; `load` counts domicile volumes
-/// per node, asked only when a new volume is to be placed.
+/// schema could not judge. `load` counts domicile volumes per node, asked only when a new volume
+/// is to be placed.
 fn declare(
     rdc: &RegionalDataCenter,
     jurisdiction: &Jurisdiction,
     settings: &super::Settings,
     eligible: &[&Node],
-    volumes: &[Arc<PersistentVolume>],
+    existing: Existing<'_>,
     load: impl FnOnce() -> BTreeMap<String, usize>,
     class_exists: impl Fn(&str) -> bool,
 ) -> Declaration {
+    let Existing {
+        volumes,
+        claim_access_modes,
+    } = existing;
     let keys = &settings.keys;
     let name = rdc.name_any();
     let namespace = rdc.namespace().unwrap_or_default();
     let mut blocker = None;
     let mut class = None;
     let mut local_volumes = Vec::new();
+    // One pod per claim, where domicile chooses the storage (a class of the tenant's may not
+    // offer it); a StatefulSet made before keeps what its claims were made with.
+    let access_modes = claim_access_modes.unwrap_or_else(|| {
+        let mode = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
+            (StorageMode::Dynamic, Some(_)) => "ReadWriteOnce",
+            _ => resources::DATA_ACCESS_MODE,
+        };
+        vec![mode.to_owned()]
+    });
     let class_name = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
         (StorageMode::Dynamic, Some(existing)) => {
             if !class_exists(existing) {
@@ -222,6 +244,7 @@ fn declare(
                 &existing,
                 &load,
                 &settings.local_root,
+                &access_modes,
             );
             if plan.unplaced > 0 {
                 blocker = Some(Blocker {
@@ -249,7 +272,7 @@ fn declare(
         class,
         volumes: local_volumes,
         service: resources::service(rdc),
-        statefulset: resources::statefulset(rdc, jurisdiction, keys, &class_name),
+        statefulset: resources::statefulset(rdc, jurisdiction, keys, &class_name, &access_modes),
         network_policy: resources::network_policy(rdc, &settings.dns),
     };
     Declaration {
@@ -525,6 +548,8 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 refused: None,
                 pods_refused: None,
                 unschedulable: None,
+                eviction_blocked: None,
+                retained_volumes: &[],
                 guard: None,
             };
             return Ok(match write_status(rdc, &observation, ctx).await? {
@@ -541,11 +566,28 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     // and volumes only this data centre's are looked at.
     let owner = ObjectRef::from(rdc);
     let nodes = caches.nodes.state();
-    let own_volumes: Vec<Arc<PersistentVolume>> =
+    let claims: Vec<PersistentVolumeClaim> =
+        owned(caches.claims_by_owner.objects(&caches.claims, &owner))?;
+    // Volumes of an earlier data centre of this name keep their data and stay out of this one's,
+    // unless a claim it kept (retainOnDelete) still holds them, which this one's replicas mount.
+    let claim_uids: Vec<&str> = claims
+        .iter()
+        .filter_map(|c| c.metadata.uid.as_deref())
+        .collect();
+    let (own_volumes, retained): (Vec<Arc<PersistentVolume>>, Vec<Arc<PersistentVolume>>) =
         owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))?
             .into_iter()
             .map(Arc::new)
-            .collect();
+            .partition(|pv: &Arc<PersistentVolume>| {
+                let claimed = pv
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.claim_ref.as_ref()?.uid.as_deref())
+                    .is_some_and(|uid| claim_uids.contains(&uid));
+                claimed || resources::of_this_incarnation(&pv.metadata, rdc)
+            });
+    let mut retained_volumes: Vec<String> = retained.iter().map(|pv| pv.name_any()).collect();
+    retained_volumes.sort();
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     let Declaration {
         class_name,
@@ -556,7 +598,13 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         &jurisdiction,
         &ctx.settings,
         &eligible,
-        &own_volumes,
+        Existing {
+            volumes: &own_volumes,
+            claim_access_modes: caches
+                .statefulsets
+                .get(&ObjectRef::new(&name).within(&namespace))
+                .and_then(|live| live.claim_access_modes()),
+        },
         || {
             let volumes = caches.volumes.state();
             resources::volumes_per_node(volumes.iter().map(|pv| {
@@ -580,8 +628,6 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
 
     // Observe what is really there, from the caches, and audit it.
     let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner))?;
-    let claims: Vec<PersistentVolumeClaim> =
-        owned(caches.claims_by_owner.objects(&caches.claims, &owner))?;
     let volumes = volumes_of(own_volumes, &claims, &caches.volumes)?;
     let classes = caches.classes.state();
     let observed = Observed {
@@ -592,9 +638,9 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         classes: &classes,
     };
     let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
-    let evictions_blocked = match rdc.spec.enforcement {
+    let eviction_blocked = match rdc.spec.enforcement {
         Enforcement::Enforce => enforce(rdc, &audit, &pods, ctx).await?,
-        Enforcement::Audit => false,
+        Enforcement::Audit => None,
     };
 
     let replicas = rdc.spec.workload.replicas;
@@ -639,6 +685,8 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         refused: refused.as_ref(),
         pods_refused: pods_refused.as_deref(),
         unschedulable: unschedulable.as_deref(),
+        eviction_blocked: eviction_blocked.as_deref(),
+        retained_volumes: &retained_volumes,
         guard: Some(&guard),
     };
     let deferred = write_status(rdc, &observation, ctx).await?;
@@ -649,7 +697,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         reports.refresh(&namespace, ctx).await;
     }
     // A disruption budget that refuses an eviction today may allow it in a moment.
-    let next = if evictions_blocked {
+    let next = if eviction_blocked.is_some() {
         EVICTION_RETRY
     } else {
         super::backoff::spread(REAUDIT)
@@ -684,7 +732,12 @@ async fn guard_namespace(
         .get(&ObjectRef::new(&namespace))
         .and_then(|ns| ns.metadata.labels.clone())
         .unwrap_or_default();
-    if ctx.settings.label_namespaces
+    let labelling = guard::Labelling::of(
+        ctx.settings.label_namespaces,
+        ctx.settings.label_any_namespace,
+        &labels,
+    );
+    if labelling == guard::Labelling::Allowed
         && !labels.contains_key(NAMESPACE_LABEL)
         && let Ok(Some(code)) = guard::namespace_code(neighbours.iter().map(|(_, j)| j))
         && label_namespace(&namespace, &code, ctx).await?
@@ -703,7 +756,7 @@ async fn guard_namespace(
         policies: &policies,
         bindings: &bindings,
         exempt_label: &ctx.settings.exempt_label,
-        operator_labels: ctx.settings.label_namespaces,
+        labelling,
     }))
 }
 
@@ -801,15 +854,15 @@ fn latest_refusal(uid: &str, refusals: &Store<CoreEvent>) -> Option<String> {
 /// runs on a node outside the jurisdiction. Its StatefulSet recreates it, and the required node
 /// affinity lets it start only inside; a pod whose volume is pinned outside therefore cannot start
 /// anywhere, which is the point: data is never moved, a person must act on the violation.
-/// Returns whether a disruption budget refused an eviction.
+/// Returns why a disruption budget refused an eviction, naming the pod and the budget.
 async fn enforce(
     rdc: &RegionalDataCenter,
     audit: &residency::Audit,
     pods: &[Pod],
     ctx: &Context,
-) -> Result<bool, Error> {
+) -> Result<Option<String>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
-    let mut blocked = false;
+    let mut blocked = None;
     for finding in audit
         .findings
         .iter()
@@ -832,9 +885,17 @@ async fn enforce(
                 publish_about(rdc, EventType::Normal, "Evicted", &message, evicted, ctx);
             }
             Eviction::Gone => {}
-            Eviction::Refused => {
-                tracing::warn!(rdc = %ObjectRef::from(rdc), pod = %finding.name, "a disruption budget refuses the eviction for now");
-                blocked = true;
+            Eviction::Refused(why) => {
+                tracing::warn!(rdc = %ObjectRef::from(rdc), pod = %finding.name, %why, "a disruption budget refuses the eviction for now");
+                blocked.get_or_insert_with(|| {
+                    format!(
+                        "Enforce cannot evict pod {}: {why}; the pod stays outside the jurisdiction \
+                         until the budget allows it (kubectl get pdb -n {} names it; relax it, or \
+                         delete the pod by hand)",
+                        finding.name,
+                        rdc.namespace().unwrap_or_default()
+                    )
+                });
             }
         }
     }
@@ -892,6 +953,7 @@ async fn write_status(
         announce(rdc, current.as_ref(), &new_status, ctx);
         announce_guard(rdc, current.as_ref(), &new_status, ctx);
         announce_violations(rdc, current.as_ref(), &new_status, ctx);
+        announce_retained(rdc, current.as_ref(), &new_status, ctx);
     }
     Ok(None)
 }
@@ -930,7 +992,8 @@ fn announce(
 }
 
 /// A Warning Event when the namespace's guard turns against the data centre itself: a namespace
-/// of another jurisdiction, or one shared with another jurisdiction's data centres.
+/// of another or a wider jurisdiction, one shared with another jurisdiction's data centres, or
+/// policies that are no longer the chart's.
 fn announce_guard(
     rdc: &RegionalDataCenter,
     old: Option<&RegionalDataCenterStatus>,
@@ -950,12 +1013,41 @@ fn announce_guard(
     let wrong = [
         Standing::JurisdictionConflict,
         Standing::NamespaceJurisdictionMismatch,
+        Standing::NamespaceJurisdictionWider,
+        Standing::PolicyModified,
     ];
     if wrong.iter().any(|r| r.as_str() == reason)
         && guarded(old).is_none_or(|(old_reason, _)| old_reason != reason)
     {
         publish(rdc, EventType::Warning, &reason, &message, ctx);
     }
+}
+
+/// A Warning Event when volumes of an earlier data centre of this name are found: they hold its
+/// data, so only a person decides what becomes of them.
+fn announce_retained(
+    rdc: &RegionalDataCenter,
+    old: Option<&RegionalDataCenterStatus>,
+    new: &RegionalDataCenterStatus,
+    ctx: &Context,
+) {
+    let before = old
+        .map(|s| s.retained_volumes.as_slice())
+        .unwrap_or_default();
+    if new.retained_volumes.is_empty() || new.retained_volumes == before {
+        return;
+    }
+    let names = new.retained_volumes.join(" ");
+    let message = format!(
+        "{} volume(s) of an earlier RegionalDataCenter {} in namespace {} were retained with \
+         their data: {names}. They are not this one's (its UID differs), which never uses them. \
+         An admin who no longer needs the data deletes them (kubectl delete pv {names}); to \
+         keep it, leave them, or copy the data from their directories on their nodes",
+        new.retained_volumes.len(),
+        rdc.name_any(),
+        rdc.namespace().unwrap_or_default(),
+    );
+    publish(rdc, EventType::Warning, "RetainedVolumes", &message, ctx);
 }
 
 /// A Warning Event for each new violation, a Normal one for each that cleared.
@@ -1079,6 +1171,7 @@ mod tests {
             concurrency: 1,
             admin_address: ([127, 0, 0, 1], 0).into(),
             label_namespaces: false,
+            label_any_namespace: false,
             declared_classes: None,
             exempt_label: "domicile.dev/admission".to_owned(),
             reports: crate::report::Format::None,
@@ -1098,9 +1191,58 @@ mod tests {
     fn declared(rdc: &RegionalDataCenter, nodes: &[Node], class_exists: bool) -> Declaration {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let cn = Jurisdiction::parse("CN").expect("valid");
-        declare(rdc, &cn, &settings(), &eligible, &[], BTreeMap::new, |_| {
-            class_exists
-        })
+        declare(
+            rdc,
+            &cn,
+            &settings(),
+            &eligible,
+            Existing::default(),
+            BTreeMap::new,
+            |_| class_exists,
+        )
+    }
+
+    #[test]
+    fn a_new_data_centres_claims_are_for_one_pod_and_an_old_ones_keep_theirs() {
+        let nodes = [node("cn-1")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let cn = Jurisdiction::parse("CN").expect("valid");
+        let modes = |live: Option<Vec<String>>| {
+            let existing = Existing {
+                volumes: &[],
+                claim_access_modes: live,
+            };
+            let children = declare(
+                &rdc("CN", 1),
+                &cn,
+                &settings(),
+                &eligible,
+                existing,
+                BTreeMap::new,
+                |_| true,
+            )
+            .children;
+            let template = children
+                .statefulset
+                .spec
+                .expect("a spec")
+                .volume_claim_templates;
+            let claim = template.expect("a template")[0]
+                .spec
+                .clone()
+                .expect("a spec");
+            let volume = children.volumes[0].spec.clone().expect("a spec");
+            (
+                claim.access_modes.expect("modes"),
+                volume.access_modes.expect("modes"),
+            )
+        };
+        let once_pod = vec!["ReadWriteOncePod".to_owned()];
+        assert_eq!(modes(None), (once_pod.clone(), once_pod));
+        // Claim templates are immutable: a StatefulSet made with ReadWriteOnce keeps it, and so
+        // do the volumes its new claims bind to.
+        let once = vec!["ReadWriteOnce".to_owned()];
+        assert_eq!(modes(Some(once.clone())), (once.clone(), once));
     }
 
     #[test]

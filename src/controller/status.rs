@@ -38,6 +38,8 @@ pub enum Reason {
     Violated,
     Unverifiable,
     NothingPlaced,
+    /// Violated, and Enforce cannot evict the pod outside: a disruption budget refuses.
+    EvictionBlocked,
     // Ready.
     Ready,
     // LabelTrusted.
@@ -66,6 +68,7 @@ impl Reason {
             Self::Violated => "Violated",
             Self::Unverifiable => "Unverifiable",
             Self::NothingPlaced => "NothingPlaced",
+            Self::EvictionBlocked => "EvictionBlocked",
             Self::Ready => "Ready",
             Self::NodeRestricted => "NodeRestricted",
             Self::KubeletSettableLabel => "KubeletSettableLabel",
@@ -118,6 +121,10 @@ pub struct Observation<'a> {
     pub pods_refused: Option<&'a str>,
     /// A pod the scheduler cannot place, and the scheduler's words.
     pub unschedulable: Option<&'a str>,
+    /// Enforce: a pod outside the jurisdiction that a disruption budget keeps from eviction.
+    pub eviction_blocked: Option<&'a str>,
+    /// Volumes retained from an earlier data centre of this name, sorted.
+    pub retained_volumes: &'a [String],
     /// The admission guard of the namespace, once the jurisdiction is known.
     pub guard: Option<&'a Assessment>,
 }
@@ -240,7 +247,13 @@ fn ready(
     }
     let against_promise = residency.ok == Some(false);
     if against_promise {
-        return Verdict::fails(residency.reason, residency.message.clone());
+        return match o.eviction_blocked {
+            Some(blocked) => Verdict::fails(
+                Reason::EvictionBlocked,
+                format!("{}; {blocked}", residency.message),
+            ),
+            None => Verdict::fails(residency.reason, residency.message.clone()),
+        };
     }
     if let Some(refused) = o.refused {
         return Verdict::from_blocker(refused);
@@ -398,6 +411,7 @@ pub fn derive_status(
         violations,
         last_audit_time: previous.and_then(|s| s.last_audit_time.clone()),
         guard: o.guard.map(|guard| guard.status.clone()),
+        retained_volumes: o.retained_volumes.to_vec(),
         conditions,
     };
     // The audit time moves only with the verdict, so an unchanged cluster is never rewritten.
@@ -523,6 +537,8 @@ mod tests {
             refused: None,
             pods_refused: None,
             unschedulable: None,
+            eviction_blocked: None,
+            retained_volumes: &[],
             guard: None,
         }
     }
@@ -627,6 +643,32 @@ mod tests {
         let later = derive_status(&observation(&audit, 3), Some(&first), at(30));
         assert_eq!(later.violations[0].since, Time(at(0)));
         assert_eq!(later.violations[0].reason, "NodeOutsideJurisdiction");
+    }
+
+    #[test]
+    fn an_eviction_a_disruption_budget_refuses_is_named_on_ready() {
+        let mut audit = compliant_audit(3);
+        audit.residency = Residency::Violated;
+        audit.findings.push(Finding {
+            kind: "Pod",
+            name: "vehicle-data-0".to_owned(),
+            reason: ViolationReason::NodeOutsideJurisdiction,
+            message: "pod on de-1".to_owned(),
+        });
+        let mut o = observation(&audit, 3);
+        o.eviction_blocked = Some("Enforce cannot evict pod vehicle-data-0: budget hold");
+        let status = derive_status(&o, None, at(0));
+        assert_eq!(status.phase, Some(Phase::Violated));
+        let ready = condition_of(&status, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "EvictionBlocked")
+        );
+        assert!(ready.message.contains("budget hold"), "{}", ready.message);
+        assert!(
+            !Reason::QUIET.contains(&Reason::EvictionBlocked),
+            "a blocked eviction raises a Warning Event"
+        );
     }
 
     #[test]

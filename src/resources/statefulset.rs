@@ -18,6 +18,9 @@ use crate::api::jurisdiction::Jurisdiction;
 
 /// Name of the volume claim template, and so the prefix of every claim: `data-<rdc>-<ordinal>`.
 pub const DATA_VOLUME: &str = "data";
+/// The access mode of a new data centre's claims: one pod, its replica, mounts each (the
+/// scheduler refuses a second pod even where admission did not see it).
+pub const DATA_ACCESS_MODE: &str = "ReadWriteOncePod";
 
 /// Name of the pod of replica `ordinal`; the StatefulSet is named after the RegionalDataCenter.
 pub fn pod_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
@@ -35,6 +38,7 @@ pub fn statefulset(
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
     storage_class: &str,
+    access_modes: &[String],
 ) -> StatefulSet {
     let workload = &rdc.spec.workload;
     let retention = if rdc.spec.storage.retain_on_delete {
@@ -79,7 +83,7 @@ pub fn statefulset(
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            access_modes: Some(access_modes.to_vec()),
             storage_class_name: Some(storage_class.to_owned()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
@@ -202,7 +206,13 @@ mod tests {
     fn country_rdc_requires_the_country_label() {
         let rdc = rdc("CN", 3);
         let j = Jurisdiction::parse("CN").expect("valid");
-        let sts = statefulset(&rdc, &j, &NodeLabelKeys::default(), "domicile-local-cn");
+        let sts = statefulset(
+            &rdc,
+            &j,
+            &NodeLabelKeys::default(),
+            "domicile-local-cn",
+            &[DATA_ACCESS_MODE.to_owned()],
+        );
         assert_eq!(
             required_terms(&sts),
             [(
@@ -217,7 +227,13 @@ mod tests {
     fn subdivision_rdc_requires_country_and_subdivision_labels() {
         let rdc = rdc("CN-SH", 1);
         let j = Jurisdiction::parse("CN-SH").expect("valid");
-        let sts = statefulset(&rdc, &j, &NodeLabelKeys::default(), "domicile-local-cn-sh");
+        let sts = statefulset(
+            &rdc,
+            &j,
+            &NodeLabelKeys::default(),
+            "domicile-local-cn-sh",
+            &[DATA_ACCESS_MODE.to_owned()],
+        );
         let terms = required_terms(&sts);
         assert_eq!(terms.len(), 2);
         assert_eq!(terms[0].2, ["CN"]);
@@ -234,7 +250,7 @@ mod tests {
         let keys = NodeLabelKeys::default();
         let mut rdc = rdc("CN", 3);
         let policy = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, &j, &keys, "c")
+            statefulset(rdc, &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
                 .spec
                 .and_then(|s| s.persistent_volume_claim_retention_policy)
                 .expect("a retention policy")
@@ -250,7 +266,13 @@ mod tests {
     fn statefulset_is_owned_sized_and_labelled() {
         let rdc = rdc("CN", 3);
         let j = Jurisdiction::parse("CN").expect("valid");
-        let sts = statefulset(&rdc, &j, &NodeLabelKeys::default(), "domicile-local-cn");
+        let sts = statefulset(
+            &rdc,
+            &j,
+            &NodeLabelKeys::default(),
+            "domicile-local-cn",
+            &[DATA_ACCESS_MODE.to_owned()],
+        );
         let owner = &sts.metadata.owner_references.as_ref().expect("owned")[0];
         assert_eq!(owner.kind, "RegionalDataCenter");
         assert_eq!(owner.controller, Some(true));
@@ -289,7 +311,7 @@ mod tests {
         let j = Jurisdiction::parse("CN").expect("valid");
         let keys = NodeLabelKeys::default();
         let pod = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, &j, &keys, "c")
+            statefulset(rdc, &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
                 .spec
                 .and_then(|s| s.template.spec)
                 .expect("a pod spec")

@@ -18,6 +18,8 @@ use crate::api::jurisdiction::Jurisdiction;
 
 /// Label on a local PersistentVolume: the replica ordinal it serves.
 pub const ORDINAL_LABEL: &str = "domicile.dev/ordinal";
+/// Label on local volumes: the UID of the data centre they were made for.
+pub const UID_LABEL: &str = "domicile.dev/uid";
 /// The node label local volumes are pinned by.
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
@@ -122,7 +124,7 @@ pub struct LocalVolumePlan {
 
 /// One local volume per replica, each on its own eligible node (the least loaded first, by
 /// `load`: domicile volumes per hostname) and pre-bound to the replica's claim so that no other
-/// claim can take it. Each lives at `<local_root>/<namespace>/<name>/<ordinal>`:
+/// claim can take it. Each lives at `<local_root>/<namespace>/<name>/<uid>/<ordinal>`:
 /// the operator, not the tenant, chooses the host path. A volume that already exists keeps its
 /// node, name and path (all immutable), even if that node is no longer eligible: data is never
 /// moved; the audit reports it instead.
@@ -133,6 +135,7 @@ pub fn local_volumes(
     existing: &[PersistentVolume],
     load: &BTreeMap<String, usize>,
     local_root: &str,
+    access_modes: &[String],
 ) -> LocalVolumePlan {
     let existing_of = |ordinal: i32| existing.iter().find(|pv| ordinal_of(pv) == Some(ordinal));
     let existing_node = |ordinal: i32| existing_of(ordinal).and_then(pinned_hostname);
@@ -169,12 +172,19 @@ pub fn local_volumes(
         let path = existing
             .and_then(|pv| Some(pv.spec.as_ref()?.local.as_ref()?.path.clone()))
             .unwrap_or_else(|| local_volume_path(rdc, ordinal, local_root));
+        let access_modes = existing
+            .and_then(|pv| pv.spec.as_ref()?.access_modes.clone())
+            .unwrap_or_else(|| access_modes.to_vec());
         plan.volumes.push(local_volume(
             rdc,
             storage_class,
             ordinal,
             &node,
-            VolumeIdentity { name, path },
+            VolumeIdentity {
+                name,
+                path,
+                access_modes,
+            },
         ));
     }
     plan
@@ -184,6 +194,8 @@ pub fn local_volumes(
 struct VolumeIdentity {
     name: String,
     path: String,
+    /// Those of the claims the StatefulSet makes, which bind only to a volume of the same.
+    access_modes: Vec<String>,
 }
 
 fn local_volume(
@@ -196,15 +208,20 @@ fn local_volume(
     PersistentVolume {
         metadata: ObjectMeta {
             name: Some(identity.name),
-            labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "domicile".to_owned(),
-                ),
-                (RDC_LABEL.to_owned(), name(rdc).to_owned()),
-                (RDC_NAMESPACE_LABEL.to_owned(), namespace(rdc).to_owned()),
-                (ORDINAL_LABEL.to_owned(), ordinal.to_string()),
-            ])),
+            labels: Some(
+                BTreeMap::from([
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "domicile".to_owned(),
+                    ),
+                    (RDC_LABEL.to_owned(), name(rdc).to_owned()),
+                    (RDC_NAMESPACE_LABEL.to_owned(), namespace(rdc).to_owned()),
+                    (ORDINAL_LABEL.to_owned(), ordinal.to_string()),
+                ])
+                .into_iter()
+                .chain(uid(rdc).map(|uid| (UID_LABEL.to_owned(), uid.to_owned())))
+                .collect(),
+            ),
             ..Default::default()
         },
         spec: Some(PersistentVolumeSpec {
@@ -212,7 +229,7 @@ fn local_volume(
                 "storage".to_owned(),
                 rdc.spec.storage.size.clone(),
             )])),
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            access_modes: Some(identity.access_modes),
             persistent_volume_reclaim_policy: Some("Retain".to_owned()),
             storage_class_name: Some(storage_class.to_owned()),
             volume_mode: Some("Filesystem".to_owned()),
@@ -261,30 +278,65 @@ pub fn volumes_per_node<'a>(
     load
 }
 
-/// `<local_root>/<namespace>/<name>/<ordinal>`. Namespace and name are DNS names (no `/`, no
-/// `..`), so the path cannot leave the root.
+/// `<local_root>/<namespace>/<name>/<uid>/<ordinal>`: a new data centre of an old one's name
+/// never gets the old one's directory, and so never its files. Namespace and name are DNS names
+/// and the UID is the API server's (no `/`, no `..`), so the path cannot leave the root.
 pub fn local_volume_path(rdc: &RegionalDataCenter, ordinal: i32, local_root: &str) -> String {
+    let incarnation = uid(rdc).map(|uid| format!("{uid}/")).unwrap_or_default();
     format!(
-        "{}/{}/{}/{ordinal}",
+        "{}/{}/{}/{incarnation}{ordinal}",
         local_root.trim_end_matches('/'),
         namespace(rdc),
         name(rdc)
     )
 }
 
+fn uid(rdc: &RegionalDataCenter) -> Option<&str> {
+    rdc.metadata.uid.as_deref().filter(|uid| !uid.is_empty())
+}
+
+/// Whether a volume of `rdc`'s name and namespace (by its labels or its claim) is this data
+/// centre's, or was retained from an earlier one of the same name: one labelled with another UID,
+/// or made before this one existed. Such a volume keeps its data and is never taken, changed or
+/// deleted for this one.
+pub fn of_this_incarnation(pv: &ObjectMeta, rdc: &RegionalDataCenter) -> bool {
+    match (pv.labels.as_ref().and_then(|l| l.get(UID_LABEL)), uid(rdc)) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => match (&pv.creation_timestamp, &rdc.metadata.creation_timestamp) {
+            (Some(made), Some(born)) => made.0 >= born.0,
+            _ => true,
+        },
+    }
+}
+
 /// The longest name a PersistentVolume may have.
 const MAX_VOLUME_NAME: usize = 253;
 
-/// `domicile-<namespace>.<name>-<ordinal>`. PV names are cluster-wide; a namespace never holds a
+/// `domicile-<namespace>.<name>-<uid's first group>-<ordinal>`. PV names are cluster-wide; a
+/// namespace never holds a
 /// dot, so the first dot separates it from the name and no two data centres share a volume name
 /// (`fleet-cn/vehicle-data` and `fleet/cn-vehicle-data` differ). Names too long for that get a
 /// digest of `<namespace>/<name>` instead.
 pub fn local_volume_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
-    let readable = format!("domicile-{}.{}-{ordinal}", namespace(rdc), name(rdc));
+    // The UID's first group tells incarnations of one name apart; the digest takes all of it.
+    let incarnation = uid(rdc)
+        .and_then(|uid| uid.split('-').next())
+        .map(|group| format!("{group}-"))
+        .unwrap_or_default();
+    let readable = format!(
+        "domicile-{}.{}-{incarnation}{ordinal}",
+        namespace(rdc),
+        name(rdc)
+    );
     if readable.len() <= MAX_VOLUME_NAME {
         return readable;
     }
-    let digest = Sha256::digest(format!("{}/{}", namespace(rdc), name(rdc)));
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}",
+        namespace(rdc),
+        name(rdc),
+        uid(rdc).unwrap_or_default()
+    ));
     let short: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
     format!("domicile-{short}-{ordinal}")
 }
@@ -334,6 +386,11 @@ pub fn pinned_host(affinity: &VolumeNodeAffinity) -> Option<String> {
 mod tests {
     use super::*;
     use crate::resources::fixtures::rdc;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn modes() -> Vec<String> {
+        vec![crate::resources::DATA_ACCESS_MODE.to_owned()]
+    }
 
     const ROOT: &str = "/var/lib/domicile";
 
@@ -366,13 +423,14 @@ mod tests {
             &[],
             &BTreeMap::new(),
             ROOT,
+            &modes(),
         );
         assert_eq!(plan.unplaced, 0);
         assert_eq!(hosts(&plan), ["cn-1", "cn-2", "cn-3"]);
         let pv = &plan.volumes[1];
         assert_eq!(
             pv.metadata.name.as_deref(),
-            Some("domicile-fleet-cn.vehicle-data-1")
+            Some("domicile-fleet-cn.vehicle-data-0f1e2d3c-1")
         );
         let spec = pv.spec.as_ref().expect("a spec");
         assert_eq!(
@@ -388,7 +446,7 @@ mod tests {
         assert_eq!(claim.namespace.as_deref(), Some("fleet-cn"));
         assert_eq!(
             spec.local.as_ref().map(|l| l.path.as_str()),
-            Some("/var/lib/domicile/fleet-cn/vehicle-data/1")
+            Some("/var/lib/domicile/fleet-cn/vehicle-data/0f1e2d3c-0000-4000-8000-000000000001/1")
         );
     }
 
@@ -396,7 +454,15 @@ mod tests {
     fn too_few_eligible_nodes_leaves_replicas_unplaced() {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
-        let plan = local_volumes(&rdc("CN", 3), "c", &eligible, &[], &BTreeMap::new(), ROOT);
+        let plan = local_volumes(
+            &rdc("CN", 3),
+            "c",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        );
         assert_eq!(plan.volumes.len(), 2);
         assert_eq!(plan.unplaced, 1);
     }
@@ -406,7 +472,8 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
-        let mut existing = local_volumes(&rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT).volumes;
+        let mut existing =
+            local_volumes(&rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
         assert_eq!(
             existing
                 .iter()
@@ -416,7 +483,15 @@ mod tests {
         );
         existing.truncate(1); // replica 0 on cn-1 exists; cn-1 has since lost its label
         let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
-        let plan = local_volumes(&rdc, "c", &now_eligible, &existing, &BTreeMap::new(), ROOT);
+        let plan = local_volumes(
+            &rdc,
+            "c",
+            &now_eligible,
+            &existing,
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        );
         assert_eq!(hosts(&plan), ["cn-1", "cn-2"]);
     }
 
@@ -492,6 +567,7 @@ mod tests {
             &[],
             &BTreeMap::new(),
             "/srv/domicile/",
+            &modes(),
         );
         let path = plan.volumes[0]
             .spec
@@ -500,7 +576,52 @@ mod tests {
             .map(|l| l.path.clone());
         assert_eq!(
             path.as_deref(),
-            Some("/srv/domicile/fleet-cn/vehicle-data/0")
+            Some("/srv/domicile/fleet-cn/vehicle-data/0f1e2d3c-0000-4000-8000-000000000001/0")
+        );
+    }
+
+    #[test]
+    fn a_new_data_centre_of_an_old_name_gets_new_volumes_and_never_the_old_ones() {
+        let nodes = [node("cn-1")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let mut old = rdc("CN", 1);
+        old.metadata.creation_timestamp =
+            Some(Time(jiff::Timestamp::from_second(1_000).expect("a time")));
+        let mut new = old.clone();
+        new.metadata.uid = Some("9a8b7c6d-0000-4000-8000-000000000002".to_owned());
+        new.metadata.creation_timestamp =
+            Some(Time(jiff::Timestamp::from_second(2_000).expect("a time")));
+        let plan = |rdc: &RegionalDataCenter| {
+            local_volumes(rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes
+        };
+        let (old_volume, new_volume) = (plan(&old).remove(0), plan(&new).remove(0));
+        assert_ne!(old_volume.metadata.name, new_volume.metadata.name);
+        assert_ne!(old_volume.spec, new_volume.spec, "the same directory");
+        assert_eq!(
+            new_volume.metadata.name.as_deref(),
+            Some("domicile-fleet-cn.vehicle-data-9a8b7c6d-0")
+        );
+
+        // By its UID label: the old one's volume is not the new one's, and its own is.
+        assert!(of_this_incarnation(&new_volume.metadata, &new));
+        assert!(!of_this_incarnation(&old_volume.metadata, &new));
+        assert!(of_this_incarnation(&old_volume.metadata, &old));
+        // A volume from before UIDs were labelled: by whether it is older than the data centre.
+        let mut unlabelled = old_volume.metadata.clone();
+        unlabelled
+            .labels
+            .as_mut()
+            .expect("labels")
+            .remove(UID_LABEL);
+        unlabelled.creation_timestamp =
+            Some(Time(jiff::Timestamp::from_second(1_500).expect("a time")));
+        assert!(
+            of_this_incarnation(&unlabelled, &old),
+            "made after the old one"
+        );
+        assert!(
+            !of_this_incarnation(&unlabelled, &new),
+            "made before the new one"
         );
     }
 
@@ -509,10 +630,18 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 1);
-        let mut old =
-            local_volumes(&rdc, "c", &eligible[1..], &[], &BTreeMap::new(), "/mnt/old").volumes;
+        let mut old = local_volumes(
+            &rdc,
+            "c",
+            &eligible[1..],
+            &[],
+            &BTreeMap::new(),
+            "/mnt/old",
+            &modes(),
+        )
+        .volumes;
         old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
-        let plan = local_volumes(&rdc, "c", &eligible, &old, &BTreeMap::new(), ROOT);
+        let plan = local_volumes(&rdc, "c", &eligible, &old, &BTreeMap::new(), ROOT, &modes());
         assert_eq!(plan.volumes[0].metadata.name, old[0].metadata.name);
         assert_eq!(plan.volumes[0].spec, old[0].spec);
     }
@@ -526,7 +655,7 @@ mod tests {
             ("cn-2".to_owned(), 1),
             ("cn-3".to_owned(), 3),
         ]);
-        let plan = local_volumes(&rdc("CN", 2), "c", &eligible, &[], &load, ROOT);
+        let plan = local_volumes(&rdc("CN", 2), "c", &eligible, &[], &load, ROOT, &modes());
         assert_eq!(
             hosts(&plan),
             ["cn-4", "cn-2"],
@@ -536,7 +665,15 @@ mod tests {
         let mut existing = plan.volumes.clone();
         existing.truncate(1);
         let heavier = BTreeMap::from([("cn-4".to_owned(), 50)]);
-        let again = local_volumes(&rdc("CN", 2), "c", &eligible, &existing, &heavier, ROOT);
+        let again = local_volumes(
+            &rdc("CN", 2),
+            "c",
+            &eligible,
+            &existing,
+            &heavier,
+            ROOT,
+            &modes(),
+        );
         assert_eq!(hosts(&again)[0], "cn-4");
         assert_ne!(hosts(&again)[1], "cn-4", "replicas stay on distinct nodes");
     }
@@ -558,7 +695,7 @@ mod tests {
             let mut rdc = rdc("CN", 3);
             rdc.metadata.name = Some(format!("rdc-{i}"));
             let load = load_of(&all);
-            all.extend(local_volumes(&rdc, "c", &eligible, &[], &load, ROOT).volumes);
+            all.extend(local_volumes(&rdc, "c", &eligible, &[], &load, ROOT, &modes()).volumes);
         }
         let load = load_of(&all);
         assert_eq!(load.len(), 33, "every eligible node holds data");

@@ -445,7 +445,10 @@ fn the_operators_own_account_cannot_reach_a_host() {
     assert_refused(
         &out,
         "domicile-operator",
-        &["may create only local volumes under /var/lib/domicile/, not /etc"],
+        &[
+            "may create only local volumes pre-bound to a data claim",
+            "not /etc",
+        ],
     );
     eprintln!("PV outside the root: {}", out.stderr.trim());
     let out = create_as_operator(
@@ -456,15 +459,25 @@ fn the_operators_own_account_cannot_reach_a_host() {
         ),
     );
     assert_refused(&out, "domicile-operator", &["not a volume of another kind"]);
-    // Inside the root it may (the dry run keeps the cluster as it was).
+    // At the path derived from its claim it may (the dry run keeps the cluster as it was); under
+    // the root but in another data centre's folder it may not.
     let account = format!("--as={}", operator_account());
-    let inside = local_volume(
+    let claim = json!({"claimRef": {"namespace": "e2e", "name": "data-inside-0"}});
+    let mut inside = local_volume(
         &outside,
         json!({"local": {"path": "/var/lib/domicile/e2e/inside/0"}}),
     );
+    inside["spec"]["claimRef"] = claim["claimRef"].clone();
     kubectl_ok(
         &["create", "--dry-run=server", "-f", "-", &account],
         Some(&inside.to_string()),
+    );
+    inside["spec"]["local"]["path"] = json!("/var/lib/domicile/e2e/other/0");
+    let out = create_as_operator(None, &inside);
+    assert_refused(
+        &out,
+        "domicile-operator",
+        &["(/var/lib/domicile/e2e/inside/.../0), not /var/lib/domicile/e2e/other/0"],
     );
 
     let host_pod = pod(
@@ -573,7 +586,8 @@ fn with_warn_the_pod_is_admitted_and_kubectl_warns() {
             "--set",
             "admission.exemptLabel=e2e.domicile.dev/warn-exempt",
             "--set",
-            "admission.claims.enabled=false,admission.managed.enabled=false,admission.operator.enabled=false",
+            "admission.claims.enabled=false,admission.managed.enabled=false,admission.operator.enabled=false,\
+             admission.network.enabled=false,admission.connect.enabled=false,admission.datacenters.enabled=false",
         ],
     );
     let mut objects = Vec::new();

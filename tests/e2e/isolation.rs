@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{EVENT_WITHIN, TestNamespace, local_rdc, poll, unique};
+use crate::support::{EVENT_WITHIN, TestNamespace, kubectl, kubectl_ok, local_rdc, poll, unique};
 
 fn bound_volume(ns: &TestNamespace, rdc: &str) -> Value {
     let claim = &ns.list_of("pvc", rdc)[0];
@@ -33,14 +33,83 @@ fn names_that_used_to_collide_get_their_own_volumes_under_the_local_root() {
     assert_ne!(a["metadata"]["name"], b["metadata"]["name"]);
     assert_eq!(a["spec"]["claimRef"]["namespace"], first.name.as_str());
     assert_eq!(b["spec"]["claimRef"]["namespace"], second.name.as_str());
+    let uid = |ns: &TestNamespace, name: &str| {
+        ns.get_json("rdc", name).expect("the RDC")["metadata"]["uid"]
+            .as_str()
+            .expect("a uid")
+            .to_owned()
+    };
     assert_eq!(
         a["spec"]["local"]["path"],
-        format!("/var/lib/domicile/{}/vehicle-data/0", first.name)
+        format!(
+            "/var/lib/domicile/{}/vehicle-data/{}/0",
+            first.name,
+            uid(&first, "vehicle-data")
+        )
     );
     assert_eq!(
         b["spec"]["local"]["path"],
-        format!("/var/lib/domicile/{}/cn-vehicle-data/0", second.name)
+        format!(
+            "/var/lib/domicile/{}/cn-vehicle-data/{}/0",
+            second.name,
+            uid(&second, "cn-vehicle-data")
+        )
     );
+}
+
+#[test]
+fn a_data_centre_of_an_old_name_never_gets_the_old_ones_volume() {
+    // A namespace deleted with its data centre (whose volume is retained), then made again with
+    // a data centre of the same name: before, the new one waited for ever on the old volume,
+    // still bound to a claim that was gone, and would have had the old directory.
+    let name = unique("e2e-reborn");
+    let first = TestNamespace::named(name.clone());
+    first.create_and_wait_ready(&local_rdc("ledger", "CN", 1));
+    let old = bound_volume(&first, "ledger");
+    let old_name = old["metadata"]["name"].as_str().expect("a name").to_owned();
+    drop(first);
+    poll("the namespace to go", Duration::from_secs(120), || {
+        (!kubectl(&["get", "namespace", &name], None).success).then_some(())
+    });
+    poll(
+        "the old volume to be released",
+        Duration::from_secs(60),
+        || {
+            let pv: Value =
+                serde_json::from_str(&kubectl_ok(&["get", "pv", &old_name, "-o", "json"], None))
+                    .ok()?;
+            (pv["status"]["phase"] == "Released").then_some(())
+        },
+    );
+
+    let again = TestNamespace::named(name);
+    again.create_and_wait_ready(&local_rdc("ledger", "CN", 1));
+    let new = bound_volume(&again, "ledger");
+    assert_ne!(new["metadata"]["name"], old["metadata"]["name"]);
+    assert_ne!(new["spec"]["local"]["path"], old["spec"]["local"]["path"]);
+    let status = poll(
+        "the retained volume to be listed",
+        Duration::from_secs(30),
+        || {
+            let status = again.get_json("rdc", "ledger")?["status"].clone();
+            (status["retainedVolumes"] == json!([old_name])).then_some(status)
+        },
+    );
+    eprintln!("retained: {}", status["retainedVolumes"]);
+    let event = poll("a RetainedVolumes Event", EVENT_WITHIN, || {
+        again
+            .events_of("ledger", "RetainedVolumes")
+            .into_iter()
+            .next()
+    });
+    assert!(
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("kubectl delete pv {old_name}"))),
+        "{event}"
+    );
+    // The admin deletes it without an exemption: its claim is gone, the managed policy lets it.
+    kubectl_ok(&["delete", "pv", &old_name, "--wait=false"], None);
 }
 
 #[test]
@@ -71,17 +140,36 @@ fn the_default_data_centre_is_fenced_and_can_opt_out() {
         "nothing else goes out"
     );
 
-    ns.kubectl_ok(
+    // The fence goes only where an admin allowed it: the data centres policy refuses the tenant's
+    // spec until the namespace says so.
+    let no_fence = [
+        "patch",
+        "rdc",
+        "fenced",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"network":{"fence":false}}}"#,
+    ];
+    let refused = ns.kubectl(&no_fence, None);
+    assert!(
+        !refused.success,
+        "fence: false admitted without the namespace's opt-out"
+    );
+    assert!(
+        refused.stderr.contains("domicile.dev/fence=optional"),
+        "{}",
+        refused.stderr
+    );
+    kubectl_ok(
         &[
-            "patch",
-            "rdc",
-            "fenced",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"network":{"fence":false}}}"#,
+            "label",
+            "namespace",
+            &ns.name,
+            "domicile.dev/fence=optional",
         ],
         None,
     );
+    ns.kubectl_ok(&no_fence, None);
     poll("the fence to go", Duration::from_secs(30), || {
         ns.get_json("networkpolicy", "fenced")
             .is_none()

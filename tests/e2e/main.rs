@@ -16,6 +16,7 @@ mod real_node;
 mod reports;
 mod support;
 mod tamper;
+mod tenant;
 mod tour;
 mod validation;
 mod whatif;

@@ -231,11 +231,17 @@ fn deleting_a_data_centre_keeps_its_claims_and_volumes() {
                 .to_owned()
         })
         .collect();
+    // Named by namespace, name, the first group of the resource's UID and the ordinal.
+    let uid = ns.get_json("rdc", "ledger").expect("the RDC")["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_owned();
+    let group = uid.split('-').next().expect("a group");
     assert_eq!(
         volumes,
         [
-            format!("domicile-{}.ledger-0", ns.name),
-            format!("domicile-{}.ledger-1", ns.name)
+            format!("domicile-{}.ledger-{group}-0", ns.name),
+            format!("domicile-{}.ledger-{group}-1", ns.name)
         ]
     );
 

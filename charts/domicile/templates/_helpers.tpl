@@ -49,6 +49,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and (has "Deny" $actions) (has "Warn" $actions) -}}
 {{- fail (printf "admission.%s.validationActions: Deny and Warn cannot be combined (use [Deny] or [Warn, Audit])" .guard) -}}
 {{- end -}}
+{{- $spec := include "domicile.bindingSpec" . -}}
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
 metadata:
@@ -56,12 +57,18 @@ metadata:
   labels:
     {{- include "domicile.labels" .root | nindent 4 }}
     domicile.dev/guard: {{ .guard }}
+  annotations:
+    {{- include "domicile.specDigest" $spec | nindent 4 }}
 spec:
-  policyName: {{ .name }}
-  validationActions: {{ toJson $actions }}
+  {{- $spec | nindent 2 }}
+{{- end -}}
+
+{{- define "domicile.bindingSpec" -}}
+policyName: {{ .name }}
+validationActions: {{ toJson .values.validationActions }}
 {{- with .paramRef }}
-  paramRef:
-    {{- toYaml . | nindent 4 }}
+paramRef:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
 
