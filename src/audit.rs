@@ -122,12 +122,7 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
     );
     let mut data_centers = Vec::new();
     for rdc in rdcs.list(&all).await?.items {
-        let (pods, claims) = pods_and_claims(
-            client,
-            &rdc.namespace().unwrap_or_default(),
-            &rdc.name_any(),
-        )
-        .await?;
+        let (pods, claims) = pods_and_claims(client, &rdc).await?;
         data_centers.push((rdc, pods, claims));
     }
     Ok(Snapshot {

@@ -22,7 +22,7 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::resources::RDC_LABEL;
+use crate::resources::{DATA_VOLUME, RDC_LABEL};
 
 /// Makes `$cached` a resource of the same API, kind and scope as `$full`, so that it can be
 /// listed and watched, and keyed in a cache, like `$full`.
@@ -70,13 +70,41 @@ pub fn full<C: Serialize, K: DeserializeOwned>(kept: &C) -> Result<K, serde_json
     serde_json::to_value(kept).and_then(serde_json::from_value)
 }
 
-/// A pod: where it runs and whether it could be scheduled.
+/// A pod: where it runs, whether it could be scheduled, and whose data claims it mounts.
 pub type CachedPod = Kept<PodPlacement, PodState>;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodPlacement {
     pub node_name: Option<String>,
+    /// Only volumes of data claims (`data-<name>-<ordinal>`), see `trim_pod`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<ClaimVolume>>,
+}
+
+/// A pod's volume, of which only a claim is read.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimVolume {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<ClaimSource>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimSource {
+    pub claim_name: String,
+}
+
+impl CachedPod {
+    /// The names of the data claims the pod mounts.
+    pub fn data_claims(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .iter()
+            .flat_map(|spec| spec.volumes.iter().flatten())
+            .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -87,14 +115,49 @@ pub struct PodState {
 
 resource_like!(CachedPod, Pod);
 
-/// Drops what the operator never reads of a pod: metadata it does not read, and every condition
-/// but `PodScheduled` (which says why a pod cannot be placed).
+/// Drops what the operator never reads of a pod: metadata it does not read (but for its
+/// controller), volumes but those of data claims, and every condition but `PodScheduled` (which
+/// says why a pod cannot be placed).
 pub fn trim_pod(pod: &mut CachedPod) {
+    let controller = pod
+        .metadata
+        .owner_references
+        .take()
+        .into_iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
     trim_member_meta(&mut pod.metadata);
+    pod.metadata.owner_references = controller.map(|r| vec![r]);
+    if let Some(volumes) = pod.spec.as_mut().and_then(|s| s.volumes.as_mut()) {
+        volumes.retain(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| is_data_claim(&c.claim_name))
+        });
+        volumes.shrink_to_fit();
+    }
+    if pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.volumes.as_ref().is_some_and(Vec::is_empty))
+    {
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.volumes = None;
+        }
+    }
     if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         conditions.retain(|c| c.type_ == "PodScheduled");
         conditions.shrink_to_fit();
     }
+}
+
+/// Whether a claim is named as a StatefulSet's claim template `data` names them.
+fn is_data_claim(claim: &str) -> bool {
+    claim
+        .strip_prefix(DATA_VOLUME)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.rsplit_once('-'))
+        .is_some_and(|(name, ordinal)| !name.is_empty() && ordinal.parse::<u32>().is_ok())
 }
 
 /// Drops what the operator never reads of a claim's metadata.
@@ -322,13 +385,45 @@ mod tests {
             pod.metadata.labels,
             Some([(RDC_LABEL.to_owned(), "vehicle-data".to_owned())].into())
         );
-        assert_eq!(pod.metadata.owner_references, None);
+        // Its controller is kept (the audit asks whether the StatefulSet still owns it).
+        assert_eq!(
+            pod.metadata.owner_references, None,
+            "not a controller reference"
+        );
         let spec = pod.spec.expect("spec");
         assert_eq!(spec.node_name.as_deref(), Some("cn-1"));
         assert!(spec.containers.is_empty());
         let conditions = pod.status.and_then(|s| s.conditions).expect("conditions");
         assert_eq!(conditions.len(), 1, "{conditions:?}");
         assert_eq!(conditions[0].reason.as_deref(), Some("Unschedulable"));
+
+        let mut replica: CachedPod = serde_json::from_str(
+            r#"{"metadata": {"name": "vehicle-data-0", "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "u0"},
+                    {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "vehicle-data",
+                     "uid": "u1", "controller": true}]},
+                "spec": {"containers": [], "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "data-vehicle-data-0"}},
+                    {"name": "scratch", "emptyDir": {}},
+                    {"name": "other", "persistentVolumeClaim": {"claimName": "uploads"}}]}}"#,
+        )
+        .expect("a pod");
+        trim_pod(&mut replica);
+        assert_eq!(
+            replica.data_claims().collect::<Vec<_>>(),
+            ["data-vehicle-data-0"]
+        );
+        let replica: Pod = full(&replica).expect("a pod");
+        let owners = replica.metadata.owner_references.expect("its controller");
+        assert_eq!((owners.len(), owners[0].kind.as_str()), (1, "StatefulSet"));
+        let volumes = replica.spec.and_then(|s| s.volumes).expect("volumes");
+        assert_eq!(
+            volumes[0]
+                .persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.as_str()),
+            Some("data-vehicle-data-0")
+        );
 
         let claim: CachedClaim = serde_json::from_str(
             r#"{"metadata": {"name": "data-vehicle-data-0"},

@@ -381,6 +381,16 @@ fn rdc_of_volume(pv: &CachedVolume) -> Option<ObjectRef<RegionalDataCenter>> {
     Some(ObjectRef::new(rdc).within(claim.namespace.as_deref()?))
 }
 
+/// The RegionalDataCenter a pod belongs to: by the data claim it mounts, or else by its label
+/// (whose data it reads counts first: a label is the pod's owner's to choose).
+fn rdc_of_pod(pod: &CachedPod) -> Option<ObjectRef<RegionalDataCenter>> {
+    let by_claim = pod
+        .data_claims()
+        .find_map(rdc_of_claim)
+        .and_then(|rdc| Some(ObjectRef::new(rdc).within(pod.namespace().as_deref()?)));
+    by_claim.or_else(|| rdc_of_labelled(pod))
+}
+
 /// The RegionalDataCenter a labelled pod or claim belongs to.
 fn rdc_of_labelled<K: ResourceExt>(object: &K) -> Option<ObjectRef<RegionalDataCenter>> {
     let name = object.labels().get(RDC_LABEL)?;
@@ -501,13 +511,15 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         "networkpolicies"
     );
     // Of pods and claims, only what the audit and the status read (see `cached`).
+    // Every pod, not only the labelled ones: a pod of anyone's that mounts a data claim is a
+    // data centre's too (kept trimmed to a few fields each).
     let pods = watch!(
         CachedPod,
-        labelled.clone(),
+        all(),
         "pods",
         WatchOptions {
             trim: cached::trim_pod,
-            owner: rdc_of_labelled,
+            owner: rdc_of_pod,
             ..WatchOptions::plain()
         }
     );
@@ -672,7 +684,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         .owns_stream(objects(statefulsets.touched))
         .owns_stream(objects(services.touched))
         .owns_stream(objects(network_policies.touched))
-        .watches_stream(objects(pods.touched), |pod| rdc_of_labelled(&pod))
+        .watches_stream(objects(pods.touched), |pod| rdc_of_pod(&pod))
         .watches_stream(objects(claims.touched), |claim| rdc_of_labelled(&claim))
         .watches_stream(objects(refusals.touched), |event| rdc_of_refusal(&event))
         .watches_stream(objects(volumes.touched), |pv| rdc_of_volume(&pv))

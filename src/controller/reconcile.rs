@@ -902,18 +902,22 @@ async fn enforce(
     Ok(blocked)
 }
 
-/// The pods and claims of the RegionalDataCenter `name`, found by their label.
+/// The pods and claims of `rdc`: claims by their label, pods by their label or by the data claim
+/// they mount.
 pub async fn pods_and_claims(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
+    rdc: &RegionalDataCenter,
 ) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>), kube::Error> {
+    let (namespace, name) = (rdc.namespace().unwrap_or_default(), rdc.name_any());
     let selector = ListParams::default().labels(&format!("{RDC_LABEL}={name}"));
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&selector)
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
         .await?
-        .items;
-    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .items
+        .into_iter()
+        .filter(|pod| residency::is_member(pod, rdc))
+        .collect();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
         .list(&selector)
         .await?
         .items;

@@ -216,7 +216,10 @@ fn residency(o: &Observation<'_>) -> Verdict {
         ),
         Residency::Violated => Verdict::fails(
             Reason::Violated,
-            format!("{violations} object(s) outside the jurisdiction; see status.violations"),
+            format!(
+                "{violations} object(s) outside the jurisdiction, or at its data uninvited; see \
+                 status.violations"
+            ),
         ),
         Residency::Unverifiable => Verdict::fails(
             Reason::Unverifiable,

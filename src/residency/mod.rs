@@ -13,7 +13,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{Placement, RegionalDataCenter, Residency};
-use crate::resources::{NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
+use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
 
 /// Why an object breaks the residency promise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,6 +24,11 @@ pub enum ViolationReason {
     DataOutsideJurisdiction,
     /// A bound volume's location cannot be established.
     Unverifiable,
+    /// A pod that is not a replica mounts a replica's data claim.
+    ForeignMount,
+    /// A replica's pod no longer belongs to the StatefulSet (relabelled, or orphaned): the
+    /// fence and the StatefulSet no longer cover it.
+    ReplicaDetached,
 }
 
 impl ViolationReason {
@@ -32,6 +37,8 @@ impl ViolationReason {
             Self::NodeOutsideJurisdiction => "NodeOutsideJurisdiction",
             Self::DataOutsideJurisdiction => "DataOutsideJurisdiction",
             Self::Unverifiable => "Unverifiable",
+            Self::ForeignMount => "ForeignMount",
+            Self::ReplicaDetached => "ReplicaDetached",
         }
     }
 }
@@ -48,7 +55,8 @@ pub struct Finding {
 /// What the cluster holds that bears on one RegionalDataCenter.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Observed<'a> {
-    /// Pods labelled with the RegionalDataCenter.
+    /// Pods of the RegionalDataCenter: labelled with it, or mounting its data claims (others
+    /// are left out by the audit).
     pub pods: &'a [Pod],
     /// Claims labelled with the RegionalDataCenter.
     pub claims: &'a [PersistentVolumeClaim],
@@ -253,6 +261,85 @@ fn has_rdc_label(
     label(labels, RDC_LABEL) == rdc.metadata.name.as_deref()
 }
 
+/// The data claims of `rdc` (`data-<rdc>-<ordinal>`) that `pod` mounts, with their ordinals.
+fn data_claims_mounted(pod: &Pod, rdc: &RegionalDataCenter) -> Vec<(String, i32)> {
+    let prefix = format!(
+        "{DATA_VOLUME}-{}-",
+        rdc.metadata.name.as_deref().unwrap_or_default()
+    );
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default();
+    volumes
+        .iter()
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
+        .filter_map(|claim| {
+            // Ordinals past the replicas count too: a claim kept from a larger scale.
+            let ordinal: i32 = claim.strip_prefix(&prefix)?.parse().ok()?;
+            (claim_name(rdc, ordinal) == claim).then_some((claim, ordinal))
+        })
+        .collect()
+}
+
+/// Whether `pod` is one of `rdc`'s: it carries its label, or it mounts its data. Membership
+/// goes by what a pod does, not only by a label its owner may change.
+pub fn is_member(pod: &Pod, rdc: &RegionalDataCenter) -> bool {
+    has_rdc_label(pod.metadata.labels.as_ref(), rdc) || !data_claims_mounted(pod, rdc).is_empty()
+}
+
+/// Whether `pod` is the StatefulSet's replica `ordinal` of `rdc`: its name, its label, and the
+/// StatefulSet as its controller.
+fn is_replica(pod: &Pod, rdc: &RegionalDataCenter, ordinal: i32) -> bool {
+    let controlled = pod.metadata.owner_references.iter().flatten().any(|r| {
+        r.kind == "StatefulSet"
+            && Some(r.name.as_str()) == rdc.metadata.name.as_deref()
+            && r.controller == Some(true)
+    });
+    pod.metadata.name.as_deref() == Some(pod_name(rdc, ordinal).as_str())
+        && has_rdc_label(pod.metadata.labels.as_ref(), rdc)
+        && controlled
+}
+
+/// Who mounts a replica's data: a stranger, or the replica's own pod gone astray.
+fn mount_findings(pod: &Pod, rdc: &RegionalDataCenter) -> Vec<Finding> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = rdc.metadata.namespace.as_deref().unwrap_or_default();
+    data_claims_mounted(pod, rdc)
+        .into_iter()
+        .filter(|(_, ordinal)| !is_replica(pod, rdc, *ordinal))
+        .map(|(claim, ordinal)| {
+            let replica = pod_name(rdc, ordinal);
+            if name == replica {
+                Finding {
+                    kind: "Pod",
+                    name: name.clone(),
+                    reason: ViolationReason::ReplicaDetached,
+                    message: format!(
+                        "pod {name} holds the data of replica {ordinal} (claim {claim}) but no longer \
+                         belongs to StatefulSet {}: its label {RDC_LABEL} was changed or removed, or it \
+                         lost its controller, so the fence and the StatefulSet no longer cover it; \
+                         delete it and the StatefulSet makes it again (kubectl delete pod {name} -n \
+                         {namespace})",
+                        rdc.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                }
+            } else {
+                Finding {
+                    kind: "Pod",
+                    name: name.clone(),
+                    reason: ViolationReason::ForeignMount,
+                    message: format!(
+                        "pod {name} mounts claim {claim}, the data of replica {replica}, which only \
+                         that replica may mount; delete it (kubectl delete pod {name} -n {namespace})"
+                    ),
+                }
+            }
+        })
+        .collect()
+}
+
 /// Audits `rdc`: one placement per replica, and every pod or volume of it outside `jurisdiction`.
 pub fn audit(
     rdc: &RegionalDataCenter,
@@ -263,15 +350,12 @@ pub fn audit(
     let mut findings = Vec::new();
     let mut anything_placed = false;
 
-    for pod in observed
-        .pods
-        .iter()
-        .filter(|p| has_rdc_label(p.metadata.labels.as_ref(), rdc))
-    {
+    for pod in observed.pods.iter().filter(|p| is_member(p, rdc)) {
         if let Some(verdict) = audit_pod(pod, jurisdiction, keys, observed.nodes) {
             anything_placed = true;
             findings.extend(verdict.err());
         }
+        findings.extend(mount_findings(pod, rdc));
     }
     let volume_of = |claim: &PersistentVolumeClaim| {
         let volume_name = claim.spec.as_ref()?.volume_name.as_deref()?;

@@ -583,3 +583,123 @@ fn jurisdiction_requirement_in_every_term_confines_a_selector() {
         &k
     ));
 }
+
+// --- who mounts the data
+
+fn mounting(mut pod: Pod, claim: &str) -> Pod {
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+            name: "data".to_owned(),
+            persistent_volume_claim: Some(
+                k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.to_owned(),
+                    read_only: None,
+                },
+            ),
+            ..Default::default()
+        }]);
+    }
+    pod
+}
+
+fn controlled_by_the_statefulset(mut pod: Pod) -> Pod {
+    pod.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "apps/v1".to_owned(),
+            kind: "StatefulSet".to_owned(),
+            name: "vehicle-data".to_owned(),
+            uid: "u1".to_owned(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        },
+    ]);
+    pod
+}
+
+#[test]
+fn the_replica_mounting_its_own_claim_is_compliant() {
+    let mut cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    cluster.pods = vec![controlled_by_the_statefulset(mounting(
+        pod("vehicle-data-0", Some("cn-1")),
+        "data-vehicle-data-0",
+    ))];
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(
+        audit.residency,
+        Residency::Compliant,
+        "{:?}",
+        audit.findings
+    );
+}
+
+#[test]
+fn a_stranger_mounting_a_data_claim_is_a_member_and_reported() {
+    let mut cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    // Unlabelled, on a CN node: no label makes it the data centre's, the claim it mounts does.
+    let mut reader = mounting(pod("reader", Some("cn-1")), "data-vehicle-data-0");
+    reader.metadata.labels = None;
+    assert!(is_member(&reader, &rdc("CN", 1)));
+    cluster.pods.push(reader);
+    let audit = cluster.audit("CN", 1);
+    assert_eq!(
+        reasons(&audit),
+        [("Pod", "reader".to_owned(), ViolationReason::ForeignMount)]
+    );
+    assert_eq!(audit.residency, Residency::Violated);
+    assert!(
+        audit.findings[0]
+            .message
+            .contains("kubectl delete pod reader"),
+        "{}",
+        audit.findings[0].message
+    );
+    // And abroad, it is outside the jurisdiction too.
+    cluster.pods[1].spec.as_mut().expect("spec").node_name = Some("de-1".to_owned());
+    let reasons = reasons(&cluster.audit("CN", 1));
+    assert!(reasons.contains(&(
+        "Pod",
+        "reader".to_owned(),
+        ViolationReason::NodeOutsideJurisdiction
+    )));
+}
+
+#[test]
+fn a_relabelled_replica_is_detached_and_still_judged_where_it_runs() {
+    let mut cluster = Cluster::one_replica("de-1", local_pv("pv-0", "cn-1"));
+    // Its label removed: the StatefulSet let it go, the fence no longer selects it.
+    let mut replica = mounting(pod("vehicle-data-0", Some("de-1")), "data-vehicle-data-0");
+    replica.metadata.labels = None;
+    cluster.pods = vec![replica];
+    let reasons = reasons(&cluster.audit("CN", 1));
+    assert!(
+        reasons.contains(&(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::ReplicaDetached
+        )),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&(
+            "Pod",
+            "vehicle-data-0".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )),
+        "a label removed does not hide where it runs: {reasons:?}"
+    );
+}
+
+#[test]
+fn a_claim_of_another_name_or_ordinal_shape_is_not_a_data_claim() {
+    let data_centre = rdc("CN", 1);
+    for claim in [
+        "data-vehicle-data-01",
+        "data-vehicle-data-x",
+        "data-vehicle-data",
+        "uploads",
+    ] {
+        let mut other = mounting(pod("other", Some("cn-1")), claim);
+        other.metadata.labels = None;
+        assert!(!is_member(&other, &data_centre), "{claim}");
+    }
+}

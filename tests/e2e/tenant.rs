@@ -173,6 +173,37 @@ fn wait_condition(ns: &TestNamespace, rdc: &str, type_: &str, reason: &str) -> V
     )
 }
 
+/// Waits, 10 s at most, until the data centre names `pod` with the violation `reason`, and a
+/// Warning Event of that reason is there.
+fn reported(ns: &TestNamespace, pod: &str, reason: &str) {
+    let started = std::time::Instant::now();
+    let violation = poll(
+        &format!("{pod}: {reason} on the status"),
+        Duration::from_secs(10),
+        || {
+            let status = ns.get_json("rdc", RDC)?["status"].clone();
+            status["violations"]
+                .as_array()?
+                .iter()
+                .find(|v| v["name"] == pod && v["reason"] == reason)
+                .cloned()
+        },
+    );
+    eprintln!(
+        "reported after {:?}: {}",
+        started.elapsed(),
+        violation["message"]
+    );
+    let ready = ns.get_json("rdc", RDC).expect("the RDC")["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .expect("Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    poll("its Warning Event", crate::support::EVENT_WITHIN, || {
+        (!ns.events_of(RDC, reason).is_empty()).then_some(())
+    });
+}
+
 fn pod(name: &str, spec: Value) -> Value {
     let mut spec = spec;
     spec["containers"] = json!([{"name": "app", "image": "registry.example/app:1"}]);
@@ -204,6 +235,8 @@ fn a_tenant_cannot_mount_the_data_claim() {
             mallory.create(ns, &reader)
         },
     );
+    // Where admission did not stop it, the audit reports the stranger within seconds.
+    reported(&scene.open, "reader", "ForeignMount");
     // Nor through a StatefulSet of the tenant's own, whose pods the controller creates.
     let thief = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "thief"},
@@ -389,6 +422,9 @@ fn the_data_centre_label_is_the_controllers_alone() {
             )
         },
     );
+    // Where admission let it happen, the replica that left its StatefulSet (and its fence) is
+    // reported, still judged by the data it mounts.
+    reported(&scene.open, &format!("{RDC}-0"), "ReplicaDetached");
     // A pod of the tenant's own with the label would be let through the fence as a replica.
     scene.attack(
         "domicile-pods",
