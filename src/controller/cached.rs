@@ -128,22 +128,17 @@ pub fn trim_pod(pod: &mut CachedPod) {
         .find(|r| r.controller == Some(true));
     trim_member_meta(&mut pod.metadata);
     pod.metadata.owner_references = controller.map(|r| vec![r]);
-    if let Some(volumes) = pod.spec.as_mut().and_then(|s| s.volumes.as_mut()) {
-        volumes.retain(|v| {
-            v.persistent_volume_claim
-                .as_ref()
-                .is_some_and(|c| is_data_claim(&c.claim_name))
-        });
-        volumes.shrink_to_fit();
-    }
-    if pod
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.volumes.as_ref().is_some_and(Vec::is_empty))
-    {
-        if let Some(spec) = pod.spec.as_mut() {
-            spec.volumes = None;
-        }
+    if let Some(spec) = pod.spec.as_mut() {
+        let volumes = spec.volumes.take().unwrap_or_default();
+        let data: Vec<ClaimVolume> = volumes
+            .into_iter()
+            .filter(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| is_data_claim(&c.claim_name))
+            })
+            .collect();
+        spec.volumes = (!data.is_empty()).then_some(data);
     }
     if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         conditions.retain(|c| c.type_ == "PodScheduled");
