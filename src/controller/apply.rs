@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::diff::{Difference, changed_by, first_difference};
+use super::diff::{Difference, changed_by, first_difference, whole_restore};
 use super::events::StatusWrites;
 use kube::runtime::reflector::ObjectRef;
 
@@ -57,6 +57,9 @@ pub enum Applied {
     Created,
     /// The declaration changed (the resource's spec or the operator) and the object follows it.
     Updated,
+    /// An object of the child's name exists that the operator did not make for this data
+    /// centre (`holder` says whose it looks to be); it was left alone.
+    Taken { holder: String },
     /// Someone else changed a declared field, and it was set back.
     Restored {
         field: String,
@@ -65,6 +68,70 @@ pub enum Applied {
         /// manager owns list items or fields the operator cannot take back by applying).
         complete: bool,
     },
+}
+
+/// The labels by which an object without an owner (a volume, a class) is known as the operator's.
+const MADE_BY_LABELS: [&str; 3] = [
+    "app.kubernetes.io/managed-by",
+    crate::resources::RDC_LABEL,
+    crate::resources::RDC_NAMESPACE_LABEL,
+];
+
+/// Whether `live` is the object the operator made for the declaration `desired`: a namespaced
+/// child by its controller (the data centre, by UID), anything without an owner by the labels the
+/// operator gives it. The operator never writes into an object that is not: it would merge its
+/// fields into a stranger's and take the stranger's for its own.
+pub fn made_for(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    let controller = |object: &serde_json::Value| {
+        object
+            .pointer("/metadata/ownerReferences")?
+            .as_array()?
+            .iter()
+            .find(|r| r["controller"] == true)
+            .and_then(|r| r["uid"].as_str())
+            .map(str::to_owned)
+    };
+    if let Some(owner) = controller(desired) {
+        return controller(live).is_some_and(|uid| uid == owner);
+    }
+    let label = |object: &serde_json::Value, key: &str| {
+        object
+            .pointer("/metadata/labels")
+            .and_then(|labels| labels.get(key))
+            .cloned()
+    };
+    MADE_BY_LABELS
+        .iter()
+        .filter(|key| label(desired, key).is_some())
+        .all(|key| label(desired, key) == label(live, key))
+}
+
+/// Whose a live object looks to be, for a message.
+fn holder(live: &serde_json::Value) -> String {
+    let controller = live
+        .pointer("/metadata/ownerReferences")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|refs| refs.iter().find(|r| r["controller"] == true));
+    match controller {
+        Some(owner) => format!(
+            "controlled by {} {} (UID {})",
+            owner["kind"].as_str().unwrap_or_default(),
+            owner["name"].as_str().unwrap_or_default(),
+            owner["uid"].as_str().unwrap_or_default()
+        ),
+        None => {
+            // The first manager of the object itself, not of its status.
+            let manager = live
+                .pointer("/metadata/managedFields")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|fields| fields.iter().find(|f| f.get("subresource").is_none()))
+                .and_then(|f| f["manager"].as_str());
+            match manager {
+                Some(manager) => format!("made by field manager {manager:?}, not by domicile"),
+                None => "not made by domicile".to_owned(),
+            }
+        }
+    }
 }
 
 /// What an apply decides from the declared object, the live one and the operator's last apply.
@@ -245,6 +312,14 @@ impl Writer {
         }
         let desired_json = serde_json::to_value(&desired)?;
         let live_json = live.map(serde_json::to_value).transpose()?;
+        if let Some(live) = live_json
+            .as_ref()
+            .filter(|live| !made_for(&desired_json, live))
+        {
+            return Ok(Applied::Taken {
+                holder: holder(live),
+            });
+        }
         let plan = plan(&desired_json, &hash, live_json.as_ref(), last.as_ref());
         if plan == Plan::Skip {
             // Remembered, so the next reconcile with nothing changed compares nothing; never in
@@ -273,6 +348,40 @@ impl Writer {
             },
             _ => None,
         };
+        // An object the caches do not know may still exist (the caches watch only labelled
+        // objects): an apply would merge the declaration into a stranger's object of the same
+        // name, so it is looked up first (a create is rare; a stranger's object is left alone).
+        if plan == Plan::Create
+            && let Some(existing) = api
+                .get_opt(&name)
+                .await
+                .map_err(write_error("get", &desired))?
+        {
+            let existing = serde_json::to_value(&existing)?;
+            if !made_for(&desired_json, &existing) {
+                return Ok(Applied::Taken {
+                    holder: holder(&existing),
+                });
+            }
+        }
+        // What an apply would leave of other managers' fields where the declaration is whole (a
+        // fence's spec, a pod template's affinity, security context, volumes and containers) is
+        // taken out first by a merge patch: the apply alone would keep them, and the operator's
+        // own admission policy refuses a template that holds them.
+        if let Some(patch) = live_json
+            .as_ref()
+            .and_then(|live| whole_restore(&desired_json, live))
+        {
+            self.metrics
+                .write("patch", <K as k8s_openapi::Resource>::KIND);
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            api.patch(&name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(write_error("patch", &desired))?;
+        }
         self.metrics
             .write("apply", <K as k8s_openapi::Resource>::KIND);
         let written = api

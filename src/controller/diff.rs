@@ -38,7 +38,122 @@ impl std::fmt::Display for Difference {
 /// what `desired` declares: an added requirement or term is a difference, whatever it adds.
 pub fn first_difference(desired: &Value, live: &Value) -> Option<Difference> {
     let mut path = Vec::new();
-    differs(desired, live, &mut path).then_some(Difference { path })
+    if differs(desired, live, &mut path) {
+        return Some(Difference { path });
+    }
+    let pointer = whole_differences(desired, live).into_iter().next()?;
+    Some(Difference {
+        path: pointer
+            .split('/')
+            .skip(1)
+            .map(|step| match step.parse() {
+                Ok(index) => Step::Item(index),
+                Err(_) => Step::Field(step.replace("~1", "/").replace("~0", "~")),
+            })
+            .collect(),
+    })
+}
+
+/// The subtrees of a child compared whole, as JSON pointers: where its pods may run, what they
+/// may do to their node, what they mount, and who reaches them. A field someone else added there
+/// is a difference, though the operator never declares it.
+fn whole_subtrees(desired: &Value) -> &'static [&'static str] {
+    match desired.get("kind").and_then(Value::as_str) {
+        Some("NetworkPolicy") => &["/spec"],
+        Some("StatefulSet") => &[
+            "/spec/template/spec/affinity",
+            "/spec/template/spec/securityContext",
+            "/spec/template/spec/volumes",
+            "/spec/template/spec/initContainers",
+            "/spec/template/spec/hostNetwork",
+            "/spec/template/spec/hostPID",
+            "/spec/template/spec/hostIPC",
+        ],
+        _ => &[],
+    }
+}
+
+const CONTAINERS: &str = "/spec/template/spec/containers";
+
+/// The subtrees compared whole where `live` differs from `desired`; the containers of a pod
+/// template too when one was added or a container's securityContext holds anything else.
+fn whole_differences(desired: &Value, live: &Value) -> Vec<String> {
+    let mut paths: Vec<String> = whole_subtrees(desired)
+        .iter()
+        .filter(|path| desired.pointer(path) != live.pointer(path))
+        .map(|path| (*path).to_owned())
+        .collect();
+    if let (Some(want), Some(have)) = (
+        desired.pointer(CONTAINERS).and_then(Value::as_array),
+        live.pointer(CONTAINERS).and_then(Value::as_array),
+    ) {
+        let security = |c: &Value| c.get("securityContext").cloned();
+        let stranger = have
+            .iter()
+            .any(|c| !want.iter().any(|w| w["name"] == c["name"]));
+        let loosened = want.iter().any(|w| {
+            have.iter()
+                .find(|c| c["name"] == w["name"])
+                .is_some_and(|c| security(c) != security(w))
+        });
+        if stranger || loosened {
+            paths.push(CONTAINERS.to_owned());
+        }
+    }
+    paths
+}
+
+/// A JSON merge patch turning `live` into `desired`: `desired`'s values, and null for each field
+/// only `live` has.
+fn replacing(desired: &Value, live: &Value) -> Value {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => {
+            let mut patch: Map<String, Value> = want
+                .iter()
+                .map(|(key, value)| {
+                    let old = have.get(key).unwrap_or(&Value::Null);
+                    (key.clone(), replacing(value, old))
+                })
+                .collect();
+            for key in have.keys().filter(|key| !want.contains_key(*key)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        _ => desired.clone(),
+    }
+}
+
+/// The JSON merge patch that sets the subtrees compared whole back to what `desired` declares,
+/// removing what someone else added there (a server-side apply leaves other managers' fields
+/// alone); None when `live` holds them as declared. A list is replaced whole, so a sidecar
+/// someone added to the pod template goes (the API server fills in the defaults again).
+pub fn whole_restore(desired: &Value, live: &Value) -> Option<Value> {
+    let paths = whole_differences(desired, live);
+    if paths.is_empty() {
+        return None;
+    }
+    let mut patch = Value::Object(Map::new());
+    for path in paths {
+        let want = desired.pointer(&path).cloned().unwrap_or(Value::Null);
+        let have = live.pointer(&path).cloned().unwrap_or(Value::Null);
+        let value = replacing(&want, &have);
+        let mut target = &mut patch;
+        let steps: Vec<&str> = path.split('/').skip(1).collect();
+        for step in &steps[..steps.len() - 1] {
+            target = target
+                .as_object_mut()
+                .expect("the patch holds objects on the way")
+                .entry((*step).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        if let Some(last) = steps.last()
+            && let Some(object) = target.as_object_mut()
+        {
+            object.insert((*last).to_owned(), value);
+        }
+    }
+    Some(patch)
 }
 
 fn differs(desired: &Value, live: &Value, path: &mut Vec<Step>) -> bool {
@@ -262,5 +377,64 @@ mod tests {
             changed_by(&live, &difference, "domicile").as_deref(),
             Some("kubectl-edit")
         );
+    }
+
+    #[test]
+    fn a_field_added_to_a_fence_counts_and_is_taken_out() {
+        let desired = json!({"kind": "NetworkPolicy", "spec": {
+            "podSelector": {"matchLabels": {"app": "a"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]}});
+        let mut live = desired.clone();
+        // Narrowed to no pod at all: the data pods are no longer fenced.
+        live["spec"]["podSelector"]["matchExpressions"] =
+            json!([{"key": "nobody", "operator": "Exists"}]);
+        live["metadata"] = json!({"resourceVersion": "7"});
+        assert_eq!(
+            first_difference(&desired, &live).map(|d| d.to_string()),
+            Some("spec".to_owned())
+        );
+        let patch = whole_restore(&desired, &live).expect("a patch");
+        assert_eq!(
+            patch,
+            json!({"spec": {
+                "podSelector": {"matchLabels": {"app": "a"}, "matchExpressions": null},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]}})
+        );
+        assert_eq!(whole_restore(&desired, &desired), None);
+    }
+
+    #[test]
+    fn a_pod_templates_host_access_and_sidecars_are_compared_whole_and_defaults_are_not() {
+        let desired = json!({"kind": "StatefulSet", "spec": {"template": {"spec": {
+            "containers": [{"name": "workload", "image": "x",
+                            "securityContext": {"runAsNonRoot": true}}],
+            "securityContext": {"runAsUser": 65532}}}}});
+        // The API server's defaults beside what is declared: no difference.
+        let mut live = desired.clone();
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
+        live["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+        assert_eq!(first_difference(&desired, &live), None);
+        assert_eq!(whole_restore(&desired, &live), None);
+
+        let mut tampered = live.clone();
+        let pod = &mut tampered["spec"]["template"]["spec"];
+        pod["hostPID"] = json!(true);
+        pod["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
+        pod["containers"][0]["securityContext"]["privileged"] = json!(true);
+        pod["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .push(json!({"name": "sidecar", "image": "exfil"}));
+        assert!(first_difference(&desired, &tampered).is_some());
+        let patch = whole_restore(&desired, &tampered).expect("a patch");
+        let pod = &patch["spec"]["template"]["spec"];
+        assert_eq!(pod.get("hostPID"), Some(&Value::Null), "removed: {patch}");
+        assert_eq!(pod.get("volumes"), Some(&Value::Null), "removed: {patch}");
+        assert_eq!(
+            pod["containers"], desired["spec"]["template"]["spec"]["containers"],
+            "the declared containers, and no other"
+        );
+        assert!(pod.get("affinity").is_none(), "{patch}");
     }
 }

@@ -43,6 +43,21 @@ impl Histories {
         }
     }
 
+    /// Whether a ResidencyHistory of the data centre's name exists that the operator did not
+    /// make (it lacks the labels the operator gives its histories): it is never written into,
+    /// or a tenant's entries would pass for evidence.
+    pub fn taken(&self, rdc: &RegionalDataCenter) -> bool {
+        let key = ObjectRef::new(&rdc.name_any()).within(&rdc.namespace().unwrap_or_default());
+        self.store.get(&key).is_some_and(|history| {
+            let labels = history.labels();
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str)
+                != Some("domicile")
+                || labels.get(HISTORY_LABEL) != Some(&rdc.name_any())
+        })
+    }
+
     /// The history as the API server holds it, as far as this process knows: the cached one,
     /// unless its own last write is newer. None: there is no history yet.
     fn current(&self, key: &ObjectRef<ResidencyHistory>) -> Option<ResidencyHistoryStatus> {
@@ -70,6 +85,9 @@ impl Histories {
         status: &RegionalDataCenterStatus,
         ctx: &Context,
     ) -> Result<(), Error> {
+        if self.taken(rdc) {
+            return Ok(());
+        }
         let name = rdc.name_any();
         let namespace = rdc.namespace().unwrap_or_default();
         let key = ObjectRef::new(&name).within(&namespace);

@@ -38,8 +38,9 @@ const REAUDIT: Duration = Duration::from_secs(300);
 /// How long a status that reports progress only (a replica more ready, a claim bound, a pod
 /// placed) is held back: a converging data centre is not rewritten at every pod event.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
-/// When to try again an eviction that a PodDisruptionBudget refused.
-const EVICTION_RETRY: Duration = Duration::from_secs(10);
+/// How soon a data centre is looked at again while something the watches do not see blocks it (a
+/// disruption budget refusing an eviction, an object of a child's name that is not the operator's).
+const BLOCKED_RETRY: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(rdc: Arc<RegionalDataCenter>, ctx: Arc<Context>) -> Result<Action, Error> {
     let object = ObjectRef::from(rdc.as_ref());
@@ -282,6 +283,29 @@ fn declare(
     }
 }
 
+/// An object of a child's name that the operator did not make: it is never adopted, so the data
+/// centre waits for a person.
+fn name_taken(kind: &str, namespace: &str, name: &str, holder: &str) -> Blocker {
+    let (place, flag) = if namespace.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(" in namespace {namespace}"),
+            format!(" -n {namespace}"),
+        )
+    };
+    Blocker {
+        reason: Reason::NameTaken,
+        message: format!(
+            "{kind} {name} already exists{place} and was not made by domicile for this \
+             RegionalDataCenter ({holder}); domicile never adopts an object it did not make, nor \
+             merges its declaration into one. If it is not needed, delete it (kubectl delete {} \
+             {name}{flag}); otherwise create the RegionalDataCenter under another name",
+            kind.to_lowercase()
+        ),
+    }
+}
+
 fn no_eligible_nodes_blocker(
     jurisdiction: &Jurisdiction,
     keys: &resources::NodeLabelKeys,
@@ -449,6 +473,7 @@ impl Applier<'_> {
             None => key,
         };
         let live = cache.get(&key);
+        let desired_namespace = desired.namespace();
         match ctx.writer.apply(&api, desired, live.as_deref()).await {
             Ok(Applied::Restored {
                 field,
@@ -489,6 +514,13 @@ impl Applier<'_> {
                     None,
                     ctx,
                 );
+                Ok(())
+            }
+            Ok(Applied::Taken { holder }) => {
+                let namespace = desired_namespace.unwrap_or_default();
+                tracing::warn!(rdc = %ObjectRef::from(rdc), %kind, %child, %holder, "an object of a child's name is not the operator's");
+                self.refused
+                    .get_or_insert_with(|| name_taken(kind, &namespace, &child, &holder));
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -667,6 +699,16 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             .flatten()
     });
     let unschedulable = unschedulable_pod(&pods);
+    let refused = refused.or_else(|| {
+        ctx.histories.taken(rdc).then(|| {
+            name_taken(
+                "ResidencyHistory",
+                &namespace,
+                &name,
+                "without the labels domicile gives the histories it keeps",
+            )
+        })
+    });
     let storage_hint = match rdc.spec.storage.mode {
         StorageMode::Local => "local volumes bind when their pods are scheduled".to_owned(),
         StorageMode::Dynamic => {
@@ -696,9 +738,14 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     if let Some(reports) = &ctx.reports {
         reports.refresh(&namespace, ctx).await;
     }
-    // A disruption budget that refuses an eviction today may allow it in a moment.
-    let next = if eviction_blocked.is_some() {
-        EVICTION_RETRY
+    // A disruption budget that refuses an eviction today may allow it in a moment; an object of
+    // a child's name may be deleted without a word to the caches, which watch only the
+    // operator's own.
+    let taken = refused
+        .as_ref()
+        .is_some_and(|r| r.reason == Reason::NameTaken);
+    let next = if eviction_blocked.is_some() || taken {
+        BLOCKED_RETRY
     } else {
         super::backoff::spread(REAUDIT)
     };

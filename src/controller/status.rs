@@ -25,6 +25,8 @@ pub enum Reason {
     StorageClassNotFound,
     /// A child the API server would not let the operator update.
     UpdateRefused,
+    /// An object of a child's name exists that the operator did not make.
+    NameTaken,
     // StorageProvisioned.
     ClaimsBound,
     ClaimsPending,
@@ -58,6 +60,7 @@ impl Reason {
             Self::InsufficientEligibleNodes => "InsufficientEligibleNodes",
             Self::StorageClassNotFound => "StorageClassNotFound",
             Self::UpdateRefused => "UpdateRefused",
+            Self::NameTaken => "NameTaken",
             Self::ClaimsBound => "ClaimsBound",
             Self::ClaimsPending => "ClaimsPending",
             Self::ReplicasReady => "ReplicasReady",

@@ -401,13 +401,27 @@ fn managed_objects_are_the_operators_alone_and_the_namespace_is_guarded() {
         None,
     );
     assert_refused(&out, "domicile-managed", &["PersistentVolume"]);
-    // Nor can a tenant forge an object the operator would take for its own.
-    let forged = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "data-ledger-7", "labels": {"domicile.dev/regional-data-center": "ledger"}},
-        "spec": {"storageClassName": "domicile-local-cn", "accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "1Gi"}}}});
+    // Nor can a tenant forge an object the operator would take for its own: by its labels,
+    let claim = |name: &str, labels: Value| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"storageClassName": "domicile-local-cn", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}})
+    };
+    let forged = claim(
+        "ledger-forged",
+        json!({"domicile.dev/regional-data-center": "ledger"}),
+    );
     let out = create(&ns, &forged);
     assert_refused(&out, "domicile-managed", &["may not create it"]);
+    // or by the name a replica's claim will have, made ahead of a scale-up.
+    let ahead = claim("data-ledger-7", json!({}));
+    let out = create(&ns, &ahead);
+    assert_refused(
+        &out,
+        "domicile-claims",
+        &["only the StatefulSet controller makes claims named data-NAME-N"],
+    );
 }
 
 /// `kubectl create --as` the operator's ServiceAccount.

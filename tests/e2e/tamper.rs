@@ -129,6 +129,66 @@ fn statefulset_affinity_widened_by_another_field_manager_is_restored() {
 }
 
 #[test]
+fn a_sidecar_and_a_host_volume_added_to_the_pod_template_are_taken_out() {
+    // Fields the operator never declares, added under a field manager of their own: an apply
+    // alone would leave them (they are another manager's), so they are compared and set back
+    // as a whole.
+    let ns = TestNamespace::new("tamper_sidecar");
+    ns.create_and_wait_ready(&local_rdc("sidecar", "CN", 1));
+    let intruder = json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "sidecar", "namespace": ns.name},
+        "spec": {"template": {"spec": {
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+            "containers": [{"name": "exfil", "image": "registry.example/exfil:1",
+                            "volumeMounts": [{"name": "root", "mountPath": "/host"}]}]
+        }}}
+    });
+    let applied = ns.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=intruder",
+            AS_TRUSTED_CONTROLLER,
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        Some(&intruder.to_string()),
+    );
+    // What the API server stored: the sidecar was in.
+    let tampered: Value = serde_json::from_str(&applied).expect("JSON");
+    assert_eq!(
+        tampered["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{tampered}"
+    );
+    let pod_template = || {
+        ns.get_json("statefulset", "sidecar")
+            .expect("the StatefulSet")["spec"]["template"]["spec"]
+            .clone()
+    };
+    assert_restored(
+        &ns,
+        "sidecar",
+        "the sidecar and the host volume to be gone",
+        || {
+            let template = pod_template();
+            template.get("volumes").is_none()
+                && template["containers"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 1 && c[0]["name"] == "workload")
+        },
+        &["StatefulSet sidecar"],
+    );
+}
+
+#[test]
 fn network_policy_rules_removed_or_opened_are_restored() {
     let ns = TestNamespace::new("tamper_fence");
     ns.create_and_wait_ready(&local_rdc("fenced", "CN", 1));

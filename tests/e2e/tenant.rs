@@ -770,3 +770,62 @@ fn a_tenant_cannot_lock_a_shared_namespace() {
     );
     assert_refused(&out, "domicile-operator", &["namespaces an admin allowed"]);
 }
+
+#[test]
+fn a_strangers_object_of_a_childs_name_is_never_adopted() {
+    // mallory makes a StatefulSet named as the data centre will be, then the data centre: the
+    // operator used to apply its declaration into her object (her pod template, her selector,
+    // hers to change), which it now leaves alone and reports.
+    let ns = TestNamespace::new("tenant_name_taken");
+    let mallory = Tenant::with_edit(&[&ns]);
+    let hers = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": RDC},
+        "spec": {"replicas": 0, "serviceName": RDC, "selector": {"matchLabels": {"app": "hers"}},
+                 "template": {"metadata": {"labels": {"app": "hers"}},
+                              "spec": pod("x", json!({}))["spec"]}}
+    });
+    let out = mallory.create(&ns, &hers);
+    assert!(out.success, "{}", out.stderr);
+    let out = mallory.create(&ns, &local_rdc(RDC, "CN", 1));
+    assert!(out.success, "{}", out.stderr);
+    let started = std::time::Instant::now();
+    let condition = wait_condition(&ns, RDC, "Ready", "NameTaken");
+    eprintln!(
+        "NameTaken after {:?}: {}",
+        started.elapsed(),
+        condition["message"]
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "StatefulSet {RDC} already exists in namespace {}",
+            ns.name
+        )) && message.contains(&format!("kubectl delete statefulset {RDC} -n {}", ns.name)),
+        "{message}"
+    );
+    poll(
+        "a NameTaken Warning Event",
+        crate::support::EVENT_WITHIN,
+        || (!ns.events_of(RDC, "NameTaken").is_empty()).then_some(()),
+    );
+    // Hers is as she made it: no owner, no label, no field of the operator's.
+    let statefulset = ns.get_json("statefulset", RDC).expect("hers");
+    assert!(
+        statefulset["metadata"]["ownerReferences"].is_null(),
+        "{statefulset}"
+    );
+    assert!(
+        statefulset["metadata"]["labels"]
+            .get("domicile.dev/regional-data-center")
+            .is_none(),
+        "{statefulset}"
+    );
+    assert_eq!(
+        statefulset["spec"]["selector"]["matchLabels"]["app"],
+        "hers"
+    );
+    // Once it is gone, the data centre is made.
+    mallory.kubectl(&ns, &["delete", "statefulset", RDC, "--wait=true"], None);
+    ns.wait_ready(RDC);
+}

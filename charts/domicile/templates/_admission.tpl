@@ -233,6 +233,17 @@ validations:
       variables.fits.join(', ') + ')' : ' (none is yet: label one, or let a RegionalDataCenter
       make one)')
     reason: Forbidden
+  # A claim made ahead of a StatefulSet under the name its template would give would be taken
+  # by the replica as its own, and stay its maker's.
+  - expression: >-
+      request.operation != 'CREATE' || !object.metadata.name.matches('^data-.+-[0-9]+$') ||
+      request.userInfo.username in {{ include "domicile.trustedUsers" . }}
+    messageExpression: >-
+      'claim ' + object.metadata.name + ' has the name a StatefulSet gives the data claim of
+      its replica ' + object.metadata.name.substring(5) + ', which the replica would take as its
+      own: in jurisdiction namespace ' + namespaceObject.metadata.name + ' only the StatefulSet
+      controller makes claims named data-NAME-N; name it otherwise'
+    reason: Forbidden
 {{- end -}}
 
 {{- define "domicile.policy.managed" -}}
