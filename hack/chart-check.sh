@@ -44,6 +44,11 @@ for kind in ServiceMonitor PrometheusRule ConfigMap; do
   grep -q "^kind: $kind\$" <<<"$rendered" || die "helm template with the monitoring values rendered no $kind"
 done
 refused 'monitoring.prometheusRule.violatedFor=five minutes' "/monitoring/prometheusRule/violatedFor"
+# The alerts follow the ServiceMonitor unless set: a scraped operator is alerted on when stalled.
+render --set monitoring.serviceMonitor.enabled=true | grep -q "^kind: PrometheusRule$" ||
+  die "the ServiceMonitor without the alerts (stalled, no leader)"
+! render --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=false |
+  grep -q "^kind: PrometheusRule$" || die "prometheusRule.enabled=false rendered the alerts"
 rules_dir="$(mktemp -d)"
 trap 'rm -rf "$rules_dir"' EXIT
 # The PrometheusRule's spec is a Prometheus rule file.

@@ -28,6 +28,9 @@ pub const EXIT_COMPLIANT: u8 = 0;
 pub const EXIT_VIOLATIONS: u8 = 1;
 /// Exit code when the audit could not be carried out (no cluster, no permission, ...).
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code when no data centre breaks residency but a status disagrees with the audit: the
+/// operator is stalled, or behind, and its statuses cannot be relied on.
+pub const EXIT_STALE: u8 = 3;
 
 /// The verdict on one RegionalDataCenter.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -43,6 +46,11 @@ pub struct Report {
     /// Prevention beside detection: whether the API server refuses, in the namespace, what
     /// would take the data out. None when the policies or the namespace could not be read.
     pub guard: Option<ReportedGuard>,
+    /// Whether the resource's status says what this audit finds (its residency and violations,
+    /// for its current generation); None when it does: the operator keeps it. A status that
+    /// disagrees for more than a moment means the operator is stalled or behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
     /// Where its pods and volumes have been, and every violation, from its ResidencyHistory.
     /// None when there is none yet, or it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +99,49 @@ pub struct ReportedViolation {
 }
 
 impl Report {
+    /// Where the status of `rdc` disagrees with this audit's verdict, said in words.
+    fn staleness(&self, rdc: &crate::api::RegionalDataCenter) -> Option<String> {
+        let Some(status) = rdc.status.as_ref() else {
+            return Some("the operator has written no status".to_owned());
+        };
+        let generation = rdc.metadata.generation;
+        if status.observed_generation != generation {
+            return Some(format!(
+                "the status describes generation {}, the resource is at {}",
+                status.observed_generation.unwrap_or_default(),
+                generation.unwrap_or_default()
+            ));
+        }
+        if status.residency != self.residency {
+            let word = |r: Option<Residency>| r.map_or("nothing".to_owned(), |r| format!("{r:?}"));
+            return Some(format!(
+                "the status says {}, the audit finds {}",
+                word(status.residency),
+                word(self.residency)
+            ));
+        }
+        let key = |kind: &str, name: &str, reason: &str| format!("{kind} {name} {reason}");
+        let mut said: Vec<String> = status
+            .violations
+            .iter()
+            .map(|v| key(&v.kind, &v.name, &v.reason))
+            .collect();
+        let mut found: Vec<String> = self
+            .violations
+            .iter()
+            .map(|v| key(&v.kind, &v.name, &v.reason))
+            .collect();
+        said.sort();
+        found.sort();
+        (said != found).then(|| {
+            format!(
+                "the status lists the violations [{}], the audit finds [{}]",
+                said.join(", "),
+                found.join(", ")
+            )
+        })
+    }
+
     fn breaks_residency(&self) -> bool {
         matches!(
             self.residency,
@@ -184,6 +235,7 @@ pub async fn audit_cluster(
             placements: vec![],
             violations: vec![],
             guard: None,
+            stale: None,
             history: histories
                 .iter()
                 .find(|h| h.namespace().as_deref() == Some(&namespace) && h.name_any() == name)
@@ -240,6 +292,7 @@ pub async fn audit_cluster(
                     message: f.message,
                 })
                 .collect();
+            report.stale = report.staleness(&rdc);
         }
         reports.push(report);
     }
@@ -251,6 +304,8 @@ pub async fn audit_cluster(
 pub fn exit_code(reports: &[Report]) -> u8 {
     if reports.iter().any(Report::breaks_residency) {
         EXIT_VIOLATIONS
+    } else if reports.iter().any(|r| r.stale.is_some()) {
+        EXIT_STALE
     } else {
         EXIT_COMPLIANT
     }
@@ -299,6 +354,13 @@ fn notes(r: &Report) -> Vec<String> {
         lines.push(format!(
             "{}/{}: guard {}: {}",
             r.namespace, r.name, guard.reason, guard.message
+        ));
+    }
+    if let Some(stale) = &r.stale {
+        lines.push(format!(
+            "{}/{}: status stale: {stale}; if that lasts, the operator is stalled or behind (its \
+             /readyz, its log, the DomicileReconcileStalled alert)",
+            r.namespace, r.name
         ));
     }
     lines
@@ -430,8 +492,64 @@ mod tests {
                 message: "label it".to_owned(),
                 status: GuardStatus::default(),
             }),
+            stale: None,
             history: None,
         }
+    }
+
+    #[test]
+    fn a_status_that_disagrees_with_the_audit_is_called_stale() {
+        use crate::api::{RegionalDataCenterStatus, Violation};
+        use crate::resources::fixtures::rdc;
+        let audited = report(Some(Residency::Violated), 1);
+        let mut resource = rdc("CN", 1);
+        assert_eq!(
+            audited.staleness(&resource).as_deref(),
+            Some("the operator has written no status")
+        );
+        // A quiet operator: the status says what the audit finds.
+        let current = RegionalDataCenterStatus {
+            observed_generation: Some(1),
+            residency: Some(Residency::Violated),
+            violations: vec![Violation {
+                kind: "Pod".to_owned(),
+                name: "vehicle-data-0".to_owned(),
+                reason: "NodeOutsideJurisdiction".to_owned(),
+                message: "on de-1".to_owned(),
+                since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    jiff::Timestamp::UNIX_EPOCH,
+                ),
+            }],
+            ..Default::default()
+        };
+        resource.status = Some(current.clone());
+        assert_eq!(audited.staleness(&resource), None);
+        // A stalled one: the status still says Compliant, or describes an older generation.
+        resource.status = Some(RegionalDataCenterStatus {
+            residency: Some(Residency::Compliant),
+            violations: vec![],
+            ..current.clone()
+        });
+        assert_eq!(
+            audited.staleness(&resource).as_deref(),
+            Some("the status says Compliant, the audit finds Violated")
+        );
+        resource.metadata.generation = Some(2);
+        resource.status = Some(current);
+        assert!(
+            audited
+                .staleness(&resource)
+                .is_some_and(|s| s.contains("generation 1, the resource is at 2"))
+        );
+        let stale = Report {
+            stale: Some("the status says Compliant, the audit finds Compliant".to_owned()),
+            ..report(Some(Residency::Compliant), 0)
+        };
+        assert_eq!(exit_code(&[stale.clone()]), EXIT_STALE);
+        assert_eq!(
+            exit_code(&[stale, report(Some(Residency::Violated), 1)]),
+            EXIT_VIOLATIONS
+        );
     }
 
     #[test]

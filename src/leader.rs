@@ -9,6 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
+/// The longest lease a standby honours, whatever the lease says: a lease written with a duration
+/// of a year (by mistake, or by someone who wants no operator to run) holds it off a minute.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(60);
+
 /// Where the lease lives and who this replica is.
 #[derive(Clone, Debug)]
 pub struct LeaseConfig {
@@ -93,7 +97,8 @@ impl Candidate {
         let duration = spec
             .lease_duration_seconds
             .and_then(|s| u64::try_from(s).ok())
-            .map_or(self.duration, Duration::from_secs);
+            .map_or(self.duration, Duration::from_secs)
+            .min(MAX_LEASE_DURATION);
         match &self.observed {
             Some(last)
                 if last.holder == seen.holder
@@ -151,6 +156,11 @@ async fn try_hold(
     let mut lease = current.clone().unwrap_or_default();
     lease.metadata.name = Some(config.name.clone());
     lease.metadata.namespace = Some(config.namespace.clone());
+    // The label that puts the lease under the chart's managed-objects admission policy.
+    lease.labels_mut().insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        "domicile".to_owned(),
+    );
     lease.spec = Some(held_spec(spec, config, Timestamp::now()));
     let written = match current {
         Some(_) => {
@@ -323,6 +333,23 @@ mod tests {
         assert_eq!(a.decide(Some(&renewed), at(14)), Decision::Wait);
         assert_eq!(a.decide(Some(&renewed), at(28)), Decision::Wait);
         assert_eq!(a.decide(Some(&renewed), at(29)), Decision::Acquire);
+    }
+
+    #[test]
+    fn a_lease_of_a_year_holds_a_standby_off_a_minute_at_most() {
+        let start = Instant::now();
+        let mut a = candidate("a");
+        let forged = LeaseSpec {
+            lease_duration_seconds: Some(365 * 24 * 3600),
+            ..held_by("nobody", 0)
+        };
+        assert_eq!(a.decide(Some(&forged), start), Decision::Wait);
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(a.decide(Some(&forged), at(59)), Decision::Wait);
+        assert_eq!(
+            a.decide(Some(&forged), at(MAX_LEASE_DURATION.as_secs())),
+            Decision::Acquire
+        );
     }
 
     /// A replica in the simulation: its view of the lease, and since when it leads.

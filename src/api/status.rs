@@ -42,7 +42,10 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
 
-    /// When the operator last compared the cluster with the jurisdiction.
+    /// When the audit's verdict last changed, and with it this status. The operator audits on
+    /// every change the verdict depends on and every few minutes, but writes only what changed,
+    /// so an old time on a quiet resource is expected; whether the status is still true,
+    /// `domicile audit` tells (it says which statuses are stale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit_time: Option<Time>,
 

@@ -294,6 +294,12 @@ matchConstraints:
       operations: [CREATE, UPDATE, DELETE]
       resources: [reports]
       scope: "*"
+    # The leader Lease: whoever holds it decides which replica reconciles.
+    - apiGroups: [coordination.k8s.io]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE, DELETE]
+      resources: [leases]
+      scope: "*"
 matchConditions:
   # Before and after: taking the labels off is a change to a managed object too.
   - name: managed-by-domicile
@@ -355,6 +361,11 @@ matchConstraints:
       apiVersions: [v1]
       operations: [CREATE, UPDATE, DELETE]
       resources: [networkpolicies]
+      scope: "*"
+    - apiGroups: [coordination.k8s.io]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [leases]
       scope: "*"
 matchConditions:
   - name: the-operator
@@ -483,6 +494,12 @@ validations:
       'the domicile operator may write only StorageClasses named domicile-* of the provisioner ' +
       {{ .Values.storageProvisioner | quote }} + ' (or kubernetes.io/no-provisioner), not ' +
       variables.target.metadata.name + ' of ' + variables.target.provisioner
+    reason: Forbidden
+  # A lease held for long would keep every other replica from taking over.
+  - expression: >-
+      variables.resource != 'leases' || (has(dyn(object).spec.leaseDurationSeconds) &&
+      dyn(object).spec.leaseDurationSeconds <= 60)
+    message: the domicile operator may hold its Lease for 60 seconds at most (leaseDurationSeconds)
     reason: Forbidden
   - expression: >-
       variables.resource != 'services' || object == null ||
