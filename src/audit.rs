@@ -545,7 +545,7 @@ mod tests {
             stale: Some("the status says Compliant, the audit finds Compliant".to_owned()),
             ..report(Some(Residency::Compliant), 0)
         };
-        assert_eq!(exit_code(&[stale.clone()]), EXIT_STALE);
+        assert_eq!(exit_code(std::slice::from_ref(&stale)), EXIT_STALE);
         assert_eq!(
             exit_code(&[stale, report(Some(Residency::Violated), 1)]),
             EXIT_VIOLATIONS
