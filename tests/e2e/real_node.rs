@@ -615,8 +615,18 @@ fn the_fence_holds_on_a_real_network() {
     let other_port = greeter(OTHER_ADDRESS, "other-address-answers");
     resolver(OTHER_ADDRESS);
 
-    // Two replicas that serve on 8080, fenced, with egress allowed to one /24 of this machine.
+    // Two replicas that serve on 8080, fenced, with egress allowed to one /24 of this machine, in
+    // a namespace an admin gave to CN: the chart's admission policies guard it.
     let data = TestNamespace::new("real-fence");
+    kubectl_ok(
+        &[
+            "label",
+            "namespace",
+            &data.name,
+            "domicile.dev/jurisdiction=CN",
+        ],
+        None,
+    );
     let serve = "trap 'exit 0' TERM; nc -ll -p 8080 -e /bin/echo served-by-a-replica & wait $!";
     let rdc = json!({
         "apiVersion": "domicile.dev/v1alpha1",
@@ -696,6 +706,9 @@ fn the_fence_holds_on_a_real_network() {
         !ok && !out.contains("NXDOMAIN"),
         "the data pod reached a resolver other than the cluster DNS: {out}"
     );
+    // A tenant of the data namespace (the built-in edit role) cannot reopen the fence with a
+    // policy of its own, which NetworkPolicies' adding up would let through.
+    tenant_attacks(&data, &other);
     // Another namespace's pod cannot connect to a data pod; its sibling still can.
     let (ok, out) = exec(&other.name, &probe, &connect(&replica, 8080));
     assert!(
@@ -709,4 +722,82 @@ fn the_fence_holds_on_a_real_network() {
          DNS to {OTHER_ADDRESS} dropped, {}/{probe} -> {replica}:8080 refused, fenced-1 -> fenced-0 allowed",
         other.name
     );
+}
+
+/// What a tenant holding `edit` in the data namespace tries there, each refused by the chart's
+/// policies on this real node's cluster; the privileged pod is first shown admitted in the
+/// unguarded namespace `open`.
+fn tenant_attacks(data: &TestNamespace, open: &TestNamespace) {
+    let tenant = crate::support::unique("mallory");
+    data.kubectl_ok(
+        &[
+            "create",
+            "rolebinding",
+            "tenant-edit",
+            "--clusterrole=edit",
+            &format!("--user={tenant}"),
+        ],
+        None,
+    );
+    let as_tenant = format!("--as={tenant}");
+    let create = |ns: &TestNamespace, manifest: &Value, dry_run: bool| {
+        let mut args = vec![as_tenant.as_str(), "create", "-f", "-"];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        ns.kubectl(&args, Some(&manifest.to_string()))
+    };
+    let refused_by = |out: &crate::support::Kubectl, policy: &str| {
+        assert!(!out.success, "admitted: {}", out.stdout);
+        assert!(
+            out.stderr
+                .contains(&format!("ValidatingAdmissionPolicy '{policy}'")),
+            "{}",
+            out.stderr
+        );
+        println!("refused: {}", out.stderr.trim());
+    };
+    poll(
+        "the tenant's rights to count",
+        Duration::from_secs(30),
+        || {
+            data.kubectl(
+                &[&as_tenant, "auth", "can-i", "create", "networkpolicies"],
+                None,
+            )
+            .success
+            .then_some(())
+        },
+    );
+    let allow_all = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all"},
+        "spec": {"podSelector": {"matchLabels": {"domicile.dev/regional-data-center": "fenced"}},
+                 "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]}
+    });
+    refused_by(&create(data, &allow_all, false), "domicile-network");
+    let pod = |name: &str, spec: Value| {
+        let mut spec = spec;
+        spec["nodeSelector"] = json!({JURISDICTION_LABEL: "CN"});
+        spec["containers"] = json!([{"name": "c", "image": env("DOMICILE_WORKLOAD_IMAGE"),
+            "imagePullPolicy": "Never", "command": ["/bin/sh", "-c", "sleep 3600"]}]);
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+    };
+    let reader = pod(
+        "reader",
+        json!({"volumes": [{"name": "stolen", "persistentVolumeClaim": {"claimName": "data-fenced-0", "readOnly": true}}]}),
+    );
+    refused_by(&create(data, &reader, false), "domicile-pods");
+    let mut privileged = pod("host-reader", json!({"hostPID": true, "hostNetwork": true}));
+    privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let out = open.kubectl(
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&privileged.to_string()),
+    );
+    assert!(
+        out.success,
+        "unguarded, the privileged pod is admitted: {}",
+        out.stderr
+    );
+    refused_by(&create(data, &privileged, true), "domicile-pods");
 }
