@@ -283,6 +283,32 @@ fn declare(
     }
 }
 
+/// The namespace label by which an admin gives a data centre the volumes retained from an earlier
+/// one of its name: the value is that one's UID (the RetainedVolumes Event names it).
+pub const ADOPT_LABEL: &str = "domicile.dev/adopt-volumes-of";
+
+/// Frees an adopted volume that still names the claim of an earlier data centre (by that claim's
+/// UID) so that the claim of the same name this one's replica makes binds to it.
+async fn release_to_its_claim_name(
+    pv: &PersistentVolume,
+    claim_uids: &[&str],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let stale = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.claim_ref.as_ref()?.uid.as_deref())
+        .is_some_and(|uid| !claim_uids.contains(&uid));
+    if stale {
+        let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
+        let patch =
+            serde_json::json!({"spec": {"claimRef": {"uid": null, "resourceVersion": null}}});
+        ctx.writer.merge_patch(&api, &pv.name_any(), patch).await?;
+        tracing::info!(volume = %pv.name_any(), "an adopted volume is free for its claim again");
+    }
+    Ok(())
+}
+
 /// An object of a child's name that the operator did not make: it is never adopted, so the data
 /// centre waits for a person.
 fn name_taken(kind: &str, namespace: &str, name: &str, holder: &str) -> Blocker {
@@ -606,7 +632,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         .iter()
         .filter_map(|c| c.metadata.uid.as_deref())
         .collect();
-    let (own_volumes, retained): (Vec<Arc<PersistentVolume>>, Vec<Arc<PersistentVolume>>) =
+    let (mut own_volumes, retained): (Vec<Arc<PersistentVolume>>, Vec<Arc<PersistentVolume>>) =
         owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))?
             .into_iter()
             .map(Arc::new)
@@ -618,6 +644,16 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                     .is_some_and(|uid| claim_uids.contains(&uid));
                 claimed || resources::of_this_incarnation(&pv.metadata, rdc)
             });
+    // An admin may give this one an earlier one's volumes, by that one's UID on the namespace.
+    let adopt_from = caches
+        .namespaces
+        .get(&ObjectRef::new(&namespace))
+        .and_then(|ns| ns.labels().get(ADOPT_LABEL).cloned());
+    let (adopted, retained) = resources::adoptable(retained, &own_volumes, adopt_from.as_deref());
+    for pv in &adopted {
+        release_to_its_claim_name(pv, &claim_uids, ctx).await?;
+    }
+    own_volumes.extend(adopted);
     let mut retained_volumes: Vec<String> = retained.iter().map(|pv| pv.name_any()).collect();
     retained_volumes.sort();
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
@@ -1089,14 +1125,17 @@ fn announce_retained(
         return;
     }
     let names = new.retained_volumes.join(" ");
+    let namespace = rdc.namespace().unwrap_or_default();
     let message = format!(
-        "{} volume(s) of an earlier RegionalDataCenter {} in namespace {} were retained with \
-         their data: {names}. They are not this one's (its UID differs), which never uses them. \
-         An admin who no longer needs the data deletes them (kubectl delete pv {names}); to \
-         keep it, leave them, or copy the data from their directories on their nodes",
+        "{} volume(s) of an earlier RegionalDataCenter {} in namespace {namespace} were retained \
+         with their data: {names}. They are not this one's (its UID differs), which never uses \
+         them unless an admin says so. To delete them: kubectl delete pv {names}. To give them \
+         to this one instead: kubectl label namespace {namespace} {ADOPT_LABEL}=<the earlier \
+         UID, their label {}>, then delete this RegionalDataCenter with its new volumes \
+         (spec.storage.retainOnDelete: false) and create it again",
         new.retained_volumes.len(),
         rdc.name_any(),
-        rdc.namespace().unwrap_or_default(),
+        resources::UID_LABEL,
     );
     publish(rdc, EventType::Warning, "RetainedVolumes", &message, ctx);
 }

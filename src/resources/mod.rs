@@ -9,7 +9,7 @@ pub use network_policy::{DnsPeer, network_policy};
 pub use service::service;
 pub use statefulset::{DATA_ACCESS_MODE, DATA_VOLUME, claim_name, pod_name, statefulset};
 pub use storage::{
-    HOSTNAME_LABEL, LocalVolumePlan, UID_LABEL, local_storage_class, local_volumes,
+    HOSTNAME_LABEL, LocalVolumePlan, UID_LABEL, adoptable, local_storage_class, local_volumes,
     managed_storage_class, of_this_incarnation, pinned_host, pinned_hostname, volumes_per_node,
 };
 

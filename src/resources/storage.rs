@@ -295,6 +295,23 @@ fn uid(rdc: &RegionalDataCenter) -> Option<&str> {
     rdc.metadata.uid.as_deref().filter(|uid| !uid.is_empty())
 }
 
+/// Of the volumes retained from earlier data centres of a name, those an admin gave this one (by
+/// the earlier one's UID, `adopt_from`), for ordinals this one has no volume of: (adopted, still
+/// retained). Volumes from before UIDs were labelled cannot be named, so stay retained.
+pub fn adoptable<V: std::ops::Deref<Target = PersistentVolume>>(
+    retained: Vec<V>,
+    own: &[V],
+    adopt_from: Option<&str>,
+) -> (Vec<V>, Vec<V>) {
+    let ordinal = |pv: &PersistentVolume| ordinal_of(pv);
+    let taken: BTreeSet<i32> = own.iter().filter_map(|pv| ordinal(pv)).collect();
+    retained.into_iter().partition(|pv| {
+        let uid = pv.metadata.labels.as_ref().and_then(|l| l.get(UID_LABEL));
+        adopt_from.is_some_and(|from| uid.map(String::as_str) == Some(from))
+            && ordinal(pv).is_some_and(|o| !taken.contains(&o))
+    })
+}
+
 /// Whether a volume of `rdc`'s name and namespace (by its labels or its claim) is this data
 /// centre's, or was retained from an earlier one of the same name: one labelled with another UID,
 /// or made before this one existed. Such a volume keeps its data and is never taken, changed or
@@ -578,6 +595,42 @@ mod tests {
             path.as_deref(),
             Some("/srv/domicile/fleet-cn/vehicle-data/0f1e2d3c-0000-4000-8000-000000000001/0")
         );
+    }
+
+    #[test]
+    fn an_earlier_data_centres_volume_is_adopted_only_by_its_uid_and_for_a_free_ordinal() {
+        let nodes = [node("cn-1"), node("cn-2")];
+        let eligible: Vec<&Node> = nodes.iter().collect();
+        let old = rdc("CN", 2);
+        let old_volumes =
+            local_volumes(&old, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+        assert_eq!(old_volumes.len(), 2);
+        let old_uid = old.metadata.uid.clone().expect("a uid");
+        let ordinals = |volumes: &[&PersistentVolume]| {
+            volumes
+                .iter()
+                .filter_map(|pv| ordinal_of(pv))
+                .collect::<Vec<_>>()
+        };
+        // Not named, or named by another UID: retained.
+        for named in [None, Some("another")] {
+            let (adopted, kept) = adoptable(old_volumes.iter().collect(), &[], named);
+            assert!(adopted.is_empty(), "{named:?}");
+            assert_eq!(ordinals(&kept), [0, 1]);
+        }
+        // Named by its UID: adopted, but not for an ordinal the new one already has a volume of.
+        let mut new = old.clone();
+        new.metadata.uid = Some("9a8b7c6d-0000-4000-8000-000000000002".to_owned());
+        let mut new_volumes =
+            local_volumes(&new, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+        new_volumes.truncate(1);
+        let (adopted, kept) = adoptable(
+            old_volumes.iter().collect(),
+            &new_volumes.iter().collect::<Vec<_>>(),
+            Some(&old_uid),
+        );
+        assert_eq!(ordinals(&adopted), [1]);
+        assert_eq!(ordinals(&kept), [0]);
     }
 
     #[test]

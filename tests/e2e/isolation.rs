@@ -108,8 +108,50 @@ fn a_data_centre_of_an_old_name_never_gets_the_old_ones_volume() {
             .is_some_and(|m| m.contains(&format!("kubectl delete pv {old_name}"))),
         "{event}"
     );
-    // The admin deletes it without an exemption: its claim is gone, the managed policy lets it.
-    kubectl_ok(&["delete", "pv", &old_name, "--wait=false"], None);
+    // The admin may delete it without an exemption: its claim is gone, the managed policy lets it.
+    kubectl_ok(&["delete", "pv", &old_name, "--dry-run=server"], None);
+    // Or give it to the new one: the earlier one's UID on the namespace, then the new one again
+    // without its new (empty) volume.
+    let old_uid = old["metadata"]["labels"]["domicile.dev/uid"]
+        .as_str()
+        .expect("the earlier one's UID")
+        .to_owned();
+    kubectl_ok(
+        &[
+            "label",
+            "namespace",
+            &again.name,
+            &format!("domicile.dev/adopt-volumes-of={old_uid}"),
+        ],
+        None,
+    );
+    again.kubectl_ok(
+        &[
+            "patch",
+            "rdc",
+            "ledger",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"storage":{"retainOnDelete":false}}}"#,
+        ],
+        None,
+    );
+    again.kubectl_ok(&["delete", "rdc", "ledger", "--timeout=60s"], None);
+    poll("its new claim to go", Duration::from_secs(60), || {
+        again
+            .get_json("pvc", "data-ledger-0")
+            .is_none()
+            .then_some(())
+    });
+    again.create_and_wait_ready(&local_rdc("ledger", "CN", 1));
+    let adopted = bound_volume(&again, "ledger");
+    assert_eq!(adopted["metadata"]["name"], old["metadata"]["name"]);
+    assert_eq!(
+        adopted["spec"]["local"]["path"],
+        old["spec"]["local"]["path"]
+    );
+    let status = again.get_json("rdc", "ledger").expect("the RDC")["status"].clone();
+    assert!(status["retainedVolumes"].is_null(), "{status}");
 }
 
 #[test]
