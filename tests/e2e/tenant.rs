@@ -439,6 +439,50 @@ fn the_data_centre_label_is_the_controllers_alone() {
             )
         },
     );
+    // Nor through a Deployment, whose pods a trusted controller makes from the tenant's template.
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "impostors"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "impostor"}},
+                 "template": {"metadata": {"labels": {"app": "impostor",
+                                                      "domicile.dev/regional-data-center": RDC}},
+                              "spec": pod("x", json!({}))["spec"]}}
+    });
+    for ns in scene.both() {
+        let out = mallory.create(ns, &deployment);
+        assert!(out.success, "{}", out.stderr);
+    }
+    poll(
+        "the impostor to run unguarded",
+        Duration::from_secs(60),
+        || {
+            let pods = scene
+                .open
+                .kubectl_ok(&["get", "pods", "-l", "app=impostor", "-o", "name"], None);
+            (!pods.trim().is_empty()).then_some(())
+        },
+    );
+    let refused = poll(
+        "the impostor to be refused",
+        Duration::from_secs(60),
+        || {
+            let events = scene.guarded.kubectl_ok(
+                &[
+                    "get",
+                    "events",
+                    "--field-selector",
+                    "involvedObject.kind=ReplicaSet,reason=FailedCreate",
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ],
+                None,
+            );
+            (!events.is_empty()).then_some(events)
+        },
+    );
+    assert!(
+        refused.contains("only the pods of its StatefulSet"),
+        "{refused}"
+    );
     let pod = scene
         .guarded
         .get_json("pod", &format!("{RDC}-0"))

@@ -175,15 +175,21 @@ validations:
       controller for its StatefulSet, may mount it in jurisdiction namespace ' +
       namespaceObject.metadata.name + ' (read the data through the replica instead)'
     reason: Forbidden
+  # A pod with the label must be a replica: named L-N and controlled by StatefulSet L (a
+  # Deployment's pods are made by a trusted controller too, from a template the tenant wrote).
   - expression: >-
-      variables.trusted || variables.subresource != '' ||
-      (request.operation == 'CREATE' ? variables.dataCentre[0] == '' :
-      variables.dataCentre[0] == variables.dataCentre[1])
+      variables.subresource != '' || (request.operation == 'CREATE'
+      ? variables.dataCentre[0] == '' || (variables.trusted &&
+        variables.ownerSets.exists(s, s == variables.dataCentre[0]) &&
+        object.metadata.name.startsWith(variables.dataCentre[0] + '-') &&
+        object.metadata.name.substring(size(variables.dataCentre[0]) + 1).matches('^[0-9]+$'))
+      : variables.trusted || variables.dataCentre[0] == variables.dataCentre[1])
     messageExpression: >-
       'the label domicile.dev/regional-data-center marks the replicas of a RegionalDataCenter,
-      which its fence and audit trust: only the StatefulSet controller sets it, so ' +
-      request.userInfo.username + ' may not ' + (request.operation == 'CREATE' ? 'create ' +
-      variables.pod + ' with it' : 'change or remove it on ' + variables.pod)
+      which its fence and audit trust: only the pods of its StatefulSet, made by the StatefulSet
+      controller, carry it, so ' + request.userInfo.username + ' may not ' +
+      (request.operation == 'CREATE' ? 'create ' + variables.pod + ' with it' :
+      'change or remove it on ' + variables.pod)
     reason: Forbidden
 {{- end -}}
 
