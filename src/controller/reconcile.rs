@@ -283,6 +283,54 @@ fn declare(
     }
 }
 
+/// The volumes of a data centre's name, split: its own, and those retained from earlier ones.
+struct Volumes {
+    own: Vec<Arc<PersistentVolume>>,
+    /// Names, sorted.
+    retained: Vec<String>,
+}
+
+/// Its own volumes, and the names of those retained from an earlier data centre of its name,
+/// which keep their data and stay out of this one's: unless a claim that one kept
+/// (retainOnDelete) still holds them, which this one's replicas mount, or an admin gave them to
+/// this one (by that one's UID on the namespace), which frees them for its claims.
+async fn volumes_of_this_one(
+    rdc: &RegionalDataCenter,
+    claims: &[PersistentVolumeClaim],
+    ctx: &Context,
+) -> Result<Volumes, Error> {
+    let caches = &ctx.caches;
+    let owner = ObjectRef::from(rdc);
+    let claim_uids: Vec<&str> = claims
+        .iter()
+        .filter_map(|c| c.metadata.uid.as_deref())
+        .collect();
+    let (mut own, retained): (Vec<Arc<PersistentVolume>>, Vec<Arc<PersistentVolume>>) =
+        owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))?
+            .into_iter()
+            .map(Arc::new)
+            .partition(|pv: &Arc<PersistentVolume>| {
+                let claimed = pv
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.claim_ref.as_ref()?.uid.as_deref())
+                    .is_some_and(|uid| claim_uids.contains(&uid));
+                claimed || resources::of_this_incarnation(&pv.metadata, rdc)
+            });
+    let adopt_from = caches
+        .namespaces
+        .get(&ObjectRef::new(&rdc.namespace().unwrap_or_default()))
+        .and_then(|ns| ns.labels().get(ADOPT_LABEL).cloned());
+    let (adopted, retained) = resources::adoptable(retained, &own, adopt_from.as_deref());
+    for pv in &adopted {
+        release_to_its_claim_name(pv, &claim_uids, ctx).await?;
+    }
+    own.extend(adopted);
+    let mut retained: Vec<String> = retained.iter().map(|pv| pv.name_any()).collect();
+    retained.sort();
+    Ok(Volumes { own, retained })
+}
+
 /// The namespace label by which an admin gives a data centre the volumes retained from an earlier
 /// one of its name: the value is that one's UID (the RetainedVolumes Event names it).
 pub const ADOPT_LABEL: &str = "domicile.dev/adopt-volumes-of";
@@ -626,36 +674,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let nodes = caches.nodes.state();
     let claims: Vec<PersistentVolumeClaim> =
         owned(caches.claims_by_owner.objects(&caches.claims, &owner))?;
-    // Volumes of an earlier data centre of this name keep their data and stay out of this one's,
-    // unless a claim it kept (retainOnDelete) still holds them, which this one's replicas mount.
-    let claim_uids: Vec<&str> = claims
-        .iter()
-        .filter_map(|c| c.metadata.uid.as_deref())
-        .collect();
-    let (mut own_volumes, retained): (Vec<Arc<PersistentVolume>>, Vec<Arc<PersistentVolume>>) =
-        owned(caches.volumes_by_owner.objects(&caches.volumes, &owner))?
-            .into_iter()
-            .map(Arc::new)
-            .partition(|pv: &Arc<PersistentVolume>| {
-                let claimed = pv
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.claim_ref.as_ref()?.uid.as_deref())
-                    .is_some_and(|uid| claim_uids.contains(&uid));
-                claimed || resources::of_this_incarnation(&pv.metadata, rdc)
-            });
-    // An admin may give this one an earlier one's volumes, by that one's UID on the namespace.
-    let adopt_from = caches
-        .namespaces
-        .get(&ObjectRef::new(&namespace))
-        .and_then(|ns| ns.labels().get(ADOPT_LABEL).cloned());
-    let (adopted, retained) = resources::adoptable(retained, &own_volumes, adopt_from.as_deref());
-    for pv in &adopted {
-        release_to_its_claim_name(pv, &claim_uids, ctx).await?;
-    }
-    own_volumes.extend(adopted);
-    let mut retained_volumes: Vec<String> = retained.iter().map(|pv| pv.name_any()).collect();
-    retained_volumes.sort();
+    let Volumes {
+        own: own_volumes,
+        retained: retained_volumes,
+    } = volumes_of_this_one(rdc, &claims, ctx).await?;
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     let Declaration {
         class_name,
