@@ -237,6 +237,23 @@ fn a_tenant_cannot_mount_the_data_claim() {
     );
     // Where admission did not stop it, the audit reports the stranger within seconds.
     reported(&scene.open, "reader", "ForeignMount");
+    // Nor a copy of it: a claim cloned from the data claim.
+    scene.attack(
+        "domicile-claims",
+        &["would be a copy of a data claim"],
+        |ns| {
+            let clone = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "loot"},
+                "spec": {"storageClassName": "domicile-local-cn", "accessModes": ["ReadWriteOncePod"],
+                         "resources": {"requests": {"storage": "1Gi"}},
+                         "dataSource": {"kind": "PersistentVolumeClaim", "name": claim}}});
+            mallory.kubectl(
+                ns,
+                &["create", "--dry-run=server", "-f", "-"],
+                Some(&clone.to_string()),
+            )
+        },
+    );
     // Nor through a StatefulSet of the tenant's own, whose pods the controller creates.
     let thief = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "thief"},
@@ -447,10 +464,11 @@ fn the_data_centre_label_is_the_controllers_alone() {
                                                       "domicile.dev/regional-data-center": RDC}},
                               "spec": pod("x", json!({}))["spec"]}}
     });
-    for ns in scene.both() {
-        let out = mallory.create(ns, &deployment);
-        assert!(out.success, "{}", out.stderr);
-    }
+    scene.attack(
+        "domicile-managed",
+        &["the pods of Deployment impostors would carry the label"],
+        |ns| mallory.create(ns, &deployment),
+    );
     poll(
         "the impostor to run unguarded",
         Duration::from_secs(60),
@@ -460,28 +478,6 @@ fn the_data_centre_label_is_the_controllers_alone() {
                 .kubectl_ok(&["get", "pods", "-l", "app=impostor", "-o", "name"], None);
             (!pods.trim().is_empty()).then_some(())
         },
-    );
-    let refused = poll(
-        "the impostor to be refused",
-        Duration::from_secs(60),
-        || {
-            let events = scene.guarded.kubectl_ok(
-                &[
-                    "get",
-                    "events",
-                    "--field-selector",
-                    "involvedObject.kind=ReplicaSet,reason=FailedCreate",
-                    "-o",
-                    "jsonpath={.items[*].message}",
-                ],
-                None,
-            );
-            (!events.is_empty()).then_some(events)
-        },
-    );
-    assert!(
-        refused.contains("only the pods of its StatefulSet"),
-        "{refused}"
     );
     let pod = scene
         .guarded
@@ -498,6 +494,13 @@ fn no_session_into_a_replica() {
     let scene = Scene::new("tenant_exec");
     let mallory = Tenant::with_edit(&scene.both());
     let replica = format!("{RDC}-0");
+    let proxy = |kind: &str, name: &str| {
+        format!(
+            "/api/v1/namespaces/{}/{kind}/{name}:8080/proxy/",
+            scene.guarded.name
+        )
+    };
+    let (pod_proxy, service_proxy) = (proxy("pods", &replica), proxy("services", RDC));
     for (verb, resource, session) in [
         (
             "exec",
@@ -510,6 +513,12 @@ fn no_session_into_a_replica() {
             "pods/portforward",
             vec!["port-forward", replica.as_str(), "18999:8080"],
         ),
+        ("proxy", "pods/proxy", vec!["get", "--raw", &pod_proxy]),
+        (
+            "proxy",
+            "services/proxy",
+            vec!["get", "--raw", &service_proxy],
+        ),
     ] {
         // In the open namespace RBAC lets the tenant in and nothing else stands in the way (kwok
         // runs no containers, so the session itself is not opened there).
@@ -518,11 +527,18 @@ fn no_session_into_a_replica() {
         let mut args = vec!["--request-timeout=20s"];
         args.extend(&session);
         let guarded = mallory.kubectl(&scene.guarded, &args, None);
+        let into = if resource.starts_with("services") {
+            format!("service {RDC}:8080")
+        } else if verb == "proxy" {
+            format!("pod {replica}:8080")
+        } else {
+            format!("pod {replica}")
+        };
         assert_refused(
             &guarded,
             "domicile-connect",
             &[
-                &format!("may not {verb} into pod {replica}"),
+                &format!("may not {verb} into {into}"),
                 "admission.connect.groups",
             ],
         );
@@ -872,4 +888,80 @@ fn a_strangers_object_of_a_childs_name_is_never_adopted() {
     // Once it is gone, the data centre is made.
     mallory.kubectl(&ns, &["delete", "statefulset", RDC, "--wait=true"], None);
     ns.wait_ready(RDC);
+}
+
+#[test]
+fn a_kept_claim_does_not_go_to_a_statefulset_of_the_data_centres_name() {
+    // The data centre deleted with its data kept (the default): its claim stays, bound. A
+    // StatefulSet of its name would have its pod take the claim as its own.
+    let scene = Scene::new("tenant_kept_claim");
+    let mallory = Tenant::with_edit(&scene.both());
+    for ns in scene.both() {
+        ns.kubectl_ok(&["delete", "rdc", RDC, "--timeout=60s"], None);
+        poll("the StatefulSet to go", Duration::from_secs(60), || {
+            ns.get_json("statefulset", RDC).is_none().then_some(())
+        });
+        assert!(
+            ns.get_json("pvc", &format!("data-{RDC}-0")).is_some(),
+            "the claim is kept"
+        );
+    }
+    let thief = |labels: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": RDC},
+            "spec": {"serviceName": RDC, "selector": {"matchLabels": {"app": "thief"}},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": pod("x", json!({"volumes": [
+                                      {"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{RDC}-0")}}
+                                  ]}))["spec"]}}
+        })
+    };
+    // Unguarded, its pod mounts the kept data.
+    let out = mallory.create(&scene.open, &thief(json!({"app": "thief"})));
+    assert!(out.success, "{}", out.stderr);
+    poll(
+        "the thief's pod to mount the data",
+        Duration::from_secs(60),
+        || scene.open.get_json("pod", &format!("{RDC}-0")).map(|_| ()),
+    );
+    // Guarded: its pod is refused, and so is a StatefulSet whose pods would pass for replicas.
+    let out = mallory.create(&scene.guarded, &thief(json!({"app": "thief"})));
+    assert!(out.success, "{}", out.stderr);
+    let refused = poll(
+        "the thief's pod to be refused",
+        Duration::from_secs(60),
+        || {
+            let events = scene.guarded.kubectl_ok(
+                &[
+                    "get",
+                    "events",
+                    "--field-selector",
+                    "involvedObject.kind=StatefulSet,reason=FailedCreate",
+                    "-o",
+                    "jsonpath={.items[*].message}",
+                ],
+                None,
+            );
+            (!events.is_empty()).then_some(events)
+        },
+    );
+    assert!(
+        refused.contains(&format!("mounts claim data-{RDC}-0")),
+        "{refused}"
+    );
+    assert!(scene.guarded.get_json("pod", &format!("{RDC}-0")).is_none());
+    mallory.kubectl(
+        &scene.guarded,
+        &["delete", "statefulset", RDC, "--wait=true"],
+        None,
+    );
+    let out = mallory.create(
+        &scene.guarded,
+        &thief(json!({"app": "thief", "domicile.dev/regional-data-center": RDC})),
+    );
+    assert_refused(
+        &out,
+        "domicile-managed",
+        &["the pods of StatefulSet vault would carry the label"],
+    );
 }

@@ -78,16 +78,25 @@ variables:
       has(object.metadata.ownerReferences) ? object.metadata.ownerReferences.filter(r,
       r.apiVersion == 'apps/v1' && r.kind == 'StatefulSet' && has(r.controller) &&
       r.controller).map(r, r.name) : []
-  - name: strangerClaims
-    expression: >-
-      variables.dataClaims.filter(c, !(variables.trusted &&
-      object.metadata.name == c.substring(5) &&
-      variables.ownerSets.exists(s, c == 'data-' + s + object.metadata.name.substring(s.size()))))
   - name: dataCentre
     expression: >-
       [object, oldObject].map(o, o != null && has(o.metadata.labels) &&
       'domicile.dev/regional-data-center' in o.metadata.labels
       ? o.metadata.labels['domicile.dev/regional-data-center'] : '')
+  # A replica carries its data centre's label, which only the operator's StatefulSet templates
+  # may hold (the managed policy): a tenant's StatefulSet of a deleted data centre's name gets
+  # no claim the data centre kept.
+  - name: strangerClaims
+    expression: >-
+      variables.dataClaims.filter(c, !(variables.trusted &&
+      object.metadata.name == c.substring(5) &&
+      variables.ownerSets.exists(s, c == 'data-' + s + object.metadata.name.substring(s.size()) &&
+      variables.dataCentre[0] == s)))
+  # Generic ephemeral volumes make a claim named <pod>-<volume>: never a data claim's name.
+  - name: mintedClaims
+    expression: >-
+      variables.volumes.filter(v, has(v.ephemeral)).map(v, object.metadata.name + '-' + v.name)
+      .filter(c, c.matches('^data-.+-[0-9]+$'))
   # Containers of three types, hence dyn().
   - name: containers
     expression: >-
@@ -168,6 +177,11 @@ validations:
       variables.unsafe.join(', ') + ' (a pod with these can read its node, and the data of
       every other pod there)'
     reason: Forbidden
+  - expression: request.operation != 'CREATE' || size(variables.mintedClaims) == 0
+    messageExpression: >-
+      variables.pod + ' would make claim ' + variables.mintedClaims.join(', ') + ' through its
+      ephemeral volumes, the name a replica gives its data claim; name the pod or the volume otherwise'
+    reason: Forbidden
   - expression: request.operation != 'CREATE' || size(variables.strangerClaims) == 0
     messageExpression: >-
       variables.pod + ' mounts ' + variables.strangerClaims.map(c, 'claim ' + c + ', the data of
@@ -239,6 +253,19 @@ validations:
       variables.fits.join(', ') + ')' : ' (none is yet: label one, or let a RegionalDataCenter
       make one)')
     reason: Forbidden
+  # A copy of a data claim is the data: a clone (dataSource, dataSourceRef) is the replica's
+  # StatefulSet's alone.
+  - expression: >-
+      request.operation != 'CREATE' || request.userInfo.username in {{ include "domicile.trustedUsers" . }} ||
+      (!(has(object.spec.dataSource) && object.spec.dataSource.kind == 'PersistentVolumeClaim' &&
+      object.spec.dataSource.name.matches('^data-.+-[0-9]+$')) &&
+      !(has(object.spec.dataSourceRef) && object.spec.dataSourceRef.kind == 'PersistentVolumeClaim' &&
+      object.spec.dataSourceRef.name.matches('^data-.+-[0-9]+$')))
+    messageExpression: >-
+      'claim ' + object.metadata.name + ' would be a copy of a data claim (spec.dataSource or
+      dataSourceRef names one): in jurisdiction namespace ' + namespaceObject.metadata.name +
+      ' the data of a replica is not cloned'
+    reason: Forbidden
   # A claim made ahead of a StatefulSet under the name its template would give would be taken
   # by the replica as its own, and stay its maker's.
   - expression: >-
@@ -267,7 +294,12 @@ matchConstraints:
     - apiGroups: [apps]
       apiVersions: [v1]
       operations: [CREATE, UPDATE, DELETE]
-      resources: [statefulsets]
+      resources: [statefulsets, deployments, replicasets, daemonsets]
+      scope: "*"
+    - apiGroups: [batch]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE, DELETE]
+      resources: [jobs, cronjobs]
       scope: "*"
     - apiGroups: [""]
       apiVersions: [v1]
@@ -308,12 +340,20 @@ matchConstraints:
       scope: "*"
 matchConditions:
   # Before and after: taking the labels off is a change to a managed object too.
+  # Or a workload whose pods would carry a data centre's label: its pods would pass for
+  # replicas (the fence lets them in, and the pods policy lets them mount the data claims).
   - name: managed-by-domicile
     expression: >-
-      [object, oldObject].exists(o, o != null && has(o.metadata.labels) &&
+      [object, oldObject].exists(o, o != null && ((has(o.metadata.labels) &&
       (('app.kubernetes.io/managed-by' in o.metadata.labels &&
       o.metadata.labels['app.kubernetes.io/managed-by'] == 'domicile') ||
-      'domicile.dev/regional-data-center' in o.metadata.labels))
+      'domicile.dev/regional-data-center' in o.metadata.labels)) ||
+      (request.resource.resource in ['statefulsets', 'deployments', 'replicasets', 'daemonsets', 'jobs'] &&
+      has(dyn(o).spec.template.metadata) && has(dyn(o).spec.template.metadata.labels) &&
+      'domicile.dev/regional-data-center' in dyn(o).spec.template.metadata.labels) ||
+      (request.resource.resource == 'cronjobs' && has(dyn(o).spec.jobTemplate.spec.template.metadata) &&
+      has(dyn(o).spec.jobTemplate.spec.template.metadata.labels) &&
+      'domicile.dev/regional-data-center' in dyn(o).spec.jobTemplate.spec.template.metadata.labels)))
   # A volume whose claim is gone (Released) may be deleted by whoever RBAC lets: an admin
   # clearing what a deleted data centre retained. Its data stays where it is (Retain).
   - name: not-a-released-volume
@@ -333,8 +373,22 @@ variables:
       'domicile.dev/regional-data-center' in variables.managed.metadata.labels
       ? ' of RegionalDataCenter ' + variables.managed.metadata.labels['domicile.dev/regional-data-center']
       : ''
+  # Matched for its pod template alone: a workload of someone else's, not one the operator keeps.
+  - name: templatedOnly
+    expression: >-
+      !(has(variables.managed.metadata.labels) &&
+      (('app.kubernetes.io/managed-by' in variables.managed.metadata.labels &&
+      variables.managed.metadata.labels['app.kubernetes.io/managed-by'] == 'domicile') ||
+      'domicile.dev/regional-data-center' in variables.managed.metadata.labels))
 validations:
-  - expression: 'false'
+  - expression: '!variables.templatedOnly'
+    messageExpression: >-
+      'the pods of ' + request.kind.kind + ' ' + variables.managed.metadata.name + ' would carry
+      the label domicile.dev/regional-data-center, which marks the replicas of a
+      RegionalDataCenter (its fence lets them in, its data claims are theirs): only the
+      StatefulSets of the operator make such pods; take the label out of the pod template'
+    reason: Forbidden
+  - expression: variables.templatedOnly
     messageExpression: >-
       'managed by domicile: edit the RegionalDataCenter instead (' + request.kind.kind + ' ' +
       variables.managed.metadata.name + variables.owner + ' is kept by the operator; ' +
@@ -576,11 +630,14 @@ matchConstraints:
     - apiGroups: [""]
       apiVersions: [v1]
       operations: [CONNECT]
-      resources: [pods/exec, pods/attach, pods/portforward]
+      resources: [pods/exec, pods/attach, pods/portforward, pods/proxy, services/proxy]
       scope: Namespaced
 matchConditions:
+  # A pod named like a replica (a proxy's name carries the port: NAME-N:8080), or any Service
+  # (a data centre's is named as the data centre, and proxies to its replicas).
   - name: a-replica
-    expression: request.name.matches('^.+-[0-9]+$')
+    expression: >-
+      request.resource.resource == 'services' || request.name.split(':')[0].matches('^.+-[0-9]+$')
   - name: not-an-allowed-group
     expression: >-
       !has(request.userInfo.groups) ||
@@ -588,7 +645,8 @@ matchConditions:
 validations:
   - expression: 'false'
     messageExpression: >-
-      request.userInfo.username + ' may not ' + request.subResource + ' into pod ' + request.name +
+      request.userInfo.username + ' may not ' + request.subResource + ' into ' +
+      (request.resource.resource == 'services' ? 'service ' : 'pod ') + request.name +
       ' of jurisdiction namespace ' + namespaceObject.metadata.name + ': a replica holds data
       that stays in the jurisdiction, and a session into it carries the data to the client.
       Only members of the groups of the chart value admission.connect.groups may ' +
