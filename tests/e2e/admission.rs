@@ -643,22 +643,6 @@ fn with_warn_the_pod_is_admitted_and_kubectl_warns() {
     eprintln!("admitted with: {}", out.stderr.trim());
 }
 
-/// Waits until `rdc`'s condition `type_` has `reason`, and returns the condition.
-fn wait_condition(ns: &TestNamespace, rdc: &str, type_: &str, reason: &str) -> Value {
-    poll(
-        &format!("{rdc}: {type_} with reason {reason}"),
-        Duration::from_secs(60),
-        || {
-            let rdc = ns.get_json("rdc", rdc)?;
-            rdc["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == type_ && c["reason"] == reason)
-                .cloned()
-        },
-    )
-}
-
 #[test]
 fn a_namespace_of_another_jurisdiction_or_two_jurisdictions_are_reported() {
     let ns = jurisdiction_namespace("admission_mismatch", "DE");
@@ -666,8 +650,7 @@ fn a_namespace_of_another_jurisdiction_or_two_jurisdictions_are_reported() {
         &["apply", "-f", "-"],
         Some(&local_rdc("berlin", "CN", 1).to_string()),
     );
-    let condition = wait_condition(
-        &ns,
+    let condition = ns.wait_condition(
         "berlin",
         "AdmissionGuarded",
         "NamespaceJurisdictionMismatch",
@@ -684,7 +667,7 @@ fn a_namespace_of_another_jurisdiction_or_two_jurisdictions_are_reported() {
         .then_some(())
     });
     // And the policies do what the condition foretold: its claims (made first) and pods are refused.
-    let refused = wait_condition(&ns, "berlin", "WorkloadAvailable", "PodsRefused");
+    let refused = ns.wait_condition("berlin", "WorkloadAvailable", "PodsRefused");
     assert!(
         refused["message"]
             .as_str()
@@ -703,7 +686,7 @@ fn a_namespace_of_another_jurisdiction_or_two_jurisdictions_are_reported() {
         Some(&local_rdc("frankfurt", "DE", 1).to_string()),
     );
     for rdc in ["beijing", "frankfurt"] {
-        let condition = wait_condition(&shared, rdc, "AdmissionGuarded", "JurisdictionConflict");
+        let condition = shared.wait_condition(rdc, "AdmissionGuarded", "JurisdictionConflict");
         let message = condition["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("CN (beijing) and DE (frankfurt)"),

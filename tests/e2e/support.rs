@@ -366,6 +366,49 @@ impl TestNamespace {
     }
 }
 
+impl TestNamespace {
+    /// Waits until `rdc`'s condition `type_` has `reason`, and returns the condition.
+    pub fn wait_condition(&self, rdc: &str, type_: &str, reason: &str) -> Value {
+        poll(
+            &format!("{rdc}: {type_} with reason {reason}"),
+            Duration::from_secs(60),
+            || {
+                let rdc = self.get_json("rdc", rdc)?;
+                rdc["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == type_ && c["reason"] == reason)
+                    .cloned()
+            },
+        )
+    }
+
+    /// Waits until a controller reports that it cannot create a pod for the objects the field
+    /// selector `involved` names (e.g. `involvedObject.kind=StatefulSet`), and returns what the
+    /// API server told it.
+    pub fn wait_failed_create(&self, involved: &str) -> String {
+        let selector = format!("{involved},reason=FailedCreate");
+        poll(
+            &format!("a FailedCreate Event of {involved}"),
+            Duration::from_secs(60),
+            || {
+                let events = self.kubectl_ok(
+                    &[
+                        "get",
+                        "events",
+                        "--field-selector",
+                        &selector,
+                        "-o",
+                        "jsonpath={.items[*].message}",
+                    ],
+                    None,
+                );
+                (!events.is_empty()).then_some(events)
+            },
+        )
+    }
+}
+
 /// The labels of a node.
 pub fn node_labels(node: &str) -> Value {
     let out = kubectl_ok(

@@ -111,7 +111,9 @@ impl Scene {
         for ns in scene.both() {
             ns.create_and_wait_ready(&local_rdc(RDC, "CN", 1));
         }
-        wait_condition(&scene.guarded, RDC, "AdmissionGuarded", "Enforced");
+        scene
+            .guarded
+            .wait_condition(RDC, "AdmissionGuarded", "Enforced");
         scene
     }
 
@@ -155,22 +157,6 @@ fn assert_refused(out: &Kubectl, policy: &str, words: &[&str]) {
     for word in words {
         assert!(out.stderr.contains(word), "no {word:?} in: {}", out.stderr);
     }
-}
-
-/// Waits until `rdc`'s condition `type_` has `reason`, and returns it.
-fn wait_condition(ns: &TestNamespace, rdc: &str, type_: &str, reason: &str) -> Value {
-    poll(
-        &format!("{rdc}: {type_} with reason {reason}"),
-        Duration::from_secs(60),
-        || {
-            let rdc = ns.get_json("rdc", rdc)?;
-            rdc["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == type_ && c["reason"] == reason)
-                .cloned()
-        },
-    )
 }
 
 /// Waits, 10 s at most, until the data centre names `pod` with the violation `reason`, and a
@@ -265,24 +251,9 @@ fn a_tenant_cannot_mount_the_data_claim() {
     });
     let out = mallory.create(&scene.guarded, &thief);
     assert!(out.success, "{}", out.stderr);
-    let refused = poll(
-        "the StatefulSet controller to be refused",
-        Duration::from_secs(60),
-        || {
-            let events = scene.guarded.kubectl_ok(
-                &[
-                    "get",
-                    "events",
-                    "--field-selector",
-                    "involvedObject.name=thief,reason=FailedCreate",
-                    "-o",
-                    "jsonpath={.items[*].message}",
-                ],
-                None,
-            );
-            (!events.is_empty()).then_some(events)
-        },
-    );
+    let refused = scene
+        .guarded
+        .wait_failed_create("involvedObject.name=thief");
     assert!(
         refused.contains(&format!("mounts claim {claim}")),
         "{refused}"
@@ -678,12 +649,7 @@ fn a_subdivision_in_a_country_namespace_is_not_called_guarded() {
         &["apply", "-f", "-"],
         Some(&local_rdc("shanghai", "CN-SH", 1).to_string()),
     );
-    let condition = wait_condition(
-        &ns,
-        "shanghai",
-        "AdmissionGuarded",
-        "NamespaceJurisdictionWider",
-    );
+    let condition = ns.wait_condition("shanghai", "AdmissionGuarded", "NamespaceJurisdictionWider");
     assert_eq!(condition["status"], "False");
     // What the condition says is so: a pod for any CN node is admitted there.
     let out = ns.kubectl(
@@ -698,7 +664,7 @@ fn a_subdivision_in_a_country_namespace_is_not_called_guarded() {
 fn serial_an_edited_policy_is_reported_within_seconds() {
     let ns = TestNamespace::new("tenant_edited");
     ns.create_and_wait_ready(&local_rdc(RDC, "CN", 1));
-    wait_condition(&ns, RDC, "AdmissionGuarded", "Enforced");
+    ns.wait_condition(RDC, "AdmissionGuarded", "Enforced");
     let original = kubectl_ok(
         &[
             "get",
@@ -736,7 +702,7 @@ fn serial_an_edited_policy_is_reported_within_seconds() {
     );
     let restore = Restore(original);
     let started = std::time::Instant::now();
-    let condition = wait_condition(&ns, RDC, "AdmissionGuarded", "PolicyModified");
+    let condition = ns.wait_condition(RDC, "AdmissionGuarded", "PolicyModified");
     let seen = started.elapsed();
     assert!(
         seen < Duration::from_secs(10),
@@ -751,7 +717,7 @@ fn serial_an_edited_policy_is_reported_within_seconds() {
         "{condition}"
     );
     drop(restore);
-    wait_condition(&ns, RDC, "AdmissionGuarded", "Enforced");
+    ns.wait_condition(RDC, "AdmissionGuarded", "Enforced");
 }
 
 /// Puts the chart's pods policy back as it was, also when the test fails.
@@ -787,12 +753,7 @@ fn a_tenant_cannot_lock_a_shared_namespace() {
     let mallory = Tenant::with_edit(&[&shared]);
     let out = mallory.create(&shared, &local_rdc("squatter", "CN", 1));
     assert!(out.success, "{}", out.stderr);
-    let condition = wait_condition(
-        &shared,
-        "squatter",
-        "AdmissionGuarded",
-        "NamespaceNotLabelled",
-    );
+    let condition = shared.wait_condition("squatter", "AdmissionGuarded", "NamespaceNotLabelled");
     assert!(
         condition["message"]
             .as_str()
@@ -849,7 +810,7 @@ fn a_strangers_object_of_a_childs_name_is_never_adopted() {
     let out = mallory.create(&ns, &local_rdc(RDC, "CN", 1));
     assert!(out.success, "{}", out.stderr);
     let started = std::time::Instant::now();
-    let condition = wait_condition(&ns, RDC, "Ready", "NameTaken");
+    let condition = ns.wait_condition(RDC, "Ready", "NameTaken");
     eprintln!(
         "NameTaken after {:?}: {}",
         started.elapsed(),
@@ -927,24 +888,9 @@ fn a_kept_claim_does_not_go_to_a_statefulset_of_the_data_centres_name() {
     // Guarded: its pod is refused, and so is a StatefulSet whose pods would pass for replicas.
     let out = mallory.create(&scene.guarded, &thief(json!({"app": "thief"})));
     assert!(out.success, "{}", out.stderr);
-    let refused = poll(
-        "the thief's pod to be refused",
-        Duration::from_secs(60),
-        || {
-            let events = scene.guarded.kubectl_ok(
-                &[
-                    "get",
-                    "events",
-                    "--field-selector",
-                    "involvedObject.kind=StatefulSet,reason=FailedCreate",
-                    "-o",
-                    "jsonpath={.items[*].message}",
-                ],
-                None,
-            );
-            (!events.is_empty()).then_some(events)
-        },
-    );
+    let refused = scene
+        .guarded
+        .wait_failed_create("involvedObject.kind=StatefulSet");
     assert!(
         refused.contains(&format!("mounts claim data-{RDC}-0")),
         "{refused}"
