@@ -911,3 +911,71 @@ fn a_kept_claim_does_not_go_to_a_statefulset_of_the_data_centres_name() {
         &["the pods of StatefulSet vault would carry the label"],
     );
 }
+
+#[test]
+fn a_disruption_budget_that_stops_enforce_is_named() {
+    // Enforce evicts a pod abroad through the Eviction API, which disruption budgets hold: a
+    // tenant's budget of maxUnavailable 0 keeps it there. Not refusable (a budget is legitimate),
+    // so the status and an Event say so.
+    // Two nodes of PE, so that the jurisdiction keeps one when the replica's is relabelled.
+    let _nodes = [
+        crate::support::TestNode::new("e2e-pe", &[(JURISDICTION_LABEL, "PE")]),
+        crate::support::TestNode::new("e2e-pe", &[(JURISDICTION_LABEL, "PE")]),
+    ];
+    let ns = TestNamespace::new("tenant_pdb");
+    let mallory = Tenant::with_edit(&[&ns]);
+    let mut lima = local_rdc("lima", "PE", 1);
+    lima["spec"]["enforcement"] = json!("Enforce");
+    ns.create_and_wait_ready(&lima);
+    let before = ns.get_json("pod", "lima-0").expect("the replica");
+    let budget = json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "hold-lima"},
+        "spec": {"maxUnavailable": 0,
+                 "selector": {"matchLabels": {"domicile.dev/regional-data-center": "lima"}}}
+    });
+    let out = mallory.create(&ns, &budget);
+    assert!(out.success, "{}", out.stderr);
+    poll(
+        "the budget to count the replica",
+        Duration::from_secs(30),
+        || {
+            let pdb = ns.get_json("pdb", "hold-lima")?;
+            (pdb["status"]["expectedPods"] == 1).then_some(())
+        },
+    );
+
+    let node = before["spec"]["nodeName"].as_str().expect("scheduled");
+    kubectl_ok(
+        &[
+            "label",
+            "node",
+            node,
+            &format!("{JURISDICTION_LABEL}=CL"),
+            "--overwrite",
+        ],
+        None,
+    );
+    let started = std::time::Instant::now();
+    let condition = ns.wait_condition("lima", "Ready", "EvictionBlocked");
+    eprintln!(
+        "EvictionBlocked after {:?}: {}",
+        started.elapsed(),
+        condition["message"]
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Enforce cannot evict pod lima-0") && message.contains("hold-lima"),
+        "{message}"
+    );
+    poll(
+        "an EvictionBlocked Warning Event",
+        crate::support::EVENT_WITHIN,
+        || (!ns.events_of("lima", "EvictionBlocked").is_empty()).then_some(()),
+    );
+    let still = ns.get_json("pod", "lima-0").expect("the replica");
+    assert_eq!(
+        still["metadata"]["uid"], before["metadata"]["uid"],
+        "it was evicted after all"
+    );
+}
