@@ -35,10 +35,13 @@ kubectl label namespace "$OPERATOR_NAMESPACE" pod-security.kubernetes.io/enforce
 operator_image="$(image_ref operator)"
 local_root="$CLUSTER_DIR/real/local-volumes"
 mkdir -p "$local_root"
+# The tests probe the network from inside the replicas with kubectl exec, as an admin: the break
+# glass group of the connect policy.
 log "helm install domicile (image $operator_image, local root $local_root)"
 "$HELM" install domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
   --set image.repository="${operator_image%:*}" --set image.tag="${operator_image##*:}" \
   --set image.pullPolicy=Never --set localRoot="$local_root" \
+  --set 'admission.connect.groups={system:masters}' \
   --set-string 'nodeSelector.domicile\.dev/node=real' --wait --timeout 180s
 kubectl get pods --namespace "$OPERATOR_NAMESPACE" -o wide
 

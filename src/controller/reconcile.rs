@@ -656,6 +656,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
                 unschedulable: None,
                 eviction_blocked: None,
                 retained_volumes: &[],
+                missing_pods: &[],
                 guard: None,
             };
             return Ok(match write_status(rdc, &observation, ctx).await? {
@@ -757,6 +758,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             .flatten()
     });
     let unschedulable = unschedulable_pod(&pods);
+    let missing_pods: Vec<String> = (0..replicas)
+        .map(|ordinal| resources::pod_name(rdc, ordinal))
+        .filter(|name| !pods.iter().any(|p| p.metadata.name.as_ref() == Some(name)))
+        .collect();
     let refused = refused.or_else(|| {
         ctx.histories.taken(rdc).then(|| {
             name_taken(
@@ -787,6 +792,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         unschedulable: unschedulable.as_deref(),
         eviction_blocked: eviction_blocked.as_deref(),
         retained_volumes: &retained_volumes,
+        missing_pods: &missing_pods,
         guard: Some(&guard),
     };
     let deferred = write_status(rdc, &observation, ctx).await?;

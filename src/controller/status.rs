@@ -128,6 +128,8 @@ pub struct Observation<'a> {
     pub eviction_blocked: Option<&'a str>,
     /// Volumes retained from an earlier data centre of this name, sorted.
     pub retained_volumes: &'a [String],
+    /// Replicas that have no pod at all, by the pod's name.
+    pub missing_pods: &'a [String],
     /// The admission guard of the namespace, once the jurisdiction is known.
     pub guard: Option<&'a Assessment>,
 }
@@ -188,7 +190,10 @@ fn storage(o: &Observation<'_>) -> Verdict {
 
 /// WorkloadAvailable: every replica is ready; if not, whether it will become so by itself.
 fn workload(o: &Observation<'_>) -> Verdict {
-    let ready = format!("{} of {} replicas are ready", o.ready_replicas, o.replicas);
+    let mut ready = format!("{} of {} replicas are ready", o.ready_replicas, o.replicas);
+    if !o.missing_pods.is_empty() {
+        ready.push_str(&format!("; no pod for {}", o.missing_pods.join(", ")));
+    }
     if let Some(refusal) = o.pods_refused {
         Verdict::fails(
             Reason::PodsRefused,
@@ -545,6 +550,7 @@ mod tests {
             unschedulable: None,
             eviction_blocked: None,
             retained_volumes: &[],
+            missing_pods: &[],
             guard: None,
         }
     }
@@ -649,6 +655,22 @@ mod tests {
         let later = derive_status(&observation(&audit, 3), Some(&first), at(30));
         assert_eq!(later.violations[0].since, Time(at(0)));
         assert_eq!(later.violations[0].reason, "NodeOutsideJurisdiction");
+    }
+
+    #[test]
+    fn a_replica_without_a_pod_is_named() {
+        let audit = compliant_audit(3);
+        let mut o = observation(&audit, 2);
+        let missing = ["vehicle-data-2".to_owned()];
+        o.missing_pods = &missing;
+        let status = derive_status(&o, None, at(0));
+        let workload = condition_of(&status, WORKLOAD_AVAILABLE);
+        assert_eq!(workload.reason, "ReplicasNotReady");
+        assert!(
+            workload.message.ends_with("; no pod for vehicle-data-2"),
+            "{}",
+            workload.message
+        );
     }
 
     #[test]
