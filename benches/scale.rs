@@ -153,6 +153,12 @@ impl Operator {
         let started = Instant::now();
         let child = tokio::process::Command::new(env("DOMICILE_BIN")?)
             .args(["run", "--leader-election", "--admin-address", ADMIN])
+            // As the chart with namespaces.label and the admission policies runs it.
+            .args(["--label-namespaces", "--label-any-namespace"])
+            .arg(format!(
+                "--declared-classes={}/domicile-storage-classes",
+                env("DOMICILE_OPERATOR_NAMESPACE")?
+            ))
             .env("KUBECONFIG", env("DOMICILE_OPERATOR_KUBECONFIG")?)
             .env("POD_NAMESPACE", env("DOMICILE_OPERATOR_NAMESPACE")?)
             .env("POD_NAME", "domicile-bench")
@@ -961,7 +967,10 @@ impl Report {
             s,
             "Written by `make bench` (hack/bench.sh, benches/scale.rs) at commit {commit} on {date}: \
              {}, {versions}; \
-             operator release build, out-of-cluster, leader election on, the chart's RBAC. \
+             operator release build, out-of-cluster, leader election on, the chart's RBAC, \
+             policy reports written, the chart's admission policies on Deny, namespaces labelled \
+             by the operator (so the namespace policies judge every pod and claim of its runs; \
+             the raw baseline's namespaces have no jurisdiction). \
              Cluster: 33 CN nodes and 1 US node played by kwok, 110 pods each. Every data centre: \
              Local mode, 3 replicas, jurisdiction CN.\n",
             machine()

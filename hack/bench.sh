@@ -41,7 +41,23 @@ export KUBECONFIG="$ADMIN_KUBECONFIG"
 kubectl() { "$KUBE_BIN/kubectl" "$@"; }
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/regionaldatacenters.domicile.dev >/dev/null
-chart_identity "$CLUSTER_DIR/operator.kubeconfig"
+# As users run it: policy reports written, the admission policies in force on Deny, namespaces
+# labelled with their jurisdiction by the operator. The raw baseline applies as the admin, whom
+# the managed policy is told to trust (it refuses people), in namespaces of no jurisdiction.
+mapfile -t report_crd_files < <(report_crds)
+kubectl apply --server-side -f "${report_crd_files[0]}" >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/policyreports.wgpolicyk8s.io >/dev/null
+chart_values=(--set namespaces.label=true --set namespaces.labelAnyNamespace=true)
+chart_identity "$CLUSTER_DIR/operator.kubeconfig" "${chart_values[@]}"
+admin_user="$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
+# The chart's trusted accounts as it renders them, less the operator (which it adds itself).
+controllers="$(chart_template --show-only templates/admission-policies.yaml |
+  awk '/- name: not-the-operator-nor-a-controller/ { getline; getline; print; exit }' |
+  grep -o '\[.*\]')"
+others="${controllers#*,}"
+chart_template "${chart_values[@]}" --show-only templates/admission-policies.yaml \
+  --set-json "admission.managed.controllers=[${others%]},\"$admin_user\"]" |
+  kubectl apply -f - >/dev/null
 
 export DOMICILE_BIN="$REPO_ROOT/target/release/domicile" \
   DOMICILE_OPERATOR_KUBECONFIG="$CLUSTER_DIR/operator.kubeconfig" \
