@@ -140,15 +140,34 @@ impl Histories {
         ctx.writer
             .metrics()
             .write("apply", "ResidencyHistoryStatus");
-        let written = api
+        let written = match api
             .patch_status(&name, &params, &Patch::Apply(&patch))
             .await
-            .map_err(|source| Error::Write {
-                verb: "apply status of",
-                kind: "ResidencyHistory",
-                object: name.clone(),
-                source,
-            })?;
+        {
+            Ok(written) => written,
+            // Gone meanwhile (its namespace deleted and made again, say) while this process still
+            // knew its own last write: forgotten, so the next record makes it anew.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                self.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                return Err(Error::Write {
+                    verb: "apply status of",
+                    kind: "ResidencyHistory",
+                    object: name.clone(),
+                    source: kube::Error::Api(status),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Write {
+                    verb: "apply status of",
+                    kind: "ResidencyHistory",
+                    object: name.clone(),
+                    source,
+                });
+            }
+        };
         let mut own = self.written.lock().unwrap_or_else(|p| p.into_inner());
         // Entries the watch has caught up with are not needed any more.
         own.retain(|key, w| {
