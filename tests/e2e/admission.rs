@@ -13,6 +13,8 @@ use crate::support::{
 
 const NAMESPACE_LABEL: &str = "domicile.dev/jurisdiction";
 const EXEMPT: &str = "domicile.dev/admission=exempt";
+/// The namespace hack/e2e.sh installs the chart's identity in.
+const OPERATOR_NAMESPACE: &str = "domicile-system";
 
 fn operator_account() -> String {
     std::env::var("DOMICILE_OPERATOR_ACCOUNT")
@@ -580,6 +582,84 @@ fn the_operators_own_account_cannot_reach_a_host() {
         let out = label_as_operator(&change);
         assert_refused(&out, "domicile-operator", &["may only add a missing"]);
     }
+}
+
+#[test]
+fn the_operators_own_account_writes_only_what_it_would_make() {
+    // Each verb of its ClusterRole, tried with a server-side dry run: admission judges it, and the
+    // cluster stays as it was.
+    let ns = TestNamespace::new("admission_operator_verbs");
+    let account = format!("--as={}", operator_account());
+    let dry_run = |namespace: Option<&str>, manifest: &Value| {
+        let mut args = vec!["create", "--dry-run=server", "-f", "-", account.as_str()];
+        if let Some(namespace) = namespace {
+            args.extend(["-n", namespace]);
+        }
+        kubectl(&args, Some(&manifest.to_string()))
+    };
+    // A StatefulSet no RegionalDataCenter controls, whose pods would get a token.
+    let statefulset = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "own"},
+        "spec": {"serviceName": "own", "selector": {"matchLabels": {"app": "own"}},
+                 "template": {"metadata": {"labels": {"app": "own"}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}}
+    });
+    let out = dry_run(Some(&ns.name), &statefulset);
+    assert_refused(
+        &out,
+        "domicile-operator",
+        &["only StatefulSets controlled by the RegionalDataCenter of the same name"],
+    );
+    // A class that is not one of its own, or of another provisioner.
+    let class = |name: &str, provisioner: &str| {
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": name}, "provisioner": provisioner})
+    };
+    let out = dry_run(None, &class(&unique("e2e-fast"), "rancher.io/local-path"));
+    assert_refused(
+        &out,
+        "domicile-operator",
+        &["only StorageClasses named domicile-*"],
+    );
+    let out = dry_run(None, &class(&unique("domicile-e2e"), "example.com/abroad"));
+    assert_refused(&out, "domicile-operator", &["of example.com/abroad"]);
+    // A Service that reaches outside the cluster.
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "out"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 8080}]}});
+    let out = dry_run(Some(&ns.name), &service);
+    assert_refused(&out, "domicile-operator", &["only ClusterIP Services"]);
+    // A lease held for an hour would keep every other replica out.
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": unique("e2e-lease")},
+        "spec": {"holderIdentity": "x", "leaseDurationSeconds": 3600}});
+    let out = dry_run(Some(OPERATOR_NAMESPACE), &lease);
+    assert_refused(&out, "domicile-operator", &["60 seconds at most"]);
+    // And it deletes only what it made: a NetworkPolicy of someone else's stays.
+    let theirs = unique("e2e-theirs");
+    ns.kubectl_ok(
+        &[
+            "create",
+            "-f",
+            "-",
+            "--as=system:serviceaccount:kube-system:generic-garbage-collector",
+        ],
+        Some(
+            &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": theirs}, "spec": {"podSelector": {}}})
+            .to_string(),
+        ),
+    );
+    let out = ns.kubectl(
+        &[
+            "delete",
+            "networkpolicy",
+            &theirs,
+            "--dry-run=server",
+            &account,
+        ],
+        None,
+    );
+    assert_refused(&out, "domicile-operator", &["deletes only what it made"]);
 }
 
 #[test]
