@@ -643,6 +643,40 @@ pub fn newest_status<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_the_operator_made_for_this_data_centre_is_its_own() {
+        let desired = serde_json::json!({"metadata": {"name": "vault", "ownerReferences": [
+            {"kind": "RegionalDataCenter", "name": "vault", "uid": "u-new", "controller": true}]}});
+        let made = desired.clone();
+        assert!(made_for(&desired, &made));
+        // A stranger's object of the name, and an earlier data centre's of the same name.
+        let stranger = serde_json::json!({"metadata": {"name": "vault", "managedFields": [
+            {"manager": "kubectl-create", "operation": "Update"}]}});
+        assert!(!made_for(&desired, &stranger));
+        assert_eq!(
+            holder(&stranger),
+            "made by field manager \"kubectl-create\", not by domicile"
+        );
+        let earlier = serde_json::json!({"metadata": {"ownerReferences": [
+            {"kind": "RegionalDataCenter", "name": "vault", "uid": "u-old", "controller": true}]}});
+        assert!(!made_for(&desired, &earlier));
+        // Without an owner (a volume), by the operator's labels.
+        let volume = serde_json::json!({"metadata": {"labels": {
+            "app.kubernetes.io/managed-by": "domicile", "domicile.dev/regional-data-center": "vault",
+            "domicile.dev/namespace": "fleet-cn", "domicile.dev/uid": "u-new"}}});
+        let mut older = volume.clone();
+        older["metadata"]["labels"]
+            .as_object_mut()
+            .expect("labels")
+            .remove("domicile.dev/uid");
+        assert!(
+            made_for(&volume, &older),
+            "a volume from before UIDs were labelled"
+        );
+        let admins = serde_json::json!({"metadata": {"labels": {"team": "storage"}}});
+        assert!(!made_for(&volume, &admins));
+    }
     use k8s_openapi::api::core::v1::ConfigMap;
 
     #[test]
