@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterObject, JURISDICTION_LABEL, TestNamespace, kubectl, kubectl_ok, local_rdc, poll, unique,
+    ClusterObject, JURISDICTION_LABEL, TestNamespace, assert_refused, kubectl, kubectl_ok,
+    local_rdc, poll, unique,
 };
 
 const NAMESPACE_LABEL: &str = "domicile.dev/jurisdiction";
@@ -59,19 +60,6 @@ fn requiring(terms: &[&[&str]]) -> Value {
 /// Creates `manifest` in `ns` and returns kubectl's outcome.
 fn create(ns: &TestNamespace, manifest: &Value) -> crate::support::Kubectl {
     ns.kubectl(&["create", "-f", "-"], Some(&manifest.to_string()))
-}
-
-fn assert_refused(out: &crate::support::Kubectl, policy: &str, words: &[&str]) {
-    assert!(
-        !out.success,
-        "admitted, but should be refused:\n{}",
-        out.stdout
-    );
-    let expected = format!("ValidatingAdmissionPolicy '{policy}'");
-    assert!(out.stderr.contains(&expected), "{}", out.stderr);
-    for word in words {
-        assert!(out.stderr.contains(word), "no {word:?} in: {}", out.stderr);
-    }
 }
 
 #[test]

@@ -409,6 +409,21 @@ impl TestNamespace {
     }
 }
 
+/// Asserts that the API server refused what `out` tried, by the admission policy `policy`, with
+/// each of `words` in its message.
+pub fn assert_refused(out: &Kubectl, policy: &str, words: &[&str]) {
+    assert!(
+        !out.success,
+        "admitted, but should be refused:\n{}",
+        out.stdout
+    );
+    let expected = format!("ValidatingAdmissionPolicy '{policy}'");
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    for word in words {
+        assert!(out.stderr.contains(word), "no {word:?} in: {}", out.stderr);
+    }
+}
+
 /// The labels of a node.
 pub fn node_labels(node: &str) -> Value {
     let out = kubectl_ok(

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    JURISDICTION_LABEL, Kubectl, TestNamespace, kubectl, kubectl_ok, local_rdc, poll, unique,
+    JURISDICTION_LABEL, Kubectl, TestNamespace, assert_refused, kubectl, kubectl_ok, local_rdc,
+    poll, unique,
 };
 
 const RDC: &str = "vault";
@@ -143,19 +144,6 @@ impl Scene {
             .as_str()
             .expect("a scheduled replica")
             .to_owned()
-    }
-}
-
-fn assert_refused(out: &Kubectl, policy: &str, words: &[&str]) {
-    assert!(
-        !out.success,
-        "admitted, but should be refused:\n{}",
-        out.stdout
-    );
-    let expected = format!("ValidatingAdmissionPolicy '{policy}'");
-    assert!(out.stderr.contains(&expected), "{}", out.stderr);
-    for word in words {
-        assert!(out.stderr.contains(word), "no {word:?} in: {}", out.stderr);
     }
 }
 
