@@ -676,6 +676,10 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             tokio::spawn(keeper).abort_handle(),
         ])
     });
+    // The policy reports, rebuilt by a task of their own (see reports::keep).
+    let _report_keeper = WatchTasks(vec![
+        tokio::spawn(reports::keep(Arc::clone(&context))).abort_handle(),
+    ]);
     let class_wake = Arc::clone(&classes_changed);
     let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);

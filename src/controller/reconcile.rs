@@ -96,9 +96,7 @@ async fn reconcile_with_finalizer(
             ctx.writer.set_finalizers(&api, &rdc, &remaining).await?;
             // Its results leave the namespace's report.
             if let Some(reports) = &ctx.reports {
-                reports
-                    .refresh(&rdc.namespace().unwrap_or_default(), ctx)
-                    .await;
+                reports.refresh(&rdc.namespace().unwrap_or_default());
             }
         }
         ctx.backoffs.forget(&ObjectRef::from(rdc.as_ref()));
@@ -800,7 +798,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         ctx.histories.record(rdc, &status, ctx).await?;
     }
     if let Some(reports) = &ctx.reports {
-        reports.refresh(&namespace, ctx).await;
+        reports.refresh(&namespace);
     }
     // A disruption budget that refuses an eviction today may allow it in a moment; an object of
     // a child's name may be deleted without a word to the caches, which watch only the

@@ -1,9 +1,13 @@
-//! Keeps one policy report per namespace with data centres (see `crate::report`): rebuilt after
-//! each reconcile from the statuses, written only when a result, or the set of data centres it
-//! belongs to, changed. Where the report API is not served nothing is written, and the log says
-//! why, once.
+//! Keeps one policy report per namespace with data centres (see `crate::report`): rebuilt from
+//! the statuses by a task of its own, at most once per [`COALESCE`] for a namespace however many
+//! of its data centres were reconciled meanwhile, and written only when a result, or the set of
+//! data centres it belongs to, changed. A namespace of 500 data centres converging would
+//! otherwise rewrite its report of 500 results after every one of their reconciles. Where the
+//! report API is not served nothing is written, and the log says why, once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -21,12 +25,23 @@ struct Written {
     owners: Vec<OwnerReference>,
 }
 
+/// How long the keeper waits after a namespace's report is first due, so that the reconciles of
+/// its other data centres meanwhile are taken in by the same rebuild.
+pub const COALESCE: Duration = Duration::from_secs(1);
+
+/// The wait before a report whose write failed is tried again, doubled each time up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
 pub struct Reports {
     resource: ReportResource,
     api_resource: ApiResource,
-    /// Serialises the rebuilds: the data centres of one namespace may be reconciled at once,
-    /// and each rebuild must see the statuses the other wrote.
+    /// What was last written in each namespace; only the keeper reads and writes it.
     last: tokio::sync::Mutex<HashMap<String, Written>>,
+    /// The namespaces whose report is to be rebuilt.
+    due: std::sync::Mutex<HashSet<String>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Reports {
@@ -67,17 +82,33 @@ impl Reports {
             resource,
             api_resource: ApiResource::from_gvk_with_plural(&gvk, resource.plural),
             last: tokio::sync::Mutex::default(),
+            due: std::sync::Mutex::default(),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
-    /// Rebuilds the report of `namespace` and writes it if it changed. A failed write is logged
-    /// and counted, and tried again at the next reconcile in the namespace; it never fails the
-    /// reconcile of a data centre.
-    pub async fn refresh(&self, namespace: &str, ctx: &Context) {
-        if let Err(err) = self.try_refresh(namespace, ctx).await {
-            ctx.writer.metrics().report_failed(self.resource.kind);
-            tracing::warn!(namespace, kind = self.resource.kind, error = %err, "cannot write the policy report");
+    /// Marks the report of `namespace` to be rebuilt by the keeper ([`keep`]); it never waits
+    /// for, nor fails, the reconcile of a data centre.
+    pub fn refresh(&self, namespace: &str) {
+        let added = self
+            .due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(namespace.to_owned());
+        if added {
+            self.wake.notify_one();
         }
+    }
+
+    /// The namespaces due, emptied.
+    fn take_due(&self) -> Vec<String> {
+        let mut due = self
+            .due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut namespaces: Vec<String> = due.drain().collect();
+        namespaces.sort();
+        namespaces
     }
 
     async fn try_refresh(&self, namespace: &str, ctx: &Context) -> Result<(), kube::Error> {
@@ -168,6 +199,47 @@ impl Reports {
             Err(err) => {
                 last.remove(namespace);
                 Err(err)
+            }
+        }
+    }
+}
+
+/// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked. A failed
+/// write is logged and counted, and tried again after a wait that doubles up to five minutes (or
+/// sooner, at the next reconcile in its namespace).
+pub async fn keep(ctx: Arc<Context>) {
+    let Some(reports) = ctx.reports.as_ref() else {
+        return;
+    };
+    let mut retry = RETRY_FIRST;
+    let mut failed = false;
+    loop {
+        if failed {
+            // Woken by a reconcile, or when the wait is over: the failed ones are still due.
+            let _ = tokio::time::timeout(retry, reports.wake.notified()).await;
+            retry = (retry * 2).min(RETRY_MAX);
+        } else {
+            reports.wake.notified().await;
+            retry = RETRY_FIRST;
+        }
+        tokio::time::sleep(COALESCE).await;
+        failed = false;
+        for namespace in reports.take_due() {
+            if let Err(err) = reports.try_refresh(&namespace, &ctx).await {
+                failed = true;
+                ctx.writer.metrics().report_failed(reports.resource.kind);
+                tracing::warn!(
+                    namespace,
+                    kind = reports.resource.kind,
+                    error = %err,
+                    "cannot write the policy report; tried again within {}s",
+                    retry.as_secs()
+                );
+                reports
+                    .due
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(namespace);
             }
         }
     }
