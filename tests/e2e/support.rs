@@ -615,8 +615,20 @@ impl OwnOperator {
 
 impl Drop for OwnOperator {
     fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A shortened CI log keeps the end of stderr: what this operator said last.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!(
+                "---- the test's own operator ({}; {}), its last lines ----\n{}",
+                self.log.display(),
+                exited.map_or_else(|| "still running".to_owned(), |s| format!("exited: {s}")),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
     }
 }
 
