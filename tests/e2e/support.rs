@@ -604,7 +604,25 @@ impl OwnOperator {
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
             .expect("the operator starts");
-        Self { child, log }
+        let mut operator = Self { child, log };
+        // Ready once every cache is synced: from then on it reconciles what the test creates.
+        // One that exits or never gets there fails here, with its log (see Drop).
+        let readyz = format!("http://127.0.0.1:{admin_port}/readyz");
+        poll_seen(
+            &format!("the test's own operator {name} to be ready"),
+            Duration::from_secs(60),
+            || match operator.child.try_wait() {
+                Ok(Some(exited)) => panic!("the test's own operator {name} exited: {exited}"),
+                _ => Command::new("curl")
+                    .args(["-fsS", "--max-time", "2", &readyz])
+                    .output()
+                    .ok()
+                    .filter(|out| out.status.success())
+                    .map(|_| ())
+                    .ok_or_else(|| format!("{readyz} not 200")),
+            },
+        );
+        operator
     }
 
     /// What it logged so far.
