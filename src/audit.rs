@@ -17,6 +17,7 @@ use crate::api::{
     GuardStatus, Placement, RegionalDataCenter, Residency, ResidencyHistory, ResidencyHistoryStatus,
 };
 use crate::controller::pods_and_claims;
+use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
 use crate::guard::{self, GUARD_LABEL};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
@@ -176,12 +177,35 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
         let (pods, claims) = pods_and_claims(client, &rdc).await?;
         data_centers.push((rdc, pods, claims));
     }
+    let snapshot_api: Api<VolumeSnapshot> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let snapshots = shared(served_or_empty(snapshot_api.list(&all).await)?);
+    let snapshot_classes = shared(served_or_empty(
+        Api::<VolumeSnapshotClass>::all(client.clone())
+            .list(&all)
+            .await,
+    )?);
     Ok(Snapshot {
         nodes,
         volumes,
         classes,
+        snapshots,
+        snapshot_classes,
         data_centers,
     })
+}
+
+/// The items of a list of a kind the API server may not serve (its CRD not installed): none then.
+fn served_or_empty<K: Clone>(
+    listed: Result<kube::core::ObjectList<K>, kube::Error>,
+) -> Result<Vec<K>, kube::Error> {
+    match listed {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(vec![]),
+        Err(err) => Err(err),
+    }
 }
 
 /// Reads every RegionalDataCenter (of `namespace`, or of all namespaces) and audits it.
@@ -192,12 +216,7 @@ pub async fn audit_cluster(
     namespace: Option<&str>,
 ) -> anyhow::Result<Vec<Report>> {
     let all = ListParams::default();
-    let Snapshot {
-        nodes,
-        volumes,
-        classes,
-        data_centers,
-    } = snapshot(&client, namespace).await?;
+    let cluster = snapshot(&client, namespace).await?;
     let guards = match guard_inputs(&client, namespace).await {
         Ok(inputs) => Some(inputs),
         Err(err) => {
@@ -216,7 +235,8 @@ pub async fn audit_cluster(
             vec![]
         }
     };
-    let jurisdictions: Vec<(String, String, Jurisdiction)> = data_centers
+    let jurisdictions: Vec<(String, String, Jurisdiction)> = cluster
+        .data_centers
         .iter()
         .filter_map(|(rdc, _, _)| {
             let jurisdiction = Jurisdiction::parse(&rdc.spec.jurisdiction).ok()?;
@@ -224,7 +244,7 @@ pub async fn audit_cluster(
         })
         .collect();
     let mut reports = Vec::new();
-    for (rdc, pods, claims) in data_centers {
+    for (rdc, pods, claims) in &cluster.data_centers {
         let namespace = rdc.namespace().unwrap_or_default();
         let name = rdc.name_any();
         let mut report = Report {
@@ -273,13 +293,15 @@ pub async fn audit_cluster(
                 }
             });
             let observed = Observed {
-                pods: &pods,
-                claims: &claims,
-                volumes: &volumes,
-                nodes: &nodes,
-                classes: &classes,
+                pods,
+                claims,
+                volumes: &cluster.volumes,
+                nodes: &cluster.nodes,
+                classes: &cluster.classes,
+                snapshots: &cluster.snapshots_of(rdc),
+                snapshot_classes: &cluster.snapshot_classes,
             };
-            let audit = residency::audit(&rdc, &jurisdiction, keys, &observed);
+            let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
             report.residency = Some(audit.residency);
             report.placements = audit.placements;
             report.violations = audit
@@ -292,7 +314,7 @@ pub async fn audit_cluster(
                     message: f.message,
                 })
                 .collect();
-            report.stale = report.staleness(&rdc);
+            report.stale = report.staleness(rdc);
         }
         reports.push(report);
     }

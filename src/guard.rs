@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
@@ -53,9 +52,10 @@ impl Labelling {
 pub const GUARD_LABEL: &str = "domicile.dev/guard";
 /// What the namespace of a data centre needs guarded, in the order they are reported. The
 /// last guard, `operator`, fences the operator's own account wherever it writes.
-pub const NAMESPACE_GUARDS: [&str; 6] = [
+pub const NAMESPACE_GUARDS: [&str; 7] = [
     "pods",
     "claims",
+    "snapshots",
     "managed",
     "network",
     "connect",
@@ -87,8 +87,8 @@ pub fn covers(code: &str, jurisdiction: &Jurisdiction) -> bool {
 
 /// The StorageClasses that declare a jurisdiction by their labels, as the claims policy reads
 /// them: class name to `CN`, or to `CN-SH` when the class also names a subdivision of it.
-pub fn declared_classes<'a>(
-    classes: impl IntoIterator<Item = &'a StorageClass>,
+pub fn declared_classes<'a, K: ResourceExt + 'a>(
+    classes: impl IntoIterator<Item = &'a K>,
     keys: &NodeLabelKeys,
 ) -> BTreeMap<String, String> {
     classes
@@ -403,11 +403,12 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
             "namespace {namespace} belongs to {code}: the API server refuses pods that do not \
              require {code} or break the baseline Pod Security Standard, and mounts of a data \
              claim but by its replica ({}), claims on classes that do not declare it ({}), \
-             changes to managed objects by anyone but the operator and Kubernetes' controllers \
+             snapshots on classes that do not declare it ({}), changes to managed objects by anyone but the operator and Kubernetes' controllers \
              ({}), NetworkPolicies but the operator's and Services that reach outside ({}), \
              sessions into replicas ({}), and specs that read what their author may not ({})",
             names("pods"),
             names("claims"),
+            names("snapshots"),
             names("managed"),
             names("network"),
             names("connect"),
@@ -559,7 +560,7 @@ mod tests {
     fn classes_declare_their_country_or_subdivision_and_others_are_left_out() {
         let keys = NodeLabelKeys::default();
         let class = |name: &str, labels: &[(&str, &str)]| {
-            let mut class = StorageClass::default();
+            let mut class = k8s_openapi::api::storage::v1::StorageClass::default();
             class.metadata.name = Some(name.to_owned());
             class.metadata.labels = Some(
                 labels
@@ -610,6 +611,7 @@ mod tests {
             [
                 "pods",
                 "claims",
+                "snapshots",
                 "managed",
                 "network",
                 "connect",

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod controller;
+pub mod copies;
 pub mod guard;
 pub mod history;
 pub mod leader;

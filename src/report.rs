@@ -15,6 +15,8 @@ pub const SOURCE: &str = "domicile";
 pub const POLICY: &str = "residency";
 pub const POD_RULE: &str = "pod-node-jurisdiction";
 pub const VOLUME_RULE: &str = "volume-node-jurisdiction";
+/// A copy of the data (a VolumeSnapshot of a data claim) kept where its class declares.
+pub const COPY_RULE: &str = "copy-jurisdiction";
 
 /// Which report API the operator writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -177,10 +179,17 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
             scored: true,
             message,
             resources: vec![ResourceRef {
-                api_version: "v1".to_owned(),
+                api_version: if kind == "VolumeSnapshot" {
+                    "snapshot.storage.k8s.io/v1"
+                } else {
+                    "v1"
+                }
+                .to_owned(),
                 kind: kind.to_owned(),
                 name: object.to_owned(),
-                namespace: (kind == "Pod").then(|| namespace.clone()).flatten(),
+                namespace: matches!(kind, "Pod" | "VolumeSnapshot")
+                    .then(|| namespace.clone())
+                    .flatten(),
             }],
             timestamp: Timestamp::default(),
             properties,
@@ -216,12 +225,13 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
             ));
         }
     }
-    // Pods beyond the replicas, or volumes not bound to a replica's claim, that break the promise.
+    // Pods beyond the replicas, volumes not bound to a replica's claim, and copies of the data,
+    // that break the promise.
     for v in &status.violations {
-        let rule = if v.kind == "Pod" {
-            POD_RULE
-        } else {
-            VOLUME_RULE
+        let rule = match v.kind.as_str() {
+            "Pod" => POD_RULE,
+            "VolumeSnapshot" => COPY_RULE,
+            _ => VOLUME_RULE,
         };
         let known = results
             .iter()

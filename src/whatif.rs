@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{RegionalDataCenter, Residency};
+use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
 
@@ -55,8 +56,23 @@ pub struct Snapshot {
     pub nodes: Vec<Arc<Node>>,
     pub volumes: Vec<Arc<PersistentVolume>>,
     pub classes: Vec<Arc<StorageClass>>,
+    /// VolumeSnapshots (of the namespaces read) and every VolumeSnapshotClass; empty where the
+    /// snapshot API is not served.
+    pub snapshots: Vec<Arc<VolumeSnapshot>>,
+    pub snapshot_classes: Vec<Arc<VolumeSnapshotClass>>,
     /// Each data centre with its pods and claims.
     pub data_centers: Vec<(RegionalDataCenter, Vec<Pod>, Vec<PersistentVolumeClaim>)>,
+}
+
+impl Snapshot {
+    /// The VolumeSnapshots in the namespace of `rdc`.
+    pub fn snapshots_of(&self, rdc: &RegionalDataCenter) -> Vec<Arc<VolumeSnapshot>> {
+        self.snapshots
+            .iter()
+            .filter(|s| s.metadata.namespace == rdc.metadata.namespace)
+            .cloned()
+            .collect()
+    }
 }
 
 /// What the changes would do to one data centre.
@@ -142,12 +158,15 @@ pub fn what_if(
         let Ok(jurisdiction) = Jurisdiction::parse(&rdc.spec.jurisdiction) else {
             continue;
         };
+        let snapshots = snapshot.snapshots_of(rdc);
         let observed = |nodes| Observed {
             pods,
             claims,
             volumes: &snapshot.volumes,
             nodes,
             classes: &snapshot.classes,
+            snapshots: &snapshots,
+            snapshot_classes: &snapshot.snapshot_classes,
         };
         let now = residency::audit(rdc, &jurisdiction, keys, &observed(&snapshot.nodes));
         let later = residency::audit(rdc, &jurisdiction, keys, &observed(&after));

@@ -100,11 +100,12 @@ pub struct Stay {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Episode {
-    /// Pod or PersistentVolume.
+    /// Pod, PersistentVolume or VolumeSnapshot.
     pub kind: String,
-    /// Name of the pod or volume.
+    /// Name of the pod, volume or snapshot.
     pub name: String,
-    /// NodeOutsideJurisdiction, DataOutsideJurisdiction or Unverifiable.
+    /// NodeOutsideJurisdiction, DataOutsideJurisdiction, Unverifiable, ForeignMount,
+    /// ReplicaDetached or CopyOutsideJurisdiction.
     pub reason: String,
     /// The message when it was first seen.
     pub message: String,

@@ -121,11 +121,12 @@ pub struct Placement {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
-    /// Kind of the offending object: Pod or PersistentVolume.
+    /// Kind of the offending object: Pod, PersistentVolume or VolumeSnapshot.
     pub kind: String,
     /// Name of the offending object.
     pub name: String,
-    /// NodeOutsideJurisdiction, DataOutsideJurisdiction or Unverifiable.
+    /// NodeOutsideJurisdiction, DataOutsideJurisdiction, Unverifiable, ForeignMount,
+    /// ReplicaDetached or CopyOutsideJurisdiction.
     pub reason: String,
     /// What is wrong and what to do about it.
     pub message: String,

@@ -1,5 +1,6 @@
-//! The ConfigMap the claims admission policy reads: every StorageClass that declares a
-//! jurisdiction by its labels, class name to code. Kept by the leader, written only when a class's
+//! The ConfigMap the claims and snapshots admission policies read: every StorageClass that
+//! declares a jurisdiction by its labels, class name to code, and every VolumeSnapshotClass that
+//! does, under `VolumeSnapshotClass.<name>`. Kept by the leader, written only when a class's
 //! declaration changed or the ConfigMap differs from it.
 
 use std::collections::BTreeMap;
@@ -84,6 +85,16 @@ impl Declared {
             declared.remove(&class.name_any());
             declared.extend(crate::guard::declared_classes([class], &ctx.settings.keys));
         }
+        // VolumeSnapshotClasses under keys of their own, for the snapshots policy.
+        let snapshot_classes = ctx.caches.snapshot_classes.state();
+        declared.extend(
+            crate::guard::declared_classes(
+                snapshot_classes.iter().map(AsRef::as_ref),
+                &ctx.settings.keys,
+            )
+            .into_iter()
+            .map(|(name, code)| (crate::copies::snapshot_class_key(&name), code)),
+        );
         let desired = desired(&self.namespace, &self.name, declared);
         let key = ObjectRef::new(&self.name).within(&self.namespace);
         if holds(self.live.get(&key).as_deref(), &desired) {

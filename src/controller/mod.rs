@@ -42,6 +42,7 @@ pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
 
 use crate::api::{RegionalDataCenter, ResidencyHistory};
+use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
 use crate::resources::{DATA_VOLUME, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 use crate::telemetry::{Health, Watches};
 
@@ -138,6 +139,9 @@ pub struct Caches {
     /// Volumes by the data centre whose labels or claim they carry.
     pub volumes_by_owner: Arc<OwnerIndex<CachedVolume>>,
     pub classes: Store<StorageClass>,
+    /// VolumeSnapshots and their classes; empty where the snapshot API is not served.
+    pub snapshots: Store<VolumeSnapshot>,
+    pub snapshot_classes: Store<VolumeSnapshotClass>,
     pub data_centers: Store<RegionalDataCenter>,
     pub statefulsets: Store<CachedChild<StatefulSet>>,
     pub services: Store<CachedChild<Service>>,
@@ -362,6 +366,12 @@ impl SyncSignal {
 }
 
 /// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
+/// The RegionalDataCenter whose data claim a snapshot copies.
+fn rdc_of_snapshot(snapshot: &VolumeSnapshot) -> Option<ObjectRef<RegionalDataCenter>> {
+    let rdc = rdc_of_claim(snapshot.source_claim()?)?;
+    Some(ObjectRef::new(rdc).within(snapshot.namespace().as_deref()?))
+}
+
 fn rdc_of_claim(claim: &str) -> Option<&str> {
     let rest = claim.strip_prefix(DATA_VOLUME)?.strip_prefix('-')?;
     let (rdc, ordinal) = rest.rsplit_once('-')?;
@@ -560,6 +570,23 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         guarded(),
         "validatingadmissionpolicybindings"
     );
+    // Snapshots are watched where their API is served (the CSI snapshotter's CRDs installed).
+    let (snapshots, snapshot_classes) = if crate::copies::snapshots_served(&client).await {
+        (
+            Some(watch!(
+                VolumeSnapshot,
+                all(),
+                "volumesnapshots",
+                WatchOptions {
+                    owner: rdc_of_snapshot,
+                    ..WatchOptions::plain()
+                }
+            )),
+            Some(watch!(VolumeSnapshotClass, all(), "volumesnapshotclasses")),
+        )
+    } else {
+        (None, None)
+    };
     let declared = settings.declared_classes.clone().map(|(namespace, name)| {
         let watch = cached_watch(
             Api::<ConfigMap>::namespaced(client.clone(), &namespace),
@@ -595,6 +622,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             declared
                 .as_ref()
                 .map(|(_, _, watch)| watch.task.abort_handle()),
+        )
+        .chain(snapshots.as_ref().map(|watch| watch.task.abort_handle()))
+        .chain(
+            snapshot_classes
+                .as_ref()
+                .map(|watch| watch.task.abort_handle()),
         )
         .collect(),
     );
@@ -636,6 +669,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             volumes: volumes.store,
             volumes_by_owner: volumes.index,
             classes: classes.store,
+            snapshots: snapshots
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |watch| watch.store.clone()),
+            snapshot_classes: snapshot_classes
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |watch| watch.store.clone()),
             data_centers: data_centers.store.clone(),
             statefulsets: statefulsets.store,
             services: services.store,
@@ -681,6 +720,16 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         tokio::spawn(reports::keep(Arc::clone(&context))).abort_handle(),
     ]);
     let class_wake = Arc::clone(&classes_changed);
+    let snapshot_class_wake = Arc::clone(&classes_changed);
+    // Where snapshots are not served, streams that end at once.
+    let snapshots_touched = snapshots.map_or_else(
+        || futures::channel::mpsc::unbounded().1,
+        |watch| watch.touched,
+    );
+    let snapshot_classes_touched = snapshot_classes.map_or_else(
+        || futures::channel::mpsc::unbounded().1,
+        |watch| watch.touched,
+    );
     let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);
     let node_routes = NodeRoutes::default();
@@ -725,7 +774,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             objects(policies.touched),
             all_rdcs(data_centers.store.clone()),
         )
-        .watches_stream(objects(bindings.touched), all_rdcs(data_centers.store))
+        .watches_stream(
+            objects(bindings.touched),
+            all_rdcs(data_centers.store.clone()),
+        )
+        .watches_stream(objects(snapshots_touched), |snapshot| {
+            rdc_of_snapshot(&snapshot)
+        })
+        .watches_stream(
+            objects(snapshot_classes_touched.inspect(move |_| snapshot_class_wake.notify_one())),
+            all_rdcs(data_centers.store),
+        )
         .reconcile_all_on(futures::stream::once(all_synced))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)

@@ -719,12 +719,21 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner))?;
     let volumes = volumes_of(own_volumes, &claims, &caches.volumes)?;
     let classes = caches.classes.state();
+    let snapshots: Vec<_> = caches
+        .snapshots
+        .state()
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
+        .collect();
+    let snapshot_classes = caches.snapshot_classes.state();
     let observed = Observed {
         pods: &pods,
         claims: &claims,
         volumes: &volumes,
         nodes: &nodes,
         classes: &classes,
+        snapshots: &snapshots,
+        snapshot_classes: &snapshot_classes,
     };
     let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
     let eviction_blocked = match rdc.spec.enforcement {

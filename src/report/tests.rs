@@ -148,3 +148,35 @@ fn data_centres_without_status_or_placement_give_no_result() {
         ReportBody::default()
     );
 }
+
+#[test]
+fn a_copy_of_the_data_outside_or_unverifiable_is_a_result_of_its_own_rule() {
+    let mut cn = rdc("CN", 1);
+    cn.metadata.namespace = Some("fleet".to_owned());
+    let status = status(
+        vec![placement(0, "cn-1", Some("cn-1"))],
+        vec![
+            violation("VolumeSnapshot", "nightly", "CopyOutsideJurisdiction"),
+            violation("VolumeSnapshot", "adhoc", "Unverifiable"),
+        ],
+    );
+    let report = build([(&cn, Some(&status))], None, at(100));
+    assert_eq!(
+        verdicts(&report),
+        [
+            ("copy-jurisdiction", "adhoc", "warn"),
+            ("copy-jurisdiction", "nightly", "fail"),
+            ("pod-node-jurisdiction", "vehicle-data-0", "pass"),
+            ("volume-node-jurisdiction", "pv-0", "pass"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    let copy = &report.results[1].resources[0];
+    assert_eq!(copy.api_version, "snapshot.storage.k8s.io/v1");
+    assert_eq!(copy.kind, "VolumeSnapshot");
+    assert_eq!(copy.namespace.as_deref(), Some("fleet"));
+    assert_eq!(
+        report.results[1].properties["reason"],
+        "CopyOutsideJurisdiction"
+    );
+}

@@ -13,6 +13,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{Placement, RegionalDataCenter, Residency};
+use crate::copies::{self, VolumeSnapshot, VolumeSnapshotClass};
 use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
 
 /// Why an object breaks the residency promise.
@@ -29,6 +30,9 @@ pub enum ViolationReason {
     /// A replica's pod no longer belongs to the StatefulSet (relabelled, or orphaned): the
     /// fence and the StatefulSet no longer cover it.
     ReplicaDetached,
+    /// A copy of the data (a VolumeSnapshot) is kept where its class declares another
+    /// jurisdiction.
+    CopyOutsideJurisdiction,
 }
 
 impl ViolationReason {
@@ -39,6 +43,7 @@ impl ViolationReason {
             Self::Unverifiable => "Unverifiable",
             Self::ForeignMount => "ForeignMount",
             Self::ReplicaDetached => "ReplicaDetached",
+            Self::CopyOutsideJurisdiction => "CopyOutsideJurisdiction",
         }
     }
 }
@@ -66,6 +71,10 @@ pub struct Observed<'a> {
     pub nodes: &'a [Arc<Node>],
     /// Every StorageClass (to read which jurisdiction a class declares).
     pub classes: &'a [Arc<StorageClass>],
+    /// VolumeSnapshots in the data centre's namespace (those of its claims are audited).
+    pub snapshots: &'a [Arc<VolumeSnapshot>],
+    /// Every VolumeSnapshotClass (to read which jurisdiction a class declares).
+    pub snapshot_classes: &'a [Arc<VolumeSnapshotClass>],
 }
 
 /// The verdict of one audit.
@@ -121,6 +130,41 @@ fn node_jurisdiction_text(node: &Node, keys: &NodeLabelKeys) -> String {
         (None, _) => "no jurisdiction label".to_owned(),
         (Some(country), Some(sub)) => format!("jurisdiction {country:?}, subdivision {sub:?}"),
         (Some(country), None) => format!("jurisdiction {country:?}"),
+    }
+}
+
+/// What a class's labels (a StorageClass's, a VolumeSnapshotClass's) declare about `jurisdiction`.
+#[derive(Debug, PartialEq, Eq)]
+enum Declared {
+    /// Its jurisdiction (and subdivision, when the jurisdiction names one).
+    Within,
+    /// Another one, as its labels say.
+    Elsewhere(String),
+    /// Nothing.
+    Nothing,
+}
+
+fn declared(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+) -> Declared {
+    let country = label(labels, &keys.jurisdiction);
+    let sub = label(labels, &keys.subdivision);
+    match country {
+        None => Declared::Nothing,
+        Some(country)
+            if country == jurisdiction.country()
+                && jurisdiction
+                    .subdivision()
+                    .is_none_or(|want| sub == Some(want)) =>
+        {
+            Declared::Within
+        }
+        Some(country) => Declared::Elsewhere(match sub {
+            Some(sub) => format!("{country} ({sub})"),
+            None => country.to_owned(),
+        }),
     }
 }
 
@@ -185,14 +229,10 @@ fn audit_volume(
             .classes
             .iter()
             .find(|c| c.metadata.name.as_deref() == Some(class_name));
-        let declared = class.is_some_and(|c| {
-            let labels = c.metadata.labels.as_ref();
-            label(labels, &keys.jurisdiction) == Some(jurisdiction.country())
-                && jurisdiction
-                    .subdivision()
-                    .is_none_or(|sub| label(labels, &keys.subdivision) == Some(sub))
+        let within = class.is_some_and(|c| {
+            declared(c.metadata.labels.as_ref(), jurisdiction, keys) == Declared::Within
         });
-        return if declared {
+        return if within {
             (Ok(()), None)
         } else {
             (
@@ -254,6 +294,62 @@ fn audit_volume(
     (verdict, pinned)
 }
 
+/// The verdict on a copy of the data: where its class declares it is kept.
+fn audit_snapshot(
+    snapshot: &VolumeSnapshot,
+    claim: &str,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    classes: &[Arc<VolumeSnapshotClass>],
+) -> Result<(), Finding> {
+    let name = snapshot.metadata.name.clone().unwrap_or_default();
+    let finding = |reason, message| Finding {
+        kind: "VolumeSnapshot",
+        name: name.clone(),
+        reason,
+        message,
+    };
+    let class = match copies::class_of(snapshot, classes) {
+        Ok(class) => class,
+        Err(missing) => {
+            let which = if missing.is_empty() {
+                "names no VolumeSnapshotClass and there is no single default class".to_owned()
+            } else {
+                format!("names VolumeSnapshotClass {missing}, which does not exist")
+            };
+            return Err(finding(
+                ViolationReason::Unverifiable,
+                format!(
+                    "snapshot {name} of claim {claim} {which}, so where this copy of the data is kept \
+                     cannot be verified"
+                ),
+            ));
+        }
+    };
+    let class_name = class.metadata.name.as_deref().unwrap_or_default();
+    match declared(class.metadata.labels.as_ref(), jurisdiction, keys) {
+        Declared::Within => Ok(()),
+        Declared::Elsewhere(there) => Err(finding(
+            ViolationReason::CopyOutsideJurisdiction,
+            format!(
+                "snapshot {name} of claim {claim} is a copy of the data kept by VolumeSnapshotClass \
+                 {class_name}, which declares jurisdiction {there}, outside {jurisdiction}; delete \
+                 the snapshot, or take it with a class declared for {jurisdiction}"
+            ),
+        )),
+        Declared::Nothing => Err(finding(
+            ViolationReason::Unverifiable,
+            format!(
+                "snapshot {name} of claim {claim} is a copy of the data kept by VolumeSnapshotClass \
+                 {class_name}, which does not declare a jurisdiction; if it keeps its snapshots in \
+                 {jurisdiction}, label it: kubectl label volumesnapshotclass {class_name} {}={}",
+                keys.jurisdiction,
+                jurisdiction.country()
+            ),
+        )),
+    }
+}
+
 fn has_rdc_label(
     labels: Option<&std::collections::BTreeMap<String, String>>,
     rdc: &RegionalDataCenter,
@@ -281,6 +377,18 @@ fn data_claims_mounted(pod: &Pod, rdc: &RegionalDataCenter) -> Vec<(String, i32)
             (claim_name(rdc, ordinal) == claim).then_some((claim, ordinal))
         })
         .collect()
+}
+
+/// Whether `claim` is named as a data claim of `rdc` (`data-<rdc>-<ordinal>`).
+fn is_data_claim_of(claim: &str, rdc: &RegionalDataCenter) -> bool {
+    let prefix = format!(
+        "{DATA_VOLUME}-{}-",
+        rdc.metadata.name.as_deref().unwrap_or_default()
+    );
+    claim
+        .strip_prefix(&prefix)
+        .and_then(|ordinal| ordinal.parse::<i32>().ok())
+        .is_some_and(|ordinal| claim_name(rdc, ordinal) == claim)
 }
 
 /// Whether `pod` is one of `rdc`'s: it carries its label, or it mounts its data. Membership
@@ -373,6 +481,28 @@ pub fn audit(
         if let Some(pv) = volume_of(claim) {
             anything_placed = true;
             findings.extend(audit_volume(pv, jurisdiction, keys, observed).0.err());
+        }
+    }
+    // Copies of its claims, whoever took them.
+    for snapshot in observed.snapshots.iter() {
+        let Some(claim) = snapshot.source_claim() else {
+            continue;
+        };
+        let of_this = observed.claims.iter().any(|c| {
+            c.metadata.name.as_deref() == Some(claim)
+                && has_rdc_label(c.metadata.labels.as_ref(), rdc)
+        }) || is_data_claim_of(claim, rdc);
+        if of_this && snapshot.metadata.namespace == rdc.metadata.namespace {
+            findings.extend(
+                audit_snapshot(
+                    snapshot,
+                    claim,
+                    jurisdiction,
+                    keys,
+                    observed.snapshot_classes,
+                )
+                .err(),
+            );
         }
     }
     findings.sort();

@@ -166,6 +166,7 @@ impl Cluster {
             volumes: &volumes,
             nodes: &nodes,
             classes: &classes,
+            ..Default::default()
         };
         audit(
             &rdc(jurisdiction, replicas),
@@ -702,4 +703,183 @@ fn a_claim_of_another_name_or_ordinal_shape_is_not_a_data_claim() {
         other.metadata.labels = None;
         assert!(!is_member(&other, &data_centre), "{claim}");
     }
+}
+
+// --- copies of the data: snapshots
+
+fn snapshot(name: &str, namespace: &str, claim: &str, class: Option<&str>) -> VolumeSnapshot {
+    let mut metadata = meta(name, &[]);
+    metadata.namespace = Some(namespace.to_owned());
+    VolumeSnapshot {
+        metadata,
+        spec: crate::copies::VolumeSnapshotSpec {
+            source: crate::copies::VolumeSnapshotSource {
+                persistent_volume_claim_name: Some(claim.to_owned()),
+                volume_snapshot_content_name: None,
+            },
+            volume_snapshot_class_name: class.map(str::to_owned),
+        },
+    }
+}
+
+fn snapshot_class(name: &str, labels: &[(&str, &str)], default: bool) -> VolumeSnapshotClass {
+    let mut metadata = meta(name, labels);
+    if default {
+        metadata.annotations = Some(BTreeMap::from([(
+            crate::copies::DEFAULT_CLASS_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]));
+    }
+    VolumeSnapshotClass {
+        metadata,
+        driver: "example.com/csi".to_owned(),
+    }
+}
+
+/// The audit of the compliant one-replica cluster with `snapshots` and the snapshot classes
+/// `snap-cn` (declared CN), `snap-us` (declared US) and `snap-bare` (declared nothing).
+fn audit_with_snapshots(snapshots: Vec<VolumeSnapshot>, default_class: Option<&str>) -> Audit {
+    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let classes: Vec<Arc<VolumeSnapshotClass>> = [
+        ("snap-cn", vec![(JURISDICTION, "CN")]),
+        ("snap-us", vec![(JURISDICTION, "US")]),
+        ("snap-bare", vec![]),
+    ]
+    .into_iter()
+    .map(|(name, labels)| Arc::new(snapshot_class(name, &labels, default_class == Some(name))))
+    .collect();
+    let snapshots: Vec<Arc<VolumeSnapshot>> = snapshots.into_iter().map(Arc::new).collect();
+    let (volumes, nodes) = (
+        cluster
+            .volumes
+            .iter()
+            .cloned()
+            .map(Arc::new)
+            .collect::<Vec<_>>(),
+        cluster
+            .nodes
+            .iter()
+            .cloned()
+            .map(Arc::new)
+            .collect::<Vec<_>>(),
+    );
+    let observed = Observed {
+        pods: &cluster.pods,
+        claims: &cluster.claims,
+        volumes: &volumes,
+        nodes: &nodes,
+        snapshots: &snapshots,
+        snapshot_classes: &classes,
+        ..Default::default()
+    };
+    audit(&rdc("CN", 1), &j("CN"), &keys(), &observed)
+}
+
+#[test]
+fn a_snapshot_on_a_class_declared_for_the_jurisdiction_is_compliant() {
+    let audit = audit_with_snapshots(
+        vec![snapshot(
+            "s",
+            "fleet-cn",
+            "data-vehicle-data-0",
+            Some("snap-cn"),
+        )],
+        None,
+    );
+    assert_eq!(reasons(&audit), vec![]);
+    assert_eq!(audit.residency, Residency::Compliant);
+}
+
+#[test]
+fn a_snapshot_on_a_class_declared_elsewhere_is_a_copy_outside() {
+    let audit = audit_with_snapshots(
+        vec![snapshot(
+            "s",
+            "fleet-cn",
+            "data-vehicle-data-0",
+            Some("snap-us"),
+        )],
+        None,
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "VolumeSnapshot",
+            "s".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
+    assert_eq!(audit.residency, Residency::Violated);
+    let message = &audit.findings[0].message;
+    assert!(
+        message.contains("snap-us")
+            && message.contains("US")
+            && message.contains("data-vehicle-data-0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_snapshot_on_an_undeclared_missing_or_unnamed_class_is_unverifiable() {
+    for (class, default) in [
+        (Some("snap-bare"), None),
+        (Some("gone"), None),
+        (None, None),
+        (None, Some("snap-bare")),
+    ] {
+        let audit = audit_with_snapshots(
+            vec![snapshot("s", "fleet-cn", "data-vehicle-data-0", class)],
+            default,
+        );
+        assert_eq!(
+            reasons(&audit),
+            vec![(
+                "VolumeSnapshot",
+                "s".to_owned(),
+                ViolationReason::Unverifiable
+            )],
+            "class {class:?}, default {default:?}"
+        );
+        assert_eq!(audit.residency, Residency::Unverifiable);
+    }
+}
+
+#[test]
+fn a_snapshot_naming_no_class_takes_the_single_default() {
+    let audit = audit_with_snapshots(
+        vec![snapshot("s", "fleet-cn", "data-vehicle-data-0", None)],
+        Some("snap-us"),
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "VolumeSnapshot",
+            "s".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
+    let audit = audit_with_snapshots(
+        vec![snapshot("s", "fleet-cn", "data-vehicle-data-0", None)],
+        Some("snap-cn"),
+    );
+    assert_eq!(reasons(&audit), vec![]);
+}
+
+#[test]
+fn snapshots_of_other_claims_or_namespaces_are_not_this_data_centres() {
+    let audit = audit_with_snapshots(
+        vec![
+            snapshot("other-claim", "fleet-cn", "scratch", Some("snap-us")),
+            snapshot("other-rdc", "fleet-cn", "data-telemetry-0", Some("snap-us")),
+            snapshot(
+                "other-ns",
+                "fleet-us",
+                "data-vehicle-data-0",
+                Some("snap-us"),
+            ),
+        ],
+        None,
+    );
+    assert_eq!(reasons(&audit), vec![]);
+    assert_eq!(audit.residency, Residency::Compliant);
 }

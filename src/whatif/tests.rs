@@ -18,6 +18,8 @@ fn snapshot() -> Snapshot {
             .map(Arc::new)
             .to_vec(),
         classes: vec![],
+        snapshots: vec![],
+        snapshot_classes: vec![],
         data_centers: vec![(
             rdc,
             vec![

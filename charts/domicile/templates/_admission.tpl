@@ -237,11 +237,13 @@ variables:
     expression: "has(object.spec.storageClassName) ? object.spec.storageClassName : ''"
   - name: declared
     expression: 'has(params.data) ? params.data : {}'
-  # A class declared for the jurisdiction, or for a subdivision of the namespace's country.
+  # A class declared for the jurisdiction, or for a subdivision of the namespace's country
+  # (VolumeSnapshotClasses, under keys of their own, are the snapshots policy's).
   - name: fits
     expression: >-
-      variables.declared.filter(c, variables.declared[c] == variables.code ||
-      (variables.code.size() == 2 && variables.declared[c].startsWith(variables.code + '-')))
+      variables.declared.filter(c, !c.startsWith('VolumeSnapshotClass.') &&
+      (variables.declared[c] == variables.code ||
+      (variables.code.size() == 2 && variables.declared[c].startsWith(variables.code + '-'))))
 validations:
   - expression: variables.class in variables.fits
     messageExpression: >-
@@ -276,6 +278,57 @@ validations:
       its replica ' + object.metadata.name.substring(5) + ', which the replica would take as its
       own: in jurisdiction namespace ' + namespaceObject.metadata.name + ' only the StatefulSet
       controller makes claims named data-NAME-N; name it otherwise'
+    reason: Forbidden
+{{- end -}}
+
+{{- define "domicile.policy.snapshots" -}}
+{{- $jurisdictionKey := .Values.labelKeys.jurisdiction | quote -}}
+failurePolicy: Fail
+# The ConfigMap <fullname>-storage-classes: VolumeSnapshotClass.<name> -> the jurisdiction its
+# label declares, kept by the operator from the VolumeSnapshotClasses labelled with it.
+paramKind:
+  apiVersion: v1
+  kind: ConfigMap
+matchConstraints:
+  {{- include "domicile.jurisdictionNamespaces" . | nindent 2 }}
+  resourceRules:
+    - apiGroups: [snapshot.storage.k8s.io]
+      apiVersions: ["*"]
+      operations: [CREATE, UPDATE]
+      resources: [volumesnapshots]
+      scope: "*"
+matchConditions:
+  - name: class-can-change
+    expression: >-
+      request.operation == 'CREATE' ||
+      (has(object.spec.volumeSnapshotClassName) ? object.spec.volumeSnapshotClassName : '') !=
+      (has(oldObject.spec.volumeSnapshotClassName) ? oldObject.spec.volumeSnapshotClassName : '')
+variables:
+  - name: code
+    expression: namespaceObject.metadata.labels['domicile.dev/jurisdiction']
+  - name: class
+    expression: "has(object.spec.volumeSnapshotClassName) ? object.spec.volumeSnapshotClassName : ''"
+  - name: declared
+    expression: 'has(params.data) ? params.data : {}'
+  # The snapshot classes declared for the jurisdiction, or for a subdivision of its country.
+  - name: fits
+    expression: >-
+      variables.declared.filter(c, c.startsWith('VolumeSnapshotClass.') &&
+      (variables.declared[c] == variables.code ||
+      (variables.code.size() == 2 && variables.declared[c].startsWith(variables.code + '-'))))
+      .map(c, c.substring(20))
+validations:
+  # A default class is not trusted: which class is the default can change after admission.
+  - expression: variables.class in variables.fits
+    messageExpression: >-
+      'snapshot ' + object.metadata.name + ' names ' + (variables.class == '' ? 'no
+      VolumeSnapshotClass' : 'VolumeSnapshotClass ' + variables.class) + ', which does not declare
+      ' + variables.code + ': a snapshot is a copy of the data, and namespace ' +
+      namespaceObject.metadata.name + ' belongs to jurisdiction ' + variables.code + ', so a
+      snapshot must name a class labelled ' + {{ $jurisdictionKey }} + '=' +
+      variables.code.substring(0, 2) + (size(variables.fits) > 0 ? ' (here: ' +
+      variables.fits.join(', ') + ')' : ' (none is yet: an admin labels the class whose
+      snapshots stay in ' + variables.code + ')')
     reason: Forbidden
 {{- end -}}
 
