@@ -32,6 +32,12 @@ mapfile -t report_crd_files < <(report_crds)
 "$KUBECTL" apply --server-side -f "${report_crd_files[0]}" >/dev/null
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/policyreports.wgpolicyk8s.io >/dev/null
 export DOMICILE_OPENREPORTS_CRD="${report_crd_files[1]}"
+# The CSI snapshotter's CRDs, so the operator audits snapshots and the snapshots policy has them
+# to match (no snapshot controller runs: the tests make VolumeSnapshots as a user would).
+mapfile -t snapshot_crd_files < <(snapshot_crds)
+for file in "${snapshot_crd_files[@]}"; do "$KUBECTL" apply --server-side -f "$file" >/dev/null; done
+"$KUBECTL" wait --for=condition=Established --timeout=60s crd/volumesnapshots.snapshot.storage.k8s.io \
+  crd/volumesnapshotclasses.snapshot.storage.k8s.io >/dev/null
 
 # The operator runs with the Helm chart's ServiceAccount and RBAC only, so every scenario below
 # also proves that the chart grants enough. It labels namespaces with their jurisdiction, and the

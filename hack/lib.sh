@@ -25,6 +25,8 @@ fi
 # The policy report CRDs the end-to-end tests install (hack/tools/reports/go.mod pins them).
 REPORTS_KYVERNO_VERSION="$(module_version reports github.com/kyverno/kyverno)"
 REPORTS_OPENREPORTS_VERSION="$(module_version reports github.com/openreports/reports-api)"
+# The CRDs of copies of the data (hack/tools/copies/go.mod pins them).
+SNAPSHOTTER_VERSION="$(module_version copies github.com/kubernetes-csi/external-snapshotter/client/v8)"
 
 DOMICILE_CACHE="${DOMICILE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domicile}"
 BIN_ROOT="$DOMICILE_CACHE/bin"
@@ -210,6 +212,21 @@ KUBECONFIG
 chart_template() {
   "$HELM_BIN/helm" template domicile "$REPO_ROOT/charts/domicile" --namespace "$OPERATOR_NAMESPACE" \
     --kube-version "$K8S_VERSION" "$@"
+}
+
+# snapshot_crds: the paths of the VolumeSnapshot and VolumeSnapshotClass CRDs
+# (snapshot.storage.k8s.io/v1), from the module cache (downloaded through the Go module proxy when
+# missing).
+snapshot_crds() {
+  local dir
+  dir="$(cd "$HACK_DIR/tools/copies" && go mod download -json "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" |
+    awk -F'"' '$2 == "Dir" { print $4 }')"
+  local kind file
+  for kind in volumesnapshotclasses volumesnapshots volumesnapshotcontents; do
+    file="$dir/config/crd/snapshot.storage.k8s.io_$kind.yaml"
+    [[ -f "$file" ]] || die "the VolumeSnapshot CRDs are not in the module cache ($file)"
+    printf '%s\n' "$file"
+  done
 }
 
 # report_crds: the paths of the wgpolicyk8s.io PolicyReport CRD and the openreports.io Report CRD,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     ClusterObject, EVENT_WITHIN, JURISDICTION_LABEL, TestNamespace, TestNode, kubectl_ok,
-    local_rdc, poll, unique,
+    local_rdc, poll, unique, violations,
 };
 
 /// The status of `rdc` once `accept` holds for it.
@@ -26,19 +26,6 @@ fn wait_status(
 
 fn residency_is(expected: &'static str) -> impl Fn(&Value) -> bool {
     move |status| status["residency"] == expected
-}
-
-fn violations(status: &Value) -> Vec<(String, String, String)> {
-    status["violations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|v| {
-            let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
-            (text("reason"), text("kind"), text("name"))
-        })
-        .collect()
 }
 
 fn relabel(node: &str, value: Option<&str>) {

@@ -3,6 +3,7 @@
 mod admin;
 mod admission;
 mod chart;
+mod copies;
 mod crd;
 mod drift;
 mod failover;

@@ -409,6 +409,20 @@ impl TestNamespace {
     }
 }
 
+/// A status's violations as (reason, kind, name).
+pub fn violations(status: &Value) -> Vec<(String, String, String)> {
+    status["violations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
+            (text("reason"), text("kind"), text("name"))
+        })
+        .collect()
+}
+
 /// Asserts that the API server refused what `out` tried, by the admission policy `policy`, with
 /// each of `words` in its message.
 pub fn assert_refused(out: &Kubectl, policy: &str, words: &[&str]) {

@@ -1,0 +1,8 @@
+// Not built: pins the modules whose CRDs of copies of the data the end-to-end tests install,
+// read from the Go module cache (snapshot.storage.k8s.io/v1 from the CSI external-snapshotter's
+// client module).
+module domicile.dev/hack/tools/copies
+
+go 1.26.0
+
+require github.com/kubernetes-csi/external-snapshotter/client/v8 v8.7.0

@@ -1,0 +1,188 @@
+//! Copies of the data: a VolumeSnapshot of a data claim is the data, kept wherever its class
+//! keeps snapshots. Each way out is first tried in an exempt namespace holding the same data
+//! centre, where it is admitted (so the test cannot pass because the attack was never possible)
+//! and where the operator must then report it; then in a guarded namespace, where the snapshots
+//! policy refuses it. No snapshot controller runs: the snapshots are made as a user makes them.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    ClusterObject, JURISDICTION_LABEL, TestNamespace, assert_refused, local_rdc, poll_seen, unique,
+    violations,
+};
+
+const RDC: &str = "vault";
+const CLAIM: &str = "data-vault-0";
+
+fn snapshot_class(name: &str, jurisdiction: Option<&str>) -> ClusterObject {
+    let labels = jurisdiction.map_or_else(|| json!({}), |code| json!({JURISDICTION_LABEL: code}));
+    ClusterObject::create(
+        "volumesnapshotclass",
+        &json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": name, "labels": labels},
+            "driver": "csi.example.com", "deletionPolicy": "Retain"}),
+    )
+}
+
+fn snapshot(name: &str, class: Option<&str>) -> Value {
+    let mut spec = json!({"source": {"persistentVolumeClaimName": CLAIM}});
+    if let Some(class) = class {
+        spec["volumeSnapshotClassName"] = json!(class);
+    }
+    json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": name}, "spec": spec})
+}
+
+/// The data centre's status once `accept` holds for it.
+fn wait_status(ns: &TestNamespace, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    poll_seen(what, Duration::from_secs(60), || {
+        let status = ns.get_json("rdc", RDC).unwrap_or_default()["status"].clone();
+        if accept(&status) {
+            Ok(status)
+        } else {
+            Err(status.to_string())
+        }
+    })
+}
+
+fn one_violation(reason: &str, name: &str) -> Vec<(String, String, String)> {
+    vec![(
+        reason.to_owned(),
+        "VolumeSnapshot".to_owned(),
+        name.to_owned(),
+    )]
+}
+
+#[test]
+fn a_snapshot_is_a_copy_of_the_data_kept_where_its_class_declares() {
+    let cn = snapshot_class(&unique("e2e-snap-cn"), Some("CN"));
+    let us = snapshot_class(&unique("e2e-snap-us"), Some("US"));
+    let bare = snapshot_class(&unique("e2e-snap-bare"), None);
+    let open = TestNamespace::exempt("copies_open");
+    let guarded = TestNamespace::new("copies");
+    for ns in [&open, &guarded] {
+        ns.create_and_wait_ready(&local_rdc(RDC, "CN", 1));
+    }
+    guarded.wait_condition(RDC, "AdmissionGuarded", "Enforced");
+
+    // Unguarded, a snapshot to a class that keeps its copies in the US is admitted ...
+    open.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&snapshot("to-us", Some(&us.name)).to_string()),
+    );
+    // ... and reported: Violated, naming the snapshot and its class.
+    let status = wait_status(&open, "a copy outside CN", |s| s["residency"] == "Violated");
+    assert_eq!(
+        violations(&status),
+        one_violation("CopyOutsideJurisdiction", "to-us")
+    );
+    let message = status["violations"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&us.name) && message.contains(CLAIM) && message.contains("US"),
+        "{message}"
+    );
+    let report_says = |ns: &TestNamespace, name: &str, expected: &str| {
+        poll_seen(
+            &format!("{expected} for snapshot {name} in the policy report"),
+            Duration::from_secs(30),
+            || {
+                let (results, summary) =
+                    crate::reports::report(ns, "policyreport").unwrap_or_default();
+                results
+                    .iter()
+                    .any(|(rule, object, result)| {
+                        rule == "copy-jurisdiction" && object == name && result == expected
+                    })
+                    .then_some(())
+                    .ok_or(format!("{results:?} {summary}"))
+            },
+        );
+    };
+    report_says(&open, "to-us", "fail");
+
+    // Deleted, it is cleared, and the history keeps it as a closed violation.
+    open.kubectl_ok(&["delete", "volumesnapshot", "to-us"], None);
+    wait_status(&open, "Compliant again", |s| s["residency"] == "Compliant");
+    poll_seen(
+        "the copy in the history, closed",
+        Duration::from_secs(30),
+        || {
+            let history = open.get_json("residencyhistory", RDC).unwrap_or_default();
+            history["status"]["violations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| {
+                    v["kind"] == "VolumeSnapshot"
+                        && v["name"] == "to-us"
+                        && v["reason"] == "CopyOutsideJurisdiction"
+                        && !v["to"].is_null()
+                })
+                .then_some(())
+                .ok_or_else(|| history["status"].to_string())
+        },
+    );
+
+    // A class that declares nothing: where the copy is cannot be verified.
+    open.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&snapshot("undeclared", Some(&bare.name)).to_string()),
+    );
+    let status = wait_status(&open, "an unverifiable copy", |s| {
+        s["residency"] == "Unverifiable"
+    });
+    assert_eq!(
+        violations(&status),
+        one_violation("Unverifiable", "undeclared")
+    );
+    report_says(&open, "undeclared", "warn");
+    // A copy on a class declared CN is no violation: with it there, the data centre is
+    // Compliant again once the undeclared one is gone.
+    open.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&snapshot("in-cn", Some(&cn.name)).to_string()),
+    );
+    open.kubectl_ok(&["delete", "volumesnapshot", "undeclared"], None);
+    let status = wait_status(&open, "Compliant with a copy in CN", |s| {
+        s["residency"] == "Compliant"
+    });
+    assert_eq!(violations(&status), vec![]);
+
+    // Guarded: refused with a message that names the rule, for a class declared elsewhere, one
+    // that declares nothing, and none at all.
+    for (name, class) in [
+        ("to-us", Some(us.name.as_str())),
+        ("undeclared", Some(bare.name.as_str())),
+        ("default", None),
+    ] {
+        let out = guarded.kubectl(
+            &["create", "-f", "-"],
+            Some(&snapshot(name, class).to_string()),
+        );
+        assert_refused(
+            &out,
+            "domicile-snapshots",
+            &[
+                name,
+                "a snapshot is a copy of the data",
+                "belongs to jurisdiction CN",
+            ],
+        );
+    }
+    // A class declared CN is admitted (once the operator has listed it for the policy).
+    poll_seen(
+        "a snapshot on the CN class to be admitted",
+        Duration::from_secs(30),
+        || {
+            let out = guarded.kubectl(
+                &["create", "-f", "-"],
+                Some(&snapshot("nightly", Some(&cn.name)).to_string()),
+            );
+            out.success.then_some(()).ok_or(out.stderr)
+        },
+    );
+}
