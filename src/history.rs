@@ -15,6 +15,7 @@ struct Current {
     kind: &'static str,
     name: String,
     node: Option<String>,
+    class: Option<String>,
     jurisdiction: Option<String>,
     inside: bool,
 }
@@ -23,6 +24,7 @@ fn same_place(stay: &Stay, current: &Current) -> bool {
     stay.kind == current.kind
         && stay.name == current.name
         && stay.node == current.node
+        && stay.class == current.class
         && stay.jurisdiction == current.jurisdiction
         && stay.inside == current.inside
 }
@@ -49,6 +51,7 @@ pub fn record(
                 kind: "Pod",
                 name: placement.pod.clone(),
                 node: Some(node.clone()),
+                class: None,
                 jurisdiction: placement.node_jurisdiction.clone(),
                 inside: !violated("Pod", &placement.pod),
             });
@@ -58,10 +61,23 @@ pub fn record(
                 kind: "PersistentVolume",
                 name: volume.clone(),
                 node: placement.volume_node.clone(),
+                class: None,
                 jurisdiction: placement.volume_node.as_deref().and_then(&node_label),
                 inside: !violated("PersistentVolume", volume),
             });
         }
+    }
+    // Copies of the data stay where their class keeps them, from when they are taken until they
+    // are deleted.
+    for copy in &status.copies {
+        current.push(Current {
+            kind: "VolumeSnapshot",
+            name: copy.name.clone(),
+            node: None,
+            class: copy.class.clone(),
+            jurisdiction: copy.jurisdiction.clone(),
+            inside: copy.inside && !violated(&copy.kind, &copy.name),
+        });
     }
 
     let mut next = history.clone();
@@ -81,6 +97,7 @@ pub fn record(
                 kind: place.kind.to_owned(),
                 name: place.name,
                 node: place.node,
+                class: place.class,
                 jurisdiction: place.jurisdiction,
                 inside: place.inside,
                 from: now.clone(),
@@ -180,7 +197,11 @@ pub fn table(namespace: &str, name: &str, history: &ResidencyHistoryStatus) -> S
             [
                 s.kind.clone(),
                 s.name.clone(),
-                s.node.clone().unwrap_or_else(|| "-".to_owned()),
+                match (&s.node, &s.class) {
+                    (Some(node), _) => node.clone(),
+                    (None, Some(class)) => format!("class {class}"),
+                    (None, None) => "-".to_owned(),
+                },
                 s.jurisdiction.clone().unwrap_or_else(|| "-".to_owned()),
                 if s.inside { "yes" } else { "NO" }.to_owned(),
                 time(&s.from),

@@ -140,8 +140,8 @@ pub struct ReportBody {
     pub summary: Summary,
 }
 
-/// The results of one data centre, from its status: one per placed pod and one per bound volume,
-/// and one for any other pod or volume its violations name.
+/// The results of one data centre, from its status: one per placed pod, one per bound volume and
+/// one per copy of the data, and one for any other pod or volume its violations name.
 fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Vec<ReportResult> {
     let name = rdc.metadata.name.clone().unwrap_or_default();
     let namespace = rdc.metadata.namespace.clone();
@@ -224,6 +224,17 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
                 placement.volume_node.as_deref(),
             ));
         }
+    }
+    for copy in &status.copies {
+        let passed = format!(
+            "snapshot {} of claim {} is kept by VolumeSnapshotClass {}, which declares {}, inside \
+             {jurisdiction}",
+            copy.name,
+            copy.source,
+            copy.class.as_deref().unwrap_or("-"),
+            copy.jurisdiction.as_deref().unwrap_or("-")
+        );
+        results.push(result(COPY_RULE, &copy.kind, &copy.name, passed, None));
     }
     // Pods beyond the replicas, volumes not bound to a replica's claim, and copies of the data,
     // that break the promise.

@@ -77,14 +77,17 @@ pub struct ResidencyHistoryStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stay {
-    /// Pod or PersistentVolume.
+    /// Pod, PersistentVolume, or VolumeSnapshot (a copy of the data).
     pub kind: String,
-    /// Name of the pod or volume.
+    /// Name of the pod, volume or snapshot.
     pub name: String,
     /// The node it ran on, or the one node a volume is pinned to (absent when it names none or several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// The node's jurisdiction label during the stay (absent: the node had none).
+    /// The VolumeSnapshotClass that keeps a copy (absent for pods and volumes, or when none does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The jurisdiction label of the node, or of a copy's class, during the stay (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<String>,
     /// Whether the stay was inside the RegionalDataCenter's jurisdiction.

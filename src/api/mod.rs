@@ -13,7 +13,8 @@ pub use spec::{
     StorageSpec, WorkloadSpec,
 };
 pub use status::{
-    GuardPolicy, GuardStatus, Phase, Placement, RegionalDataCenterStatus, Residency, Violation,
+    DataCopy, GuardPolicy, GuardStatus, Phase, Placement, RegionalDataCenterStatus, Residency,
+    Violation,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

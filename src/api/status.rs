@@ -42,6 +42,11 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
 
+    /// Copies of the data: the snapshots of its claims, and where their classes keep them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["kind".into(), "name".into()]))]
+    pub copies: Vec<DataCopy>,
+
     /// When the audit's verdict last changed, and with it this status. The operator audits on
     /// every change the verdict depends on and every few minutes, but writes only what changed,
     /// so an old time on a quiet resource is expected; whether the status is still true,
@@ -115,6 +120,26 @@ pub struct Placement {
     pub volume_node: Option<String>,
     /// Whether both the pod and its data are inside the jurisdiction.
     pub compliant: bool,
+}
+
+/// A copy of the data: a snapshot of one of the claims, and where its class keeps it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCopy {
+    /// VolumeSnapshot.
+    pub kind: String,
+    /// Name of the copy, in the RegionalDataCenter's namespace.
+    pub name: String,
+    /// The claim it copies.
+    pub source: String,
+    /// The VolumeSnapshotClass that keeps it: the one it names, or the default (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The jurisdiction that class declares by its label (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// Whether it is kept inside the RegionalDataCenter's jurisdiction.
+    pub inside: bool,
 }
 
 /// One object that breaks the residency promise.

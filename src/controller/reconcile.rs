@@ -637,6 +637,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             };
             let nothing = residency::Audit {
                 placements: vec![],
+                copies: vec![],
                 findings: vec![],
                 residency: Residency::Pending,
             };

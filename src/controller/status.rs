@@ -420,6 +420,7 @@ pub fn derive_status(
         ready: Some(format!("{}/{}", o.ready_replicas, o.replicas)),
         placements: o.audit.placements.clone(),
         violations,
+        copies: o.audit.copies.clone(),
         last_audit_time: previous.and_then(|s| s.last_audit_time.clone()),
         guard: o.guard.map(|guard| guard.status.clone()),
         retained_volumes: o.retained_volumes.to_vec(),
@@ -520,6 +521,7 @@ mod tests {
 
     fn compliant_audit(replicas: i32) -> Audit {
         Audit {
+            copies: vec![],
             placements: (0..replicas)
                 .map(|i| Placement {
                     pod: format!("vehicle-data-{i}"),
@@ -613,6 +615,7 @@ mod tests {
     #[test]
     fn blocker_sets_pending_and_names_its_reason_on_ready() {
         let audit = Audit {
+            copies: vec![],
             placements: vec![],
             findings: vec![],
             residency: Residency::Pending,
@@ -765,6 +768,7 @@ mod tests {
     #[test]
     fn unbound_claims_are_provisioning_with_the_hint() {
         let audit = Audit {
+            copies: vec![],
             placements: vec![],
             findings: vec![],
             residency: Residency::Pending,
@@ -786,6 +790,7 @@ mod tests {
     #[test]
     fn refused_pods_say_so_with_the_api_servers_words() {
         let audit = Audit {
+            copies: vec![],
             placements: vec![],
             findings: vec![],
             residency: Residency::Pending,
@@ -834,6 +839,7 @@ mod tests {
     #[test]
     fn a_pod_the_scheduler_cannot_place_is_unschedulable_with_its_words() {
         let audit = Audit {
+            copies: vec![],
             placements: vec![],
             findings: vec![],
             residency: Residency::Pending,
@@ -1042,6 +1048,7 @@ mod tests {
     #[test]
     fn a_converge_moving_on_is_progress_and_anything_else_is_not() {
         let nothing = Audit {
+            copies: vec![],
             placements: vec![],
             findings: vec![],
             residency: Residency::Pending,

@@ -1,7 +1,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{Placement, Violation};
+use crate::api::{DataCopy, Placement, Violation};
 
 fn at(seconds: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(seconds).expect("a valid time")
@@ -134,6 +134,79 @@ fn a_relabel_and_back_gives_both_intervals_and_the_violations_between() {
         (back.stay_count, back.violation_count, back.trimmed),
         (6, 2, 0)
     );
+}
+
+#[test]
+fn a_copy_stays_where_its_class_keeps_it_from_when_it_is_taken_until_it_is_deleted() {
+    let node_label = |_: &str| Some("CN".to_owned());
+    let start = record(
+        &ResidencyHistoryStatus::default(),
+        &status("CN", &[]),
+        node_label,
+        at(10),
+    )
+    .expect("the first stays");
+    let mut taken = status(
+        "CN",
+        &[("VolumeSnapshot", "nightly", "CopyOutsideJurisdiction", 19)],
+    );
+    taken.copies = vec![DataCopy {
+        kind: "VolumeSnapshot".to_owned(),
+        name: "nightly".to_owned(),
+        source: "data-ledger-0".to_owned(),
+        class: Some("snap-us".to_owned()),
+        jurisdiction: Some("US".to_owned()),
+        inside: false,
+    }];
+    let with_copy = record(&start, &taken, node_label, at(20)).expect("the copy is recorded");
+    let copy = with_copy
+        .stays
+        .iter()
+        .find(|s| s.kind == "VolumeSnapshot")
+        .expect("a stay of the copy");
+    assert_eq!(
+        (
+            copy.name.as_str(),
+            copy.class.as_deref(),
+            copy.node.as_deref(),
+            copy.jurisdiction.as_deref(),
+            copy.inside,
+            copy.from.0.as_second(),
+            copy.to.is_none()
+        ),
+        (
+            "nightly",
+            Some("snap-us"),
+            None,
+            Some("US"),
+            false,
+            20,
+            true
+        )
+    );
+    assert_eq!(record(&with_copy, &taken, node_label, at(25)), None);
+
+    let deleted = record(&with_copy, &status("CN", &[]), node_label, at(30)).expect("changed");
+    let ends: Vec<_> = spans(&deleted)
+        .into_iter()
+        .filter(|s| s.0 == "nightly")
+        .collect();
+    assert_eq!(
+        ends,
+        [(
+            "nightly".to_owned(),
+            Some("US".to_owned()),
+            false,
+            20,
+            Some(30)
+        )]
+    );
+    assert_eq!(
+        deleted.violations[0].to.as_ref().map(|t| t.0.as_second()),
+        Some(30)
+    );
+    let table = table("fleet", "ledger", &deleted);
+    assert!(table.contains("class snap-us"), "{table}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{Placement, Violation};
+use crate::api::{DataCopy, Placement, Violation};
 use crate::resources::fixtures::rdc;
 
 fn at(seconds: i64) -> jiff::Timestamp {
@@ -178,5 +178,53 @@ fn a_copy_of_the_data_outside_or_unverifiable_is_a_result_of_its_own_rule() {
     assert_eq!(
         report.results[1].properties["reason"],
         "CopyOutsideJurisdiction"
+    );
+}
+
+#[test]
+fn a_copy_kept_inside_passes_and_one_outside_is_reported_once() {
+    let cn = rdc("CN", 1);
+    let copy = |name: &str, class: &str, jurisdiction: &str| DataCopy {
+        kind: "VolumeSnapshot".to_owned(),
+        name: name.to_owned(),
+        source: "data-vehicle-data-0".to_owned(),
+        class: Some(class.to_owned()),
+        jurisdiction: Some(jurisdiction.to_owned()),
+        inside: jurisdiction == "CN",
+    };
+    let mut status = status(
+        vec![placement(0, "cn-1", Some("cn-1"))],
+        vec![violation(
+            "VolumeSnapshot",
+            "nightly",
+            "CopyOutsideJurisdiction",
+        )],
+    );
+    status.copies = vec![
+        copy("daily", "snap-cn", "CN"),
+        copy("nightly", "snap-us", "US"),
+    ];
+    let report = build([(&cn, Some(&status))], None, at(100));
+    let copies: Vec<_> = verdicts(&report)
+        .into_iter()
+        .filter(|(rule, _, _)| rule == COPY_RULE)
+        .collect();
+    assert_eq!(
+        copies,
+        [("daily", "pass"), ("nightly", "fail")].map(|(n, r)| (
+            COPY_RULE.to_owned(),
+            n.to_owned(),
+            r.to_owned()
+        ))
+    );
+    let daily = report
+        .results
+        .iter()
+        .find(|r| r.resources[0].name == "daily")
+        .expect("the copy kept inside");
+    assert!(
+        daily.message.contains("snap-cn") && daily.message.contains("inside CN"),
+        "{}",
+        daily.message
     );
 }

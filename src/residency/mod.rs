@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::api::jurisdiction::Jurisdiction;
-use crate::api::{Placement, RegionalDataCenter, Residency};
+use crate::api::{DataCopy, Placement, RegionalDataCenter, Residency};
 use crate::copies::{self, VolumeSnapshot, VolumeSnapshotClass};
 use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
 
@@ -81,6 +81,8 @@ pub struct Observed<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Audit {
     pub placements: Vec<Placement>,
+    /// The snapshots of its claims, inside or not.
+    pub copies: Vec<DataCopy>,
     pub findings: Vec<Finding>,
     pub residency: Residency,
 }
@@ -301,8 +303,38 @@ fn audit_snapshot(
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
     classes: &[Arc<VolumeSnapshotClass>],
-) -> Result<(), Finding> {
+) -> (DataCopy, Result<(), Finding>) {
     let name = snapshot.metadata.name.clone().unwrap_or_default();
+    let class = copies::class_of(snapshot, classes).ok();
+    let labels = class.and_then(|c| c.metadata.labels.as_ref());
+    let copy = DataCopy {
+        kind: "VolumeSnapshot".to_owned(),
+        name: name.clone(),
+        source: claim.to_owned(),
+        class: class.and_then(|c| c.metadata.name.clone()),
+        jurisdiction: label(labels, &keys.jurisdiction).map(|country| {
+            match label(labels, &keys.subdivision) {
+                Some(sub) => format!("{country}-{sub}"),
+                None => country.to_owned(),
+            }
+        }),
+        inside: class.is_some() && matches!(declared(labels, jurisdiction, keys), Declared::Within),
+    };
+    (
+        copy,
+        snapshot_verdict(snapshot, &name, claim, jurisdiction, keys, classes),
+    )
+}
+
+fn snapshot_verdict(
+    snapshot: &VolumeSnapshot,
+    name: &str,
+    claim: &str,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    classes: &[Arc<VolumeSnapshotClass>],
+) -> Result<(), Finding> {
+    let name = name.to_owned();
     let finding = |reason, message| Finding {
         kind: "VolumeSnapshot",
         name: name.clone(),
@@ -484,6 +516,7 @@ pub fn audit(
         }
     }
     // Copies of its claims, whoever took them.
+    let mut data_copies = Vec::new();
     for snapshot in observed.snapshots.iter() {
         let Some(claim) = snapshot.source_claim() else {
             continue;
@@ -493,18 +526,18 @@ pub fn audit(
                 && has_rdc_label(c.metadata.labels.as_ref(), rdc)
         }) || is_data_claim_of(claim, rdc);
         if of_this && snapshot.metadata.namespace == rdc.metadata.namespace {
-            findings.extend(
-                audit_snapshot(
-                    snapshot,
-                    claim,
-                    jurisdiction,
-                    keys,
-                    observed.snapshot_classes,
-                )
-                .err(),
+            let (copy, verdict) = audit_snapshot(
+                snapshot,
+                claim,
+                jurisdiction,
+                keys,
+                observed.snapshot_classes,
             );
+            data_copies.push(copy);
+            findings.extend(verdict.err());
         }
     }
+    data_copies.sort();
     findings.sort();
     findings.dedup();
 
@@ -564,6 +597,7 @@ pub fn audit(
     };
     Audit {
         placements,
+        copies: data_copies,
         findings,
         residency,
     }

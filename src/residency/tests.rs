@@ -788,6 +788,17 @@ fn a_snapshot_on_a_class_declared_for_the_jurisdiction_is_compliant() {
     );
     assert_eq!(reasons(&audit), vec![]);
     assert_eq!(audit.residency, Residency::Compliant);
+    assert_eq!(
+        audit.copies,
+        [DataCopy {
+            kind: "VolumeSnapshot".to_owned(),
+            name: "s".to_owned(),
+            source: "data-vehicle-data-0".to_owned(),
+            class: Some("snap-cn".to_owned()),
+            jurisdiction: Some("CN".to_owned()),
+            inside: true,
+        }]
+    );
 }
 
 #[test]
@@ -810,6 +821,15 @@ fn a_snapshot_on_a_class_declared_elsewhere_is_a_copy_outside() {
         )]
     );
     assert_eq!(audit.residency, Residency::Violated);
+    let copy = &audit.copies[0];
+    assert_eq!(
+        (
+            copy.class.as_deref(),
+            copy.jurisdiction.as_deref(),
+            copy.inside
+        ),
+        (Some("snap-us"), Some("US"), false)
+    );
     let message = &audit.findings[0].message;
     assert!(
         message.contains("snap-us")
@@ -841,6 +861,11 @@ fn a_snapshot_on_an_undeclared_missing_or_unnamed_class_is_unverifiable() {
             "class {class:?}, default {default:?}"
         );
         assert_eq!(audit.residency, Residency::Unverifiable);
+        assert!(
+            audit.copies.len() == 1 && !audit.copies[0].inside,
+            "{:?}",
+            audit.copies
+        );
     }
 }
 
@@ -882,4 +907,5 @@ fn snapshots_of_other_claims_or_namespaces_are_not_this_data_centres() {
     );
     assert_eq!(reasons(&audit), vec![]);
     assert_eq!(audit.residency, Residency::Compliant);
+    assert_eq!(audit.copies, []);
 }

@@ -149,8 +149,37 @@ fn a_snapshot_is_a_copy_of_the_data_kept_where_its_class_declares() {
     open.kubectl_ok(&["delete", "volumesnapshot", "undeclared"], None);
     let status = wait_status(&open, "Compliant with a copy in CN", |s| {
         s["residency"] == "Compliant"
+            && s["copies"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["name"] == "in-cn")
     });
     assert_eq!(violations(&status), vec![]);
+    let copy = &status["copies"][0];
+    assert_eq!(
+        (
+            &copy["source"],
+            &copy["class"],
+            &copy["jurisdiction"],
+            &copy["inside"]
+        ),
+        (&json!(CLAIM), &json!(cn.name), &json!("CN"), &json!(true)),
+        "{copy}"
+    );
+    report_says(&open, "in-cn", "pass");
+    // The history keeps where each copy was, and for how long: the one abroad, closed.
+    let history = open.get_json("residencyhistory", RDC).unwrap_or_default();
+    let abroad = history["status"]["stays"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["kind"] == "VolumeSnapshot" && s["name"] == "to-us")
+        .unwrap_or_else(|| panic!("no stay of the copy to-us: {history}"));
+    assert_eq!(
+        (&abroad["class"], &abroad["jurisdiction"], &abroad["inside"]),
+        (&json!(us.name), &json!("US"), &json!(false)),
+        "{abroad}"
+    );
+    assert!(!abroad["to"].is_null(), "{abroad}");
 
     // Guarded: refused with a message that names the rule, for a class declared elsewhere, one
     // that declares nothing, and none at all.
