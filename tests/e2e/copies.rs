@@ -214,4 +214,15 @@ fn a_snapshot_is_a_copy_of_the_data_kept_where_its_class_declares() {
             out.success.then_some(()).ok_or(out.stderr)
         },
     );
+    // Restoring a copy makes a claim like any other: judged by its own class. Unguarded, a
+    // restore onto a class that declares nothing is admitted; guarded, the claims policy refuses it.
+    let restore = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "restored"},
+        "spec": {"storageClassName": unique("e2e-undeclared"), "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
+                "name": "nightly"}}});
+    open.kubectl_ok(&["create", "-f", "-"], Some(&restore.to_string()));
+    let out = guarded.kubectl(&["create", "-f", "-"], Some(&restore.to_string()));
+    assert_refused(&out, "domicile-claims", &["restored"]);
 }
