@@ -96,7 +96,7 @@ async fn reconcile_with_finalizer(
             ctx.writer.set_finalizers(&api, &rdc, &remaining).await?;
             // Its results leave the namespace's report.
             if let Some(reports) = &ctx.reports {
-                reports.refresh(&rdc.namespace().unwrap_or_default());
+                reports.removed(&rdc.namespace().unwrap_or_default(), &rdc.name_any());
             }
         }
         ctx.backoffs.forget(&ObjectRef::from(rdc.as_ref()));
@@ -803,12 +803,14 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         missing_pods: &missing_pods,
         guard: Some(&guard),
     };
+    let before = ctx.writer.current_status(rdc);
     let deferred = write_status(rdc, &observation, ctx).await?;
-    if let Some(status) = ctx.writer.current_status(rdc) {
-        ctx.histories.record(rdc, &status, ctx).await?;
+    let status = ctx.writer.current_status(rdc);
+    if let Some(status) = &status {
+        ctx.histories.record(rdc, status, ctx).await?;
     }
     if let Some(reports) = &ctx.reports {
-        reports.refresh(&namespace);
+        reports.reconciled(&namespace, &rdc.name_any(), before != status);
     }
     // A disruption budget that refuses an eviction today may allow it in a moment; an object of
     // a child's name may be deleted without a word to the caches, which watch only the

@@ -41,6 +41,8 @@ pub struct Reports {
     last: tokio::sync::Mutex<HashMap<String, Written>>,
     /// The namespaces whose report is to be rebuilt.
     due: std::sync::Mutex<HashSet<String>>,
+    /// The data centres (`namespace/name`) this process has put into a report at least once.
+    seen: std::sync::Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
 }
 
@@ -83,6 +85,7 @@ impl Reports {
             api_resource: ApiResource::from_gvk_with_plural(&gvk, resource.plural),
             last: tokio::sync::Mutex::default(),
             due: std::sync::Mutex::default(),
+            seen: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -98,6 +101,30 @@ impl Reports {
         if added {
             self.wake.notify_one();
         }
+    }
+
+    /// After a reconcile of the data centre `namespace/name`: its namespace's report is due when
+    /// its status changed, or at its first reconcile in this process (a predecessor may have
+    /// stopped between a status and its report). A reconcile that changed nothing, as at rest,
+    /// leaves the report alone: it is built from the statuses only.
+    pub fn reconciled(&self, namespace: &str, name: &str, status_changed: bool) {
+        let first = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(format!("{namespace}/{name}"));
+        if first || status_changed {
+            self.refresh(namespace);
+        }
+    }
+
+    /// After the data centre `namespace/name` is gone: its results leave the report.
+    pub fn removed(&self, namespace: &str, name: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&format!("{namespace}/{name}"));
+        self.refresh(namespace);
     }
 
     /// The namespaces due, emptied.
