@@ -163,10 +163,7 @@ fn declared(
         {
             Declared::Within
         }
-        Some(country) => Declared::Elsewhere(match sub {
-            Some(sub) => format!("{country} ({sub})"),
-            None => country.to_owned(),
-        }),
+        Some(country) => Declared::Elsewhere(sub.unwrap_or(country).to_owned()),
     }
 }
 
@@ -314,7 +311,8 @@ fn audit_snapshot(
         class: class.and_then(|c| c.metadata.name.clone()),
         jurisdiction: label(labels, &keys.jurisdiction).map(|country| {
             match label(labels, &keys.subdivision) {
-                Some(sub) => format!("{country}-{sub}"),
+                // The subdivision label holds the whole code (CN-SH).
+                Some(sub) => sub.to_owned(),
                 None => country.to_owned(),
             }
         }),

@@ -909,3 +909,43 @@ fn snapshots_of_other_claims_or_namespaces_are_not_this_data_centres() {
     assert_eq!(audit.residency, Residency::Compliant);
     assert_eq!(audit.copies, []);
 }
+
+#[test]
+fn a_snapshot_class_of_a_subdivision_keeps_copies_of_that_subdivision_only() {
+    let classes = [Arc::new(snapshot_class(
+        "snap-sh",
+        &[(JURISDICTION, "CN"), (SUBDIVISION, "CN-SH")],
+        false,
+    ))];
+    let taken = snapshot("s", "fleet-cn", "data-vehicle-data-0", Some("snap-sh"));
+    let (copy, verdict) = audit_snapshot(
+        &taken,
+        "data-vehicle-data-0",
+        &j("CN-SH"),
+        &keys(),
+        &classes,
+    );
+    assert!(verdict.is_ok(), "{verdict:?}");
+    assert_eq!(
+        (copy.jurisdiction.as_deref(), copy.inside),
+        (Some("CN-SH"), true)
+    );
+
+    let (copy, verdict) = audit_snapshot(
+        &taken,
+        "data-vehicle-data-0",
+        &j("CN-BJ"),
+        &keys(),
+        &classes,
+    );
+    let finding = verdict.expect_err("kept in another subdivision");
+    assert_eq!(finding.reason, ViolationReason::CopyOutsideJurisdiction);
+    assert!(
+        finding
+            .message
+            .contains("declares jurisdiction CN-SH, outside CN-BJ"),
+        "{}",
+        finding.message
+    );
+    assert!(!copy.inside);
+}

@@ -214,6 +214,39 @@ fn a_snapshot_is_a_copy_of_the_data_kept_where_its_class_declares() {
             out.success.then_some(()).ok_or(out.stderr)
         },
     );
+    // Where a copy is kept was decided when it was taken: renaming its class would only change
+    // what the snapshot says. Unguarded the API server lets the class change; guarded, not even
+    // to another class declared CN.
+    let cn_too = snapshot_class(&unique("e2e-snap-cn"), Some("CN"));
+    let rename = json!({"spec": {"volumeSnapshotClassName": cn_too.name}}).to_string();
+    open.kubectl_ok(
+        &[
+            "patch",
+            "volumesnapshot",
+            "in-cn",
+            "--type=merge",
+            "-p",
+            &rename,
+        ],
+        None,
+    );
+    let out = guarded.kubectl(
+        &[
+            "patch",
+            "volumesnapshot",
+            "nightly",
+            "--type=merge",
+            "-p",
+            &rename,
+        ],
+        None,
+    );
+    assert_refused(
+        &out,
+        "domicile-snapshots",
+        &["nightly", "its class cannot change"],
+    );
+
     // Restoring a copy makes a claim like any other: judged by its own class. Unguarded, a
     // restore onto a class that declares nothing is admitted; guarded, the claims policy refuses it.
     let restore = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",

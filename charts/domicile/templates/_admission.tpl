@@ -318,6 +318,17 @@ variables:
       (variables.code.size() == 2 && variables.declared[c].startsWith(variables.code + '-'))))
       .map(c, c.substring(20))
 validations:
+  # Where a copy is kept was decided when it was taken: naming another class later would only
+  # change what the snapshot says, not where its content is.
+  - expression: >-
+      request.operation == 'CREATE' || !has(oldObject.spec.volumeSnapshotClassName) ||
+      oldObject.spec.volumeSnapshotClassName == ''
+    messageExpression: >-
+      'snapshot ' + object.metadata.name + ' was taken with VolumeSnapshotClass ' +
+      oldObject.spec.volumeSnapshotClassName + ', and its class cannot change: the copy stays
+      where that class keeps it; delete the snapshot and take another with a class declared for '
+      + variables.code
+    reason: Forbidden
   # A default class is not trusted: which class is the default can change after admission.
   - expression: variables.class in variables.fits
     messageExpression: >-
