@@ -27,6 +27,7 @@ REPORTS_KYVERNO_VERSION="$(module_version reports github.com/kyverno/kyverno)"
 REPORTS_OPENREPORTS_VERSION="$(module_version reports github.com/openreports/reports-api)"
 # The CRDs of copies of the data (hack/tools/copies/go.mod pins them).
 SNAPSHOTTER_VERSION="$(module_version copies github.com/kubernetes-csi/external-snapshotter/client/v8)"
+VELERO_VERSION="$(module_version copies github.com/vmware-tanzu/velero)"
 
 DOMICILE_CACHE="${DOMICILE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domicile}"
 BIN_ROOT="$DOMICILE_CACHE/bin"
@@ -225,6 +226,20 @@ snapshot_crds() {
   for kind in volumesnapshotclasses volumesnapshots volumesnapshotcontents; do
     file="$dir/config/crd/snapshot.storage.k8s.io_$kind.yaml"
     [[ -f "$file" ]] || die "the VolumeSnapshot CRDs are not in the module cache ($file)"
+    printf '%s\n' "$file"
+  done
+}
+
+# velero_crds: the paths of Velero's Backup, Schedule, BackupStorageLocation and
+# VolumeSnapshotLocation CRDs (velero.io/v1), from the module cache (downloaded when missing).
+velero_crds() {
+  local dir
+  dir="$(cd "$HACK_DIR/tools/copies" && go mod download -json "github.com/vmware-tanzu/velero@$VELERO_VERSION" |
+    awk -F'"' '$2 == "Dir" { print $4 }')"
+  local kind file
+  for kind in backups schedules backupstoragelocations volumesnapshotlocations; do
+    file="$dir/config/crd/v1/bases/velero.io_$kind.yaml"
+    [[ -f "$file" ]] || die "Velero's CRDs are not in the module cache ($file)"
     printf '%s\n' "$file"
   done
 }

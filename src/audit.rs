@@ -17,7 +17,10 @@ use crate::api::{
     GuardStatus, Placement, RegionalDataCenter, Residency, ResidencyHistory, ResidencyHistoryStatus,
 };
 use crate::controller::pods_and_claims;
-use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
+use crate::copies::{
+    Backup, BackupStorageLocation, Schedule, VolumeSnapshot, VolumeSnapshotClass,
+    VolumeSnapshotLocation,
+};
 use crate::guard::{self, GUARD_LABEL};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
@@ -187,12 +190,32 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
             .list(&all)
             .await,
     )?);
+    // Velero's objects, wherever they are: a backup in its own namespace may copy any other.
+    let velero = crate::whatif::Velero {
+        backups: shared(served_or_empty(
+            Api::<Backup>::all(client.clone()).list(&all).await,
+        )?),
+        schedules: shared(served_or_empty(
+            Api::<Schedule>::all(client.clone()).list(&all).await,
+        )?),
+        storage_locations: shared(served_or_empty(
+            Api::<BackupStorageLocation>::all(client.clone())
+                .list(&all)
+                .await,
+        )?),
+        snapshot_locations: shared(served_or_empty(
+            Api::<VolumeSnapshotLocation>::all(client.clone())
+                .list(&all)
+                .await,
+        )?),
+    };
     Ok(Snapshot {
         nodes,
         volumes,
         classes,
         snapshots,
         snapshot_classes,
+        velero,
         data_centers,
     })
 }
@@ -300,6 +323,10 @@ pub async fn audit_cluster(
                 classes: &cluster.classes,
                 snapshots: &cluster.snapshots_of(rdc),
                 snapshot_classes: &cluster.snapshot_classes,
+                backups: &cluster.velero.backups,
+                schedules: &cluster.velero.schedules,
+                storage_locations: &cluster.velero.storage_locations,
+                snapshot_locations: &cluster.velero.snapshot_locations,
             };
             let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
             report.residency = Some(audit.residency);

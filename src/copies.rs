@@ -1,6 +1,7 @@
 //! Copies of the data that other controllers make: CSI VolumeSnapshots (snapshot.storage.k8s.io/v1,
-//! served once the external-snapshotter's CRDs are installed). Only the fields the audit reads
-//! are declared; the rest of each object is ignored when it is read.
+//! served once the external-snapshotter's CRDs are installed) and Velero's Backups and Schedules
+//! (velero.io/v1) with the locations they store to. Only the fields the audit reads are declared;
+//! the rest of each object is ignored when it is read.
 
 use std::borrow::Cow;
 
@@ -53,8 +54,79 @@ pub struct VolumeSnapshotClass {
     pub driver: String,
 }
 
+pub const VELERO_GROUP: &str = "velero.io";
+pub const VELERO_VERSION: &str = "v1";
+
+/// A Velero Backup: which namespaces it copies, and where to.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: BackupSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Empty: every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub included_namespaces: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_namespaces: Option<Vec<String>>,
+    /// Empty: the default BackupStorageLocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot_locations: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_volumes: Option<bool>,
+}
+
+/// A Velero Schedule: Backups made from its template, again and again.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ScheduleSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    #[serde(default)]
+    pub template: BackupSpec,
+}
+
+/// Where Velero stores backups (an object-store bucket); its labels declare the jurisdiction.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocation {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: BackupStorageLocationSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+}
+
+/// Where Velero keeps the volume snapshots of a backup; its labels declare the jurisdiction.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotLocation {
+    pub metadata: ObjectMeta,
+}
+
 macro_rules! external_resource {
     ($kind:ident, $plural:literal, $scope:ty) => {
+        external_resource!($kind, $plural, $scope, SNAPSHOT_GROUP, SNAPSHOT_VERSION);
+    };
+    ($kind:ident, $plural:literal, $scope:ty, $group:expr, $version:expr) => {
         impl kube::Resource for $kind {
             type DynamicType = ();
             type Scope = $scope;
@@ -63,10 +135,10 @@ macro_rules! external_resource {
                 Cow::Borrowed(stringify!($kind))
             }
             fn group(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed(SNAPSHOT_GROUP)
+                Cow::Borrowed($group)
             }
             fn version(_: &()) -> Cow<'_, str> {
-                Cow::Borrowed(SNAPSHOT_VERSION)
+                Cow::Borrowed($version)
             }
             fn plural(_: &()) -> Cow<'_, str> {
                 Cow::Borrowed($plural)
@@ -87,6 +159,173 @@ external_resource!(
     "volumesnapshotclasses",
     k8s_openapi::ClusterResourceScope
 );
+
+external_resource!(
+    Backup,
+    "backups",
+    NamespaceResourceScope,
+    VELERO_GROUP,
+    VELERO_VERSION
+);
+external_resource!(
+    Schedule,
+    "schedules",
+    NamespaceResourceScope,
+    VELERO_GROUP,
+    VELERO_VERSION
+);
+external_resource!(
+    BackupStorageLocation,
+    "backupstoragelocations",
+    NamespaceResourceScope,
+    VELERO_GROUP,
+    VELERO_VERSION
+);
+external_resource!(
+    VolumeSnapshotLocation,
+    "volumesnapshotlocations",
+    NamespaceResourceScope,
+    VELERO_GROUP,
+    VELERO_VERSION
+);
+
+/// Whether a Velero namespace pattern (a name, `*`, or a glob with `*`) matches `namespace`.
+fn namespace_matches(pattern: &str, namespace: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == namespace;
+    };
+    if parts.len() == 1 {
+        return pattern == namespace;
+    }
+    let Some(mut rest) = namespace.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+impl BackupSpec {
+    /// Whether a backup of this spec copies `namespace`: included by name, by a pattern, or by
+    /// naming none (every namespace), and not excluded.
+    pub fn includes(&self, namespace: &str) -> bool {
+        let any = |patterns: &Option<Vec<String>>| {
+            patterns
+                .iter()
+                .flatten()
+                .any(|p| namespace_matches(p, namespace))
+        };
+        let everything = self.included_namespaces.as_ref().is_none_or(Vec::is_empty);
+        (everything || any(&self.included_namespaces)) && !any(&self.excluded_namespaces)
+    }
+}
+
+/// A Backup or a Schedule, as the audit judges them alike.
+pub struct BackupLike<'a> {
+    pub kind: &'static str,
+    pub metadata: &'a ObjectMeta,
+    pub spec: &'a BackupSpec,
+}
+
+impl<'a> From<&'a Backup> for BackupLike<'a> {
+    fn from(backup: &'a Backup) -> Self {
+        Self {
+            kind: "Backup",
+            metadata: &backup.metadata,
+            spec: &backup.spec,
+        }
+    }
+}
+
+impl<'a> From<&'a Schedule> for BackupLike<'a> {
+    fn from(schedule: &'a Schedule) -> Self {
+        Self {
+            kind: "Schedule",
+            metadata: &schedule.metadata,
+            spec: &schedule.spec.template,
+        }
+    }
+}
+
+/// The BackupStorageLocation a backup stores to, in its namespace: the one it names, or the
+/// default one when exactly one is marked. `Err` as for [`class_of`].
+pub fn storage_location_of<'a, L: std::borrow::Borrow<BackupStorageLocation>>(
+    backup: &BackupLike<'_>,
+    locations: &'a [L],
+) -> Result<&'a BackupStorageLocation, String> {
+    let mut here = locations
+        .iter()
+        .map(std::borrow::Borrow::borrow)
+        .filter(|l: &&BackupStorageLocation| l.metadata.namespace == backup.metadata.namespace);
+    match backup
+        .spec
+        .storage_location
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => here
+            .find(|l| l.metadata.name.as_deref() == Some(name))
+            .ok_or_else(|| name.to_owned()),
+        None => {
+            let defaults: Vec<_> = here.filter(|l| l.spec.default == Some(true)).collect();
+            match defaults.as_slice() {
+                [only] => Ok(only),
+                _ => Err(String::new()),
+            }
+        }
+    }
+}
+
+/// The VolumeSnapshotLocations a backup may keep volume snapshots in: the ones it names, or every
+/// one in its namespace (Velero picks a provider's only location by itself); none when it takes
+/// no volume snapshots. `Err` names one it names that does not exist.
+pub fn snapshot_locations_of<'a, L: std::borrow::Borrow<VolumeSnapshotLocation>>(
+    backup: &BackupLike<'_>,
+    locations: &'a [L],
+) -> Result<Vec<&'a VolumeSnapshotLocation>, String> {
+    if backup.spec.snapshot_volumes == Some(false) {
+        return Ok(Vec::new());
+    }
+    let here: Vec<&VolumeSnapshotLocation> = locations
+        .iter()
+        .map(std::borrow::Borrow::borrow)
+        .filter(|l| l.metadata.namespace == backup.metadata.namespace)
+        .collect();
+    match backup.spec.volume_snapshot_locations.as_deref() {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .map(|name| {
+                here.iter()
+                    .copied()
+                    .find(|l| l.metadata.name.as_deref() == Some(name.as_str()))
+                    .ok_or_else(|| name.clone())
+            })
+            .collect(),
+        _ => Ok(here),
+    }
+}
+
+/// Whether the API server serves Velero's Backups, Schedules and locations.
+pub async fn velero_served(client: &kube::Client) -> bool {
+    served(
+        client,
+        VELERO_GROUP,
+        VELERO_VERSION,
+        &[
+            "backups",
+            "schedules",
+            "backupstoragelocations",
+            "volumesnapshotlocations",
+        ],
+        "Velero Backups and Schedules",
+    )
+    .await
+}
 
 impl VolumeSnapshot {
     /// The claim this snapshot copies, if it was taken from one (not pre-provisioned).
@@ -134,26 +373,131 @@ pub fn snapshot_class_key(name: &str) -> String {
 /// Whether the API server serves VolumeSnapshots and their classes; if not, the log says once
 /// that snapshots are not audited, and how to change that.
 pub async fn snapshots_served(client: &kube::Client) -> bool {
-    let api_version = format!("{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}");
+    served(
+        client,
+        SNAPSHOT_GROUP,
+        SNAPSHOT_VERSION,
+        &["volumesnapshots", "volumesnapshotclasses"],
+        "VolumeSnapshots",
+    )
+    .await
+}
+
+/// Whether `group/version` serves every one of `plurals`; if not, the log says once that `what`
+/// is not audited, and how to change that.
+async fn served(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    plurals: &[&str],
+    what: &str,
+) -> bool {
+    let api_version = format!("{group}/{version}");
     match client.list_api_group_resources(&api_version).await {
         Ok(list) => {
-            let served = |plural: &str| list.resources.iter().any(|r| r.name == plural);
-            if served("volumesnapshots") && served("volumesnapshotclasses") {
-                tracing::info!(api = %api_version, "auditing VolumeSnapshots of the data claims");
+            if plurals
+                .iter()
+                .all(|plural| list.resources.iter().any(|r| r.name == *plural))
+            {
+                tracing::info!(api = %api_version, "auditing {what} as copies of the data");
                 return true;
             }
         }
         Err(kube::Error::Api(status)) if status.code == 404 => {}
         Err(err) => {
             tracing::warn!(api = %api_version, error = %err,
-                "VolumeSnapshots are not audited: cannot tell whether the API server serves them");
+                "{what} are not audited: cannot tell whether the API server serves them");
             return false;
         }
     }
     tracing::info!(
         api = %api_version,
-        "VolumeSnapshots are not audited: the API server does not serve {api_version}; install the \
-         CSI snapshotter's CRDs and restart the operator to audit them"
+        "{what} are not audited: the API server does not serve {api_version}; install its CRDs \
+         and restart the operator to audit them"
     );
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(included: &[&str], excluded: &[&str]) -> BackupSpec {
+        let list = |names: &[&str]| Some(names.iter().map(|n| (*n).to_owned()).collect());
+        BackupSpec {
+            included_namespaces: list(included),
+            excluded_namespaces: list(excluded),
+            ..BackupSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_backup_includes_named_matched_or_all_namespaces_but_the_excluded() {
+        assert!(spec(&["fleet-cn"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["fleet-cn"], &[]).includes("fleet-cn-2"));
+        assert!(spec(&["*"], &[]).includes("fleet-cn"));
+        assert!(
+            spec(&[], &[]).includes("fleet-cn"),
+            "none named: every namespace"
+        );
+        assert!(BackupSpec::default().includes("fleet-cn"));
+        assert!(spec(&["fleet-*"], &[]).includes("fleet-cn"));
+        assert!(spec(&["*-cn"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["*-us"], &[]).includes("fleet-cn"));
+        assert!(spec(&["f*t-c*"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["*"], &["fleet-cn"]).includes("fleet-cn"));
+        assert!(!spec(&["*"], &["fleet-*"]).includes("fleet-cn"));
+        assert!(
+            !spec(&["ab*ab"], &[]).includes("ab"),
+            "the parts may not overlap"
+        );
+    }
+
+    fn location(name: &str, namespace: &str, default: bool) -> BackupStorageLocation {
+        BackupStorageLocation {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: BackupStorageLocationSpec {
+                default: Some(default),
+            },
+        }
+    }
+
+    #[test]
+    fn a_backup_stores_to_the_location_it_names_or_the_single_default_of_its_namespace() {
+        let backup = |location: Option<&str>| Backup {
+            metadata: ObjectMeta {
+                name: Some("nightly".to_owned()),
+                namespace: Some("velero".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: BackupSpec {
+                storage_location: location.map(str::to_owned),
+                ..BackupSpec::default()
+            },
+        };
+        let locations = [
+            location("eu", "velero", false),
+            location("us", "velero", true),
+            location("cn", "elsewhere", true),
+        ];
+        let named = backup(Some("eu"));
+        let name_of = |b: &Backup, l: &[BackupStorageLocation]| {
+            storage_location_of(&BackupLike::from(b), l).map(|l| l.metadata.name.clone())
+        };
+        assert_eq!(name_of(&named, &locations), Ok(Some("eu".to_owned())));
+        assert_eq!(
+            name_of(&backup(None), &locations),
+            Ok(Some("us".to_owned()))
+        );
+        assert_eq!(
+            name_of(&backup(Some("gone")), &locations),
+            Err("gone".to_owned())
+        );
+        let two_defaults = [location("a", "velero", true), location("b", "velero", true)];
+        assert_eq!(name_of(&backup(None), &two_defaults), Err(String::new()));
+    }
 }

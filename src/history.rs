@@ -71,7 +71,11 @@ pub fn record(
     // are deleted.
     for copy in &status.copies {
         current.push(Current {
-            kind: "VolumeSnapshot",
+            kind: match copy.kind.as_str() {
+                "Backup" => "Backup",
+                "Schedule" => "Schedule",
+                _ => "VolumeSnapshot",
+            },
             name: copy.name.clone(),
             node: None,
             class: copy.class.clone(),

@@ -140,6 +140,26 @@ pub struct ReportBody {
     pub summary: Summary,
 }
 
+/// The object a result is about. A Velero backup or schedule is named `namespace/name`, in its
+/// own namespace; a pod or a snapshot is in the data centre's; a volume is cluster-scoped.
+fn resource_ref(kind: &str, object: &str, namespace: Option<&str>) -> ResourceRef {
+    let (api_version, namespace, name) = match kind {
+        "Pod" => ("v1", namespace, object),
+        "VolumeSnapshot" => ("snapshot.storage.k8s.io/v1", namespace, object),
+        "Backup" | "Schedule" => match object.split_once('/') {
+            Some((namespace, name)) => ("velero.io/v1", Some(namespace), name),
+            None => ("velero.io/v1", None, object),
+        },
+        _ => ("v1", None, object),
+    };
+    ResourceRef {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        namespace: namespace.map(str::to_owned),
+    }
+}
+
 /// The results of one data centre, from its status: one per placed pod, one per bound volume and
 /// one per copy of the data, and one for any other pod or volume its violations name.
 fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Vec<ReportResult> {
@@ -178,19 +198,7 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
             category: "Data residency".to_owned(),
             scored: true,
             message,
-            resources: vec![ResourceRef {
-                api_version: if kind == "VolumeSnapshot" {
-                    "snapshot.storage.k8s.io/v1"
-                } else {
-                    "v1"
-                }
-                .to_owned(),
-                kind: kind.to_owned(),
-                name: object.to_owned(),
-                namespace: matches!(kind, "Pod" | "VolumeSnapshot")
-                    .then(|| namespace.clone())
-                    .flatten(),
-            }],
+            resources: vec![resource_ref(kind, object, namespace.as_deref())],
             timestamp: Timestamp::default(),
             properties,
         }
@@ -226,11 +234,18 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
         }
     }
     for copy in &status.copies {
+        let (what, keeper) = match copy.kind.as_str() {
+            "VolumeSnapshot" => (
+                format!("snapshot {} of claim {}", copy.name, copy.source),
+                "VolumeSnapshotClass",
+            ),
+            kind => (
+                format!("{} {} of {}", kind.to_lowercase(), copy.name, copy.source),
+                "BackupStorageLocation",
+            ),
+        };
         let passed = format!(
-            "snapshot {} of claim {} is kept by VolumeSnapshotClass {}, which declares {}, inside \
-             {jurisdiction}",
-            copy.name,
-            copy.source,
+            "{what} is kept by {keeper} {}, which declares {}, inside {jurisdiction}",
             copy.class.as_deref().unwrap_or("-"),
             copy.jurisdiction.as_deref().unwrap_or("-")
         );
@@ -241,12 +256,13 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
     for v in &status.violations {
         let rule = match v.kind.as_str() {
             "Pod" => POD_RULE,
-            "VolumeSnapshot" => COPY_RULE,
+            "VolumeSnapshot" | "Backup" | "Schedule" => COPY_RULE,
             _ => VOLUME_RULE,
         };
+        let about = resource_ref(&v.kind, &v.name, namespace.as_deref());
         let known = results
             .iter()
-            .any(|r| r.rule == rule && r.resources[0].name == v.name);
+            .any(|r| r.rule == rule && r.resources[0] == about);
         if !known {
             results.push(result(rule, &v.kind, &v.name, String::new(), None));
         }

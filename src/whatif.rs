@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{RegionalDataCenter, Residency};
-use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
+use crate::copies::{
+    Backup, BackupStorageLocation, Schedule, VolumeSnapshot, VolumeSnapshotClass,
+    VolumeSnapshotLocation,
+};
 use crate::residency::{self, Observed};
 use crate::resources::NodeLabelKeys;
 
@@ -60,8 +63,19 @@ pub struct Snapshot {
     /// snapshot API is not served.
     pub snapshots: Vec<Arc<VolumeSnapshot>>,
     pub snapshot_classes: Vec<Arc<VolumeSnapshotClass>>,
+    /// Velero's objects; empty where Velero's API is not served.
+    pub velero: Velero,
     /// Each data centre with its pods and claims.
     pub data_centers: Vec<(RegionalDataCenter, Vec<Pod>, Vec<PersistentVolumeClaim>)>,
+}
+
+/// Velero's Backups, Schedules and the locations they store to.
+#[derive(Clone, Debug, Default)]
+pub struct Velero {
+    pub backups: Vec<Arc<Backup>>,
+    pub schedules: Vec<Arc<Schedule>>,
+    pub storage_locations: Vec<Arc<BackupStorageLocation>>,
+    pub snapshot_locations: Vec<Arc<VolumeSnapshotLocation>>,
 }
 
 impl Snapshot {
@@ -167,6 +181,10 @@ pub fn what_if(
             classes: &snapshot.classes,
             snapshots: &snapshots,
             snapshot_classes: &snapshot.snapshot_classes,
+            backups: &snapshot.velero.backups,
+            schedules: &snapshot.velero.schedules,
+            storage_locations: &snapshot.velero.storage_locations,
+            snapshot_locations: &snapshot.velero.snapshot_locations,
         };
         let now = residency::audit(rdc, &jurisdiction, keys, &observed(&snapshot.nodes));
         let later = residency::audit(rdc, &jurisdiction, keys, &observed(&after));

@@ -77,14 +77,15 @@ pub struct ResidencyHistoryStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stay {
-    /// Pod, PersistentVolume, or VolumeSnapshot (a copy of the data).
+    /// Pod, PersistentVolume, or a copy of the data: VolumeSnapshot, Backup or Schedule.
     pub kind: String,
     /// Name of the pod, volume or snapshot.
     pub name: String,
     /// The node it ran on, or the one node a volume is pinned to (absent when it names none or several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// The VolumeSnapshotClass that keeps a copy (absent for pods and volumes, or when none does).
+    /// Where a copy is kept: its VolumeSnapshotClass or BackupStorageLocation (absent for pods and
+    /// volumes, or when none does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// The jurisdiction label of the node, or of a copy's class, during the stay (absent: none).

@@ -42,7 +42,8 @@ pub struct RegionalDataCenterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
 
-    /// Copies of the data: the snapshots of its claims, and where their classes keep them.
+    /// Copies of the data: the snapshots of its claims and the Velero backups and schedules of its
+    /// namespace, and where they are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["kind".into(), "name".into()]))]
     pub copies: Vec<DataCopy>,
@@ -122,23 +123,27 @@ pub struct Placement {
     pub compliant: bool,
 }
 
-/// A copy of the data: a snapshot of one of the claims, and where its class keeps it.
+/// A copy of the data: a snapshot of one of the claims, or a backup of the namespace, and where
+/// it is kept.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct DataCopy {
-    /// VolumeSnapshot.
+    /// VolumeSnapshot, Backup or Schedule (Velero's).
     pub kind: String,
-    /// Name of the copy, in the RegionalDataCenter's namespace.
+    /// Name of a snapshot (in the RegionalDataCenter's namespace), or namespace/name of a
+    /// backup or schedule.
     pub name: String,
-    /// The claim it copies.
+    /// What it copies: the claim, or "namespace NAME".
     pub source: String,
-    /// The VolumeSnapshotClass that keeps it: the one it names, or the default (absent: none).
+    /// Where it is kept: the VolumeSnapshotClass a snapshot names (or the default one), or the
+    /// BackupStorageLocation of a backup (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-    /// The jurisdiction that class declares by its label (absent: none).
+    /// The jurisdiction that class or location declares by its label (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<String>,
-    /// Whether it is kept inside the RegionalDataCenter's jurisdiction.
+    /// Whether it is kept inside the RegionalDataCenter's jurisdiction (for a backup, its
+    /// storage location and every location its volume snapshots may go to).
     pub inside: bool,
 }
 

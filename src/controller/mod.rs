@@ -42,7 +42,10 @@ pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
 
 use crate::api::{RegionalDataCenter, ResidencyHistory};
-use crate::copies::{VolumeSnapshot, VolumeSnapshotClass};
+use crate::copies::{
+    Backup, BackupLike, BackupStorageLocation, Schedule, VolumeSnapshot, VolumeSnapshotClass,
+    VolumeSnapshotLocation,
+};
 use crate::resources::{DATA_VOLUME, DnsPeer, NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 use crate::telemetry::{Health, Watches};
 
@@ -142,6 +145,11 @@ pub struct Caches {
     /// VolumeSnapshots and their classes; empty where the snapshot API is not served.
     pub snapshots: Store<VolumeSnapshot>,
     pub snapshot_classes: Store<VolumeSnapshotClass>,
+    /// Velero's Backups, Schedules and locations; empty where Velero's API is not served.
+    pub backups: Store<Backup>,
+    pub schedules: Store<Schedule>,
+    pub storage_locations: Store<BackupStorageLocation>,
+    pub snapshot_locations: Store<VolumeSnapshotLocation>,
     pub data_centers: Store<RegionalDataCenter>,
     pub statefulsets: Store<CachedChild<StatefulSet>>,
     pub services: Store<CachedChild<Service>>,
@@ -366,6 +374,22 @@ impl SyncSignal {
 }
 
 /// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
+/// The RegionalDataCenters in the namespaces a Velero backup or schedule copies.
+fn rdcs_copied_by(
+    data_centers: &Store<RegionalDataCenter>,
+    backup: &BackupLike<'_>,
+) -> Vec<ObjectRef<RegionalDataCenter>> {
+    data_centers
+        .state()
+        .iter()
+        .filter(|rdc| {
+            rdc.namespace()
+                .is_some_and(|namespace| backup.spec.includes(&namespace))
+        })
+        .map(|rdc| ObjectRef::from(rdc.as_ref()))
+        .collect()
+}
+
 /// The RegionalDataCenter whose data claim a snapshot copies.
 fn rdc_of_snapshot(snapshot: &VolumeSnapshot) -> Option<ObjectRef<RegionalDataCenter>> {
     let rdc = rdc_of_claim(snapshot.source_claim()?)?;
@@ -587,6 +611,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     } else {
         (None, None)
     };
+    // And Velero's, where its CRDs are installed.
+    let velero = if crate::copies::velero_served(&client).await {
+        Some((
+            watch!(Backup, all(), "backups"),
+            watch!(Schedule, all(), "schedules"),
+            watch!(BackupStorageLocation, all(), "backupstoragelocations"),
+            watch!(VolumeSnapshotLocation, all(), "volumesnapshotlocations"),
+        ))
+    } else {
+        None
+    };
     let declared = settings.declared_classes.clone().map(|(namespace, name)| {
         let watch = cached_watch(
             Api::<ConfigMap>::namespaced(client.clone(), &namespace),
@@ -629,6 +664,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 .as_ref()
                 .map(|watch| watch.task.abort_handle()),
         )
+        .chain(velero.iter().flat_map(|(b, s, l, v)| {
+            [
+                b.task.abort_handle(),
+                s.task.abort_handle(),
+                l.task.abort_handle(),
+                v.task.abort_handle(),
+            ]
+        }))
         .collect(),
     );
 
@@ -675,6 +718,18 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             snapshot_classes: snapshot_classes
                 .as_ref()
                 .map_or_else(|| reflector::store().0, |watch| watch.store.clone()),
+            backups: velero
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |(b, ..)| b.store.clone()),
+            schedules: velero
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |(_, s, ..)| s.store.clone()),
+            storage_locations: velero
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |(_, _, l, _)| l.store.clone()),
+            snapshot_locations: velero
+                .as_ref()
+                .map_or_else(|| reflector::store().0, |(.., v)| v.store.clone()),
             data_centers: data_centers.store.clone(),
             statefulsets: statefulsets.store,
             services: services.store,
@@ -730,6 +785,19 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         || futures::channel::mpsc::unbounded().1,
         |watch| watch.touched,
     );
+    // Where Velero is not served, streams that end at once.
+    let (backups_touched, schedules_touched, locations_touched, snapshot_locations_touched) =
+        match velero {
+            Some((b, s, l, v)) => (b.touched, s.touched, l.touched, v.touched),
+            None => (
+                futures::channel::mpsc::unbounded().1,
+                futures::channel::mpsc::unbounded().1,
+                futures::channel::mpsc::unbounded().1,
+                futures::channel::mpsc::unbounded().1,
+            ),
+        };
+    let rdcs_of_backups = data_centers.store.clone();
+    let rdcs_of_schedules = data_centers.store.clone();
     let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);
     let node_routes = NodeRoutes::default();
@@ -783,6 +851,24 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         })
         .watches_stream(
             objects(snapshot_classes_touched.inspect(move |_| snapshot_class_wake.notify_one())),
+            all_rdcs(data_centers.store.clone()),
+        )
+        // A backup or a schedule concerns the data centres of the namespaces it copies.
+        .reconcile_on(backups_touched.flat_map(move |(backup, _)| {
+            futures::stream::iter(rdcs_copied_by(&rdcs_of_backups, &BackupLike::from(&backup)))
+        }))
+        .reconcile_on(schedules_touched.flat_map(move |(schedule, _)| {
+            futures::stream::iter(rdcs_copied_by(
+                &rdcs_of_schedules,
+                &BackupLike::from(&schedule),
+            ))
+        }))
+        .watches_stream(
+            objects(locations_touched),
+            all_rdcs(data_centers.store.clone()),
+        )
+        .watches_stream(
+            objects(snapshot_locations_touched),
             all_rdcs(data_centers.store),
         )
         .reconcile_all_on(futures::stream::once(all_synced))

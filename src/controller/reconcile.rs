@@ -727,6 +727,9 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         .filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
         .collect();
     let snapshot_classes = caches.snapshot_classes.state();
+    let (backups, schedules) = (caches.backups.state(), caches.schedules.state());
+    let storage_locations = caches.storage_locations.state();
+    let snapshot_locations = caches.snapshot_locations.state();
     let observed = Observed {
         pods: &pods,
         claims: &claims,
@@ -735,6 +738,10 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         classes: &classes,
         snapshots: &snapshots,
         snapshot_classes: &snapshot_classes,
+        backups: &backups,
+        schedules: &schedules,
+        storage_locations: &storage_locations,
+        snapshot_locations: &snapshot_locations,
     };
     let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
     let eviction_blocked = match rdc.spec.enforcement {

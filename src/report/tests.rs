@@ -228,3 +228,69 @@ fn a_copy_kept_inside_passes_and_one_outside_is_reported_once() {
         daily.message
     );
 }
+
+#[test]
+fn a_backup_of_the_namespace_is_a_result_about_the_backup_in_its_own_namespace() {
+    let cn = rdc("CN", 1);
+    let mut status = status(
+        vec![placement(0, "cn-1", Some("cn-1"))],
+        vec![violation(
+            "Backup",
+            "velero/nightly",
+            "CopyOutsideJurisdiction",
+        )],
+    );
+    status.copies = vec![
+        DataCopy {
+            kind: "Backup".to_owned(),
+            name: "velero/nightly".to_owned(),
+            source: "namespace fleet-cn".to_owned(),
+            class: Some("us".to_owned()),
+            jurisdiction: Some("US".to_owned()),
+            inside: false,
+        },
+        DataCopy {
+            kind: "Schedule".to_owned(),
+            name: "velero/hourly".to_owned(),
+            source: "namespace fleet-cn".to_owned(),
+            class: Some("cn".to_owned()),
+            jurisdiction: Some("CN".to_owned()),
+            inside: true,
+        },
+    ];
+    let report = build([(&cn, Some(&status))], None, at(100));
+    let copies: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.rule == COPY_RULE)
+        .map(|r| {
+            let about = &r.resources[0];
+            (
+                about.api_version.as_str(),
+                about.kind.as_str(),
+                about.namespace.as_deref(),
+                about.name.as_str(),
+                r.result.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            ("velero.io/v1", "Backup", Some("velero"), "nightly", "fail"),
+            ("velero.io/v1", "Schedule", Some("velero"), "hourly", "pass"),
+        ]
+    );
+    let hourly = report
+        .results
+        .iter()
+        .find(|r| r.resources[0].name == "hourly")
+        .expect("the schedule");
+    assert!(
+        hourly.message.contains(
+            "schedule velero/hourly of namespace fleet-cn is kept by BackupStorageLocation cn"
+        ),
+        "{}",
+        hourly.message
+    );
+}

@@ -13,7 +13,10 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{DataCopy, Placement, RegionalDataCenter, Residency};
-use crate::copies::{self, VolumeSnapshot, VolumeSnapshotClass};
+use crate::copies::{
+    self, Backup, BackupLike, BackupStorageLocation, Schedule, VolumeSnapshot, VolumeSnapshotClass,
+    VolumeSnapshotLocation,
+};
 use crate::resources::{DATA_VOLUME, NodeLabelKeys, RDC_LABEL, claim_name, pod_name};
 
 /// Why an object breaks the residency promise.
@@ -75,6 +78,12 @@ pub struct Observed<'a> {
     pub snapshots: &'a [Arc<VolumeSnapshot>],
     /// Every VolumeSnapshotClass (to read which jurisdiction a class declares).
     pub snapshot_classes: &'a [Arc<VolumeSnapshotClass>],
+    /// Every Velero Backup and Schedule (those that include the namespace are audited), and
+    /// every location they may store to.
+    pub backups: &'a [Arc<Backup>],
+    pub schedules: &'a [Arc<Schedule>],
+    pub storage_locations: &'a [Arc<BackupStorageLocation>],
+    pub snapshot_locations: &'a [Arc<VolumeSnapshotLocation>],
 }
 
 /// The verdict of one audit.
@@ -293,6 +302,132 @@ fn audit_volume(
     (verdict, pinned)
 }
 
+/// The code a class's or location's labels declare: the subdivision label (which holds the whole
+/// code, CN-SH) or the country's.
+fn declared_code(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    keys: &NodeLabelKeys,
+) -> Option<String> {
+    label(labels, &keys.subdivision)
+        .filter(|_| label(labels, &keys.jurisdiction).is_some())
+        .or_else(|| label(labels, &keys.jurisdiction))
+        .map(str::to_owned)
+}
+
+/// The verdict on a Velero Backup or Schedule that copies the data centre's `namespace`: where
+/// its storage location, and each location its volume snapshots may go to, declare they keep it.
+/// At most one finding: the first location outside, else the first that cannot be verified.
+fn audit_backup(
+    backup: &BackupLike<'_>,
+    namespace: &str,
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    observed: &Observed<'_>,
+) -> (DataCopy, Option<Finding>) {
+    let name = format!(
+        "{}/{}",
+        backup.metadata.namespace.as_deref().unwrap_or_default(),
+        backup.metadata.name.as_deref().unwrap_or_default()
+    );
+    let kind = backup.kind;
+    let what = format!("{} {name} of namespace {namespace}", kind.to_lowercase());
+    let namespace_of_backup = backup.metadata.namespace.as_deref().unwrap_or_default();
+    // What one location declares: None inside, else (outside, why).
+    let judge = |location_kind: &str, location: &str, labels| match declared(
+        labels,
+        jurisdiction,
+        keys,
+    ) {
+        Declared::Within => None,
+        Declared::Elsewhere(there) => Some((
+            true,
+            format!(
+                "{location_kind} {location} declares jurisdiction {there}, outside {jurisdiction}"
+            ),
+        )),
+        Declared::Nothing => Some((
+            false,
+            format!(
+                "{location_kind} {location} declares no jurisdiction (if it keeps its data in \
+                 {jurisdiction}, label it: kubectl label {} {location} -n {namespace_of_backup} \
+                 {}={})",
+                location_kind.to_lowercase(),
+                keys.jurisdiction,
+                jurisdiction.country()
+            ),
+        )),
+    };
+    let mut verdicts = Vec::new();
+    let storage = copies::storage_location_of(backup, observed.storage_locations);
+    verdicts.push(match &storage {
+        Ok(location) => judge(
+            "BackupStorageLocation",
+            location.metadata.name.as_deref().unwrap_or_default(),
+            location.metadata.labels.as_ref(),
+        ),
+        Err(missing) if missing.is_empty() => Some((
+            false,
+            "it names no BackupStorageLocation and there is no single default".to_owned(),
+        )),
+        Err(missing) => Some((
+            false,
+            format!("BackupStorageLocation {missing} does not exist"),
+        )),
+    });
+    match copies::snapshot_locations_of(backup, observed.snapshot_locations) {
+        Ok(locations) => verdicts.extend(locations.into_iter().map(|location| {
+            judge(
+                "VolumeSnapshotLocation",
+                location.metadata.name.as_deref().unwrap_or_default(),
+                location.metadata.labels.as_ref(),
+            )
+        })),
+        Err(missing) => verdicts.push(Some((
+            false,
+            format!("VolumeSnapshotLocation {missing} does not exist"),
+        ))),
+    }
+    let (outside, unverifiable): (Vec<_>, Vec<_>) =
+        verdicts.into_iter().flatten().partition(|(out, _)| *out);
+    let outside: Vec<String> = outside.into_iter().map(|(_, why)| why).collect();
+    let unverifiable: Vec<String> = unverifiable.into_iter().map(|(_, why)| why).collect();
+    let storage = storage.ok();
+    let copy = DataCopy {
+        kind: kind.to_owned(),
+        name: name.clone(),
+        source: format!("namespace {namespace}"),
+        class: storage.and_then(|l| l.metadata.name.clone()),
+        jurisdiction: storage.and_then(|l| declared_code(l.metadata.labels.as_ref(), keys)),
+        inside: outside.is_empty() && unverifiable.is_empty(),
+    };
+    let finding = if !outside.is_empty() {
+        Some(Finding {
+            kind,
+            name,
+            reason: ViolationReason::CopyOutsideJurisdiction,
+            message: format!(
+                "{what} is a copy of the data kept outside {jurisdiction}: {}; delete it \
+                 (velero backup delete, or velero schedule delete), or store it to a location \
+                 declared for {jurisdiction}",
+                outside.join("; ")
+            ),
+        })
+    } else if !unverifiable.is_empty() {
+        Some(Finding {
+            kind,
+            name,
+            reason: ViolationReason::Unverifiable,
+            message: format!(
+                "{what} is a copy of the data, and where it is kept cannot be verified: {}",
+                unverifiable.join("; ")
+            ),
+        })
+    } else {
+        None
+    };
+    (copy, finding)
+}
+
 /// The verdict on a copy of the data: where its class declares it is kept.
 fn audit_snapshot(
     snapshot: &VolumeSnapshot,
@@ -309,13 +444,7 @@ fn audit_snapshot(
         name: name.clone(),
         source: claim.to_owned(),
         class: class.and_then(|c| c.metadata.name.clone()),
-        jurisdiction: label(labels, &keys.jurisdiction).map(|country| {
-            match label(labels, &keys.subdivision) {
-                // The subdivision label holds the whole code (CN-SH).
-                Some(sub) => sub.to_owned(),
-                None => country.to_owned(),
-            }
-        }),
+        jurisdiction: declared_code(labels, keys),
         inside: class.is_some() && matches!(declared(labels, jurisdiction, keys), Declared::Within),
     };
     (
@@ -534,6 +663,23 @@ pub fn audit(
             data_copies.push(copy);
             findings.extend(verdict.err());
         }
+    }
+    // And the Velero backups and schedules that copy its namespace, whoever asked for them.
+    let namespace = rdc.metadata.namespace.as_deref().unwrap_or_default();
+    let backups = observed
+        .backups
+        .iter()
+        .map(|b| BackupLike::from(b.as_ref()))
+        .chain(
+            observed
+                .schedules
+                .iter()
+                .map(|s| BackupLike::from(s.as_ref())),
+        );
+    for backup in backups.filter(|b| b.spec.includes(namespace)) {
+        let (copy, finding) = audit_backup(&backup, namespace, jurisdiction, keys, observed);
+        data_copies.push(copy);
+        findings.extend(finding);
     }
     data_copies.sort();
     findings.sort();

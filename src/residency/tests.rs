@@ -736,10 +736,25 @@ fn snapshot_class(name: &str, labels: &[(&str, &str)], default: bool) -> VolumeS
     }
 }
 
+/// The audit of a CN data centre in `fleet-cn` with one replica placed on `cn-1`, and whatever
+/// copies of its data `copies` holds.
+fn audit_one_replica(copies: Observed<'_>) -> Audit {
+    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let volumes: Vec<_> = cluster.volumes.iter().cloned().map(Arc::new).collect();
+    let nodes: Vec<_> = cluster.nodes.iter().cloned().map(Arc::new).collect();
+    let observed = Observed {
+        pods: &cluster.pods,
+        claims: &cluster.claims,
+        volumes: &volumes,
+        nodes: &nodes,
+        ..copies
+    };
+    audit(&rdc("CN", 1), &j("CN"), &keys(), &observed)
+}
+
 /// The audit of the compliant one-replica cluster with `snapshots` and the snapshot classes
 /// `snap-cn` (declared CN), `snap-us` (declared US) and `snap-bare` (declared nothing).
 fn audit_with_snapshots(snapshots: Vec<VolumeSnapshot>, default_class: Option<&str>) -> Audit {
-    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
     let classes: Vec<Arc<VolumeSnapshotClass>> = [
         ("snap-cn", vec![(JURISDICTION, "CN")]),
         ("snap-us", vec![(JURISDICTION, "US")]),
@@ -749,30 +764,11 @@ fn audit_with_snapshots(snapshots: Vec<VolumeSnapshot>, default_class: Option<&s
     .map(|(name, labels)| Arc::new(snapshot_class(name, &labels, default_class == Some(name))))
     .collect();
     let snapshots: Vec<Arc<VolumeSnapshot>> = snapshots.into_iter().map(Arc::new).collect();
-    let (volumes, nodes) = (
-        cluster
-            .volumes
-            .iter()
-            .cloned()
-            .map(Arc::new)
-            .collect::<Vec<_>>(),
-        cluster
-            .nodes
-            .iter()
-            .cloned()
-            .map(Arc::new)
-            .collect::<Vec<_>>(),
-    );
-    let observed = Observed {
-        pods: &cluster.pods,
-        claims: &cluster.claims,
-        volumes: &volumes,
-        nodes: &nodes,
+    audit_one_replica(Observed {
         snapshots: &snapshots,
         snapshot_classes: &classes,
         ..Default::default()
-    };
-    audit(&rdc("CN", 1), &j("CN"), &keys(), &observed)
+    })
 }
 
 #[test]
@@ -948,4 +944,188 @@ fn a_snapshot_class_of_a_subdivision_keeps_copies_of_that_subdivision_only() {
         finding.message
     );
     assert!(!copy.inside);
+}
+
+fn velero_meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some("velero".to_owned()),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..ObjectMeta::default()
+    }
+}
+
+fn backup(name: &str, included: &[&str], location: &str) -> Backup {
+    Backup {
+        metadata: velero_meta(name, &[]),
+        spec: copies::BackupSpec {
+            included_namespaces: Some(included.iter().map(|n| (*n).to_owned()).collect()),
+            storage_location: Some(location.to_owned()),
+            ..copies::BackupSpec::default()
+        },
+    }
+}
+
+/// A data centre of CN in `fleet-cn` and these backups and schedules, with the locations `cn`
+/// (declared CN), `us` (declared US) and `bare` (declared nothing), and the volume snapshot
+/// locations `vsl-cn` and `vsl-us`.
+fn audit_with_backups(backups: Vec<Backup>, schedules: Vec<Schedule>, vsl: &[&str]) -> Audit {
+    let storage: Vec<Arc<BackupStorageLocation>> = [
+        ("cn", vec![(JURISDICTION, "CN")]),
+        ("us", vec![(JURISDICTION, "US")]),
+        ("bare", vec![]),
+    ]
+    .into_iter()
+    .map(|(name, labels)| {
+        Arc::new(BackupStorageLocation {
+            metadata: velero_meta(name, &labels),
+            ..BackupStorageLocation::default()
+        })
+    })
+    .collect();
+    let snapshot_locations: Vec<Arc<VolumeSnapshotLocation>> = [
+        ("vsl-cn", (JURISDICTION, "CN")),
+        ("vsl-us", (JURISDICTION, "US")),
+    ]
+    .into_iter()
+    .filter(|(name, _)| vsl.contains(name))
+    .map(|(name, label)| {
+        Arc::new(VolumeSnapshotLocation {
+            metadata: velero_meta(name, &[label]),
+        })
+    })
+    .collect();
+    let backups: Vec<Arc<Backup>> = backups.into_iter().map(Arc::new).collect();
+    let schedules: Vec<Arc<Schedule>> = schedules.into_iter().map(Arc::new).collect();
+    audit_one_replica(Observed {
+        backups: &backups,
+        schedules: &schedules,
+        storage_locations: &storage,
+        snapshot_locations: &snapshot_locations,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_backup_of_the_namespace_to_a_location_declared_elsewhere_is_a_copy_outside() {
+    let audit = audit_with_backups(vec![backup("nightly", &["fleet-cn"], "us")], vec![], &[]);
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "Backup",
+            "velero/nightly".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
+    assert_eq!(audit.residency, Residency::Violated);
+    let message = &audit.findings[0].message;
+    assert!(
+        message.contains("BackupStorageLocation us declares jurisdiction US, outside CN")
+            && message.contains("of namespace fleet-cn"),
+        "{message}"
+    );
+    assert_eq!(
+        audit
+            .copies
+            .iter()
+            .map(|c| (c.kind.as_str(), c.class.as_deref(), c.inside))
+            .collect::<Vec<_>>(),
+        [("Backup", Some("us"), false)]
+    );
+}
+
+#[test]
+fn a_backup_to_a_location_declared_for_the_jurisdiction_is_compliant_and_listed() {
+    let audit = audit_with_backups(
+        vec![backup("nightly", &["fleet-cn"], "cn")],
+        vec![],
+        &["vsl-cn"],
+    );
+    assert_eq!(reasons(&audit), vec![]);
+    assert_eq!(audit.residency, Residency::Compliant);
+    let copy = &audit.copies[0];
+    assert_eq!(
+        (
+            copy.source.as_str(),
+            copy.jurisdiction.as_deref(),
+            copy.inside
+        ),
+        ("namespace fleet-cn", Some("CN"), true)
+    );
+}
+
+#[test]
+fn a_backup_whose_volume_snapshots_may_go_elsewhere_is_a_copy_outside() {
+    let audit = audit_with_backups(
+        vec![backup("nightly", &["fleet-cn"], "cn")],
+        vec![],
+        &["vsl-cn", "vsl-us"],
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "Backup",
+            "velero/nightly".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
+    assert!(
+        audit.findings[0]
+            .message
+            .contains("VolumeSnapshotLocation vsl-us")
+    );
+    // Without volume snapshots, only the storage location counts.
+    let mut no_snapshots = backup("nightly", &["fleet-cn"], "cn");
+    no_snapshots.spec.snapshot_volumes = Some(false);
+    let audit = audit_with_backups(vec![no_snapshots], vec![], &["vsl-us"]);
+    assert_eq!(reasons(&audit), vec![]);
+}
+
+#[test]
+fn a_backup_to_an_undeclared_or_missing_location_is_unverifiable() {
+    for location in ["bare", "gone"] {
+        let audit = audit_with_backups(
+            vec![backup("nightly", &["fleet-cn"], location)],
+            vec![],
+            &[],
+        );
+        assert_eq!(
+            reasons(&audit),
+            vec![(
+                "Backup",
+                "velero/nightly".to_owned(),
+                ViolationReason::Unverifiable
+            )],
+            "{location}"
+        );
+    }
+}
+
+#[test]
+fn a_schedule_of_every_namespace_counts_and_other_namespaces_do_not() {
+    let schedule = Schedule {
+        metadata: velero_meta("hourly", &[]),
+        spec: copies::ScheduleSpec {
+            template: backup("", &["*"], "us").spec,
+        },
+    };
+    let audit = audit_with_backups(
+        vec![backup("other", &["fleet-us"], "us")],
+        vec![schedule],
+        &[],
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "Schedule",
+            "velero/hourly".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
+    assert_eq!(audit.copies.len(), 1);
 }

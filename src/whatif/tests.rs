@@ -20,6 +20,7 @@ fn snapshot() -> Snapshot {
         classes: vec![],
         snapshots: vec![],
         snapshot_classes: vec![],
+        velero: super::Velero::default(),
         data_centers: vec![(
             rdc,
             vec![

@@ -259,3 +259,132 @@ fn a_snapshot_is_a_copy_of_the_data_kept_where_its_class_declares() {
     let out = guarded.kubectl(&["create", "-f", "-"], Some(&restore.to_string()));
     assert_refused(&out, "domicile-claims", &["restored"]);
 }
+
+fn storage_location(velero: &TestNamespace, name: &str, jurisdiction: Option<&str>) {
+    let labels = jurisdiction.map_or_else(|| json!({}), |code| json!({JURISDICTION_LABEL: code}));
+    velero.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(
+            &json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"provider": "aws", "objectStorage": {"bucket": name}}})
+            .to_string(),
+        ),
+    );
+}
+
+/// A Backup as `velero backup create NAME --include-namespaces ... --storage-location ...`
+/// makes it.
+fn velero_backup(kind: &str, name: &str, namespaces: &[&str], location: &str) -> Value {
+    let template = json!({"includedNamespaces": namespaces, "storageLocation": location,
+        "snapshotVolumes": false});
+    let spec = if kind == "Schedule" {
+        json!({"schedule": "@every 1h", "template": template})
+    } else {
+        template
+    };
+    json!({"apiVersion": "velero.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+#[test]
+fn a_velero_backup_of_the_namespace_is_a_copy_kept_where_its_location_declares() {
+    let velero = TestNamespace::new("velero");
+    let ns = TestNamespace::new("backups");
+    ns.create_and_wait_ready(&local_rdc(RDC, "CN", 1));
+    storage_location(&velero, "bucket-us", Some("US"));
+    storage_location(&velero, "bucket-cn", Some("CN"));
+    storage_location(&velero, "bucket-bare", None);
+
+    // Nothing in the namespace stops a backup made elsewhere: Velero's namespace is not the
+    // tenant's. The data centre says where its copy went, and so does the report.
+    velero.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&velero_backup("Backup", "to-us", &[&ns.name], "bucket-us").to_string()),
+    );
+    let name = format!("{}/to-us", velero.name);
+    let status = wait_status(&ns, "Violated by the backup", |s| {
+        s["residency"] == "Violated"
+    });
+    assert_eq!(
+        violations(&status),
+        vec![(
+            "CopyOutsideJurisdiction".to_owned(),
+            "Backup".to_owned(),
+            name.clone()
+        )]
+    );
+    let message = status["violations"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("BackupStorageLocation bucket-us declares jurisdiction US, outside CN"),
+        "{message}"
+    );
+    poll_seen(
+        "the backup in the policy report",
+        Duration::from_secs(30),
+        || {
+            let (results, summary) =
+                crate::reports::report(&ns, "policyreport").unwrap_or_default();
+            results
+                .iter()
+                .any(|(rule, object, result)| {
+                    rule == "copy-jurisdiction" && object == "to-us" && result == "fail"
+                })
+                .then_some(())
+                .ok_or(format!("{results:?} {summary}"))
+        },
+    );
+    velero.kubectl_ok(&["delete", "backup", "to-us"], None);
+    wait_status(&ns, "Compliant once the backup is deleted", |s| {
+        s["residency"] == "Compliant"
+    });
+
+    // A schedule counts as the backups it will make; a pattern of namespaces includes this one
+    // (["*"] would too, and would touch every other test's data centres: see the unit tests).
+    let pattern = format!("{}*", &ns.name[..ns.name.len() - 2]);
+    velero.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&velero_backup("Schedule", "hourly", &[&pattern], "bucket-bare").to_string()),
+    );
+    let status = wait_status(&ns, "Unverifiable by the schedule", |s| {
+        s["residency"] == "Unverifiable"
+    });
+    assert_eq!(
+        violations(&status),
+        vec![(
+            "Unverifiable".to_owned(),
+            "Schedule".to_owned(),
+            format!("{}/hourly", velero.name)
+        )]
+    );
+    velero.kubectl_ok(&["delete", "schedule", "hourly"], None);
+
+    // To a location declared CN: Compliant, and listed among the copies.
+    velero.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&velero_backup("Backup", "to-cn", &[&ns.name], "bucket-cn").to_string()),
+    );
+    let status = wait_status(&ns, "Compliant with the backup listed", |s| {
+        s["residency"] == "Compliant"
+            && s["copies"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["kind"] == "Backup")
+    });
+    let copy = &status["copies"][0];
+    assert_eq!(
+        (
+            &copy["name"],
+            &copy["class"],
+            &copy["jurisdiction"],
+            &copy["inside"]
+        ),
+        (
+            &json!(format!("{}/to-cn", velero.name)),
+            &json!("bucket-cn"),
+            &json!("CN"),
+            &json!(true)
+        ),
+        "{copy}"
+    );
+}
