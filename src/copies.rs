@@ -81,6 +81,12 @@ pub struct BackupSpec {
     pub volume_snapshot_locations: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_volumes: Option<bool>,
+    /// True: cluster-scoped objects too, every PersistentVolume among them, whatever namespace
+    /// its claim is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_cluster_resources: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub included_cluster_scoped_resources: Option<Vec<String>>,
 }
 
 /// A Velero Schedule: Backups made from its template, again and again.
@@ -120,6 +126,15 @@ pub struct BackupStorageLocationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotLocation {
     pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: VolumeSnapshotLocationSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotLocationSpec {
+    #[serde(default)]
+    pub provider: String,
 }
 
 macro_rules! external_resource {
@@ -189,31 +204,65 @@ external_resource!(
     VELERO_VERSION
 );
 
-/// Whether a Velero namespace pattern (a name, `*`, or a glob with `*`) matches `namespace`.
+/// Whether a Velero namespace pattern matches `namespace`: a name, or a glob as Velero reads
+/// one (`*` any run, `?` one character, `[a-z]` / `[!a-z]` a class).
 fn namespace_matches(pattern: &str, namespace: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
-        return pattern == namespace;
-    };
-    if parts.len() == 1 {
-        return pattern == namespace;
-    }
-    let Some(mut rest) = namespace.strip_prefix(first) else {
-        return false;
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
+    glob(
+        &pattern.chars().collect::<Vec<_>>(),
+        &namespace.chars().collect::<Vec<_>>(),
+    )
+}
+
+fn glob(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
+        Some(('?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some(('[', rest)) => {
+            let Some(end) = rest.iter().skip(1).position(|c| *c == ']').map(|at| at + 1) else {
+                // No closing bracket: a literal `[`.
+                return text.first() == Some(&'[') && glob(rest, &text[1..]);
+            };
+            let (class, after) = (&rest[..end], &rest[end + 1..]);
+            let (negated, class) = match class.split_first() {
+                Some(('!' | '^', class)) => (true, class),
+                _ => (false, class),
+            };
+            let Some(c) = text.first() else {
+                return false;
+            };
+            let mut hit = false;
+            let mut at = 0;
+            while at < class.len() {
+                if at + 2 < class.len() && class[at + 1] == '-' {
+                    hit |= (class[at]..=class[at + 2]).contains(c);
+                    at += 3;
+                } else {
+                    hit |= class[at] == *c;
+                    at += 1;
+                }
+            }
+            hit != negated && glob(after, &text[1..])
         }
+        Some((literal, rest)) => text.first() == Some(literal) && glob(rest, &text[1..]),
     }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl BackupSpec {
     /// Whether a backup of this spec copies `namespace`: included by name, by a pattern, or by
-    /// naming none (every namespace), and not excluded.
+    /// naming none (every namespace), and not excluded; or any namespace at all when it copies
+    /// cluster-scoped objects, since every PersistentVolume is one (Velero snapshots each volume
+    /// it copies, whichever namespace its claim is in).
     pub fn includes(&self, namespace: &str) -> bool {
+        let volumes = self.include_cluster_resources == Some(true)
+            || self
+                .included_cluster_scoped_resources
+                .iter()
+                .flatten()
+                .any(|r| r == "*" || r == "persistentvolumes" || r == "pv");
+        if volumes {
+            return true;
+        }
         let any = |patterns: &Option<Vec<String>>| {
             patterns
                 .iter()
@@ -281,9 +330,10 @@ pub fn storage_location_of<'a, L: std::borrow::Borrow<BackupStorageLocation>>(
     }
 }
 
-/// The VolumeSnapshotLocations a backup may keep volume snapshots in: the ones it names, or every
-/// one in its namespace (Velero picks a provider's only location by itself); none when it takes
-/// no volume snapshots. `Err` names one it names that does not exist.
+/// The VolumeSnapshotLocations a backup may keep volume snapshots in: the ones it names and, for
+/// each provider it names none of, that provider's only location (Velero adds it by itself);
+/// every one in its namespace when it names none; none when it takes no volume snapshots. `Err`
+/// names one it names that does not exist.
 pub fn snapshot_locations_of<'a, L: std::borrow::Borrow<VolumeSnapshotLocation>>(
     backup: &BackupLike<'_>,
     locations: &'a [L],
@@ -297,15 +347,28 @@ pub fn snapshot_locations_of<'a, L: std::borrow::Borrow<VolumeSnapshotLocation>>
         .filter(|l| l.metadata.namespace == backup.metadata.namespace)
         .collect();
     match backup.spec.volume_snapshot_locations.as_deref() {
-        Some(names) if !names.is_empty() => names
-            .iter()
-            .map(|name| {
-                here.iter()
-                    .copied()
-                    .find(|l| l.metadata.name.as_deref() == Some(name.as_str()))
-                    .ok_or_else(|| name.clone())
-            })
-            .collect(),
+        Some(names) if !names.is_empty() => {
+            let mut named: Vec<&VolumeSnapshotLocation> = names
+                .iter()
+                .map(|name| {
+                    here.iter()
+                        .copied()
+                        .find(|l| l.metadata.name.as_deref() == Some(name.as_str()))
+                        .ok_or_else(|| name.clone())
+                })
+                .collect::<Result<_, _>>()?;
+            let of = |provider: &str| here.iter().filter(|l| l.spec.provider == provider).count();
+            let added: Vec<&VolumeSnapshotLocation> = here
+                .iter()
+                .copied()
+                .filter(|l| {
+                    !named.iter().any(|n| n.spec.provider == l.spec.provider)
+                        && of(&l.spec.provider) == 1
+                })
+                .collect();
+            named.extend(added);
+            Ok(named)
+        }
         _ => Ok(here),
     }
 }
@@ -451,6 +514,57 @@ mod tests {
             !spec(&["ab*ab"], &[]).includes("ab"),
             "the parts may not overlap"
         );
+        assert!(spec(&["fleet-c?"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["fleet-c?"], &[]).includes("fleet-c"));
+        assert!(spec(&["fleet-[a-d]n"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["fleet-[!c]n"], &[]).includes("fleet-cn"));
+        assert!(!spec(&["*"], &["fleet-[cd]?"]).includes("fleet-cn"));
+    }
+
+    #[test]
+    fn a_backup_of_cluster_resources_copies_every_namespaces_volumes() {
+        let mut other = spec(&["other"], &[]);
+        assert!(!other.includes("fleet-cn"));
+        other.include_cluster_resources = Some(true);
+        assert!(other.includes("fleet-cn"));
+        let mut excluded = spec(&["*"], &["fleet-cn"]);
+        excluded.included_cluster_scoped_resources = Some(vec!["persistentvolumes".to_owned()]);
+        assert!(excluded.includes("fleet-cn"));
+    }
+
+    #[test]
+    fn a_backup_naming_locations_also_gets_each_other_providers_only_one() {
+        let vsl = |name: &str, provider: &str| VolumeSnapshotLocation {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some("velero".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: VolumeSnapshotLocationSpec {
+                provider: provider.to_owned(),
+            },
+        };
+        let locations = [
+            vsl("ebs-cn", "aws"),
+            vsl("ebs-cn-2", "aws"),
+            vsl("gcp-us", "gcp"),
+        ];
+        let backup = Backup {
+            metadata: ObjectMeta {
+                namespace: Some("velero".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: BackupSpec {
+                volume_snapshot_locations: Some(vec!["ebs-cn".to_owned()]),
+                ..BackupSpec::default()
+            },
+        };
+        let names: Vec<_> = snapshot_locations_of(&BackupLike::from(&backup), &locations)
+            .expect("all exist")
+            .into_iter()
+            .filter_map(|l| l.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["ebs-cn", "gcp-us"]);
     }
 
     fn location(name: &str, namespace: &str, default: bool) -> BackupStorageLocation {

@@ -997,6 +997,9 @@ fn audit_with_backups(backups: Vec<Backup>, schedules: Vec<Schedule>, vsl: &[&st
     .map(|(name, label)| {
         Arc::new(VolumeSnapshotLocation {
             metadata: velero_meta(name, &[label]),
+            spec: copies::VolumeSnapshotLocationSpec {
+                provider: "aws".to_owned(),
+            },
         })
     })
     .collect();
