@@ -373,7 +373,6 @@ impl SyncSignal {
     }
 }
 
-/// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
 /// The RegionalDataCenters in the namespaces a Velero backup or schedule copies.
 fn rdcs_copied_by(
     data_centers: &Store<RegionalDataCenter>,
@@ -396,6 +395,7 @@ fn rdc_of_snapshot(snapshot: &VolumeSnapshot) -> Option<ObjectRef<RegionalDataCe
     Some(ObjectRef::new(rdc).within(snapshot.namespace().as_deref()?))
 }
 
+/// The RegionalDataCenter a claim name `data-<rdc>-<ordinal>` belongs to.
 fn rdc_of_claim(claim: &str) -> Option<&str> {
     let rest = claim.strip_prefix(DATA_VOLUME)?.strip_prefix('-')?;
     let (rdc, ordinal) = rest.rsplit_once('-')?;
