@@ -247,17 +247,22 @@ struct Examples;
 impl Examples {
     fn apply(repo: &str) -> Self {
         kubectl_ok(&["apply", "-f", &format!("{repo}/examples/")], None);
-        kubectl_ok(
-            &[
-                "wait",
-                "--for=condition=Ready",
-                "--timeout=120s",
-                "rdc",
-                "--all",
-                "-A",
-            ],
-            None,
-        );
+        // The examples' own namespaces only: a data centre of a test before this one may still be
+        // going with its namespace, and would never turn Ready.
+        for ns in EXAMPLE_NAMESPACES {
+            kubectl_ok(
+                &[
+                    "wait",
+                    "--for=condition=Ready",
+                    "--timeout=120s",
+                    "rdc",
+                    "--all",
+                    "-n",
+                    ns,
+                ],
+                None,
+            );
+        }
         Self
     }
 }
