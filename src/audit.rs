@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -16,7 +16,6 @@ use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
     GuardStatus, Placement, RegionalDataCenter, Residency, ResidencyHistory, ResidencyHistoryStatus,
 };
-use crate::controller::pods_and_claims;
 use crate::copies::{
     Backup, BackupStorageLocation, Schedule, VolumeSnapshot, VolumeSnapshotClass,
     VolumeSnapshotLocation,
@@ -175,11 +174,24 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
             .await?
             .items,
     );
-    let mut data_centers = Vec::new();
-    for rdc in rdcs.list(&all).await?.items {
-        let (pods, claims) = pods_and_claims(client, &rdc).await?;
-        data_centers.push((rdc, pods, claims));
-    }
+    let data_centers = rdcs.list(&all).await?.items;
+    // Each kind is listed once, whatever the number of data centres.
+    let (pods, claims) = match namespace {
+        Some(namespace) => (
+            Api::<Pod>::namespaced(client.clone(), namespace).list(&all).await?.items,
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+                .list(&all)
+                .await?
+                .items,
+        ),
+        None => (
+            Api::<Pod>::all(client.clone()).list(&all).await?.items,
+            Api::<PersistentVolumeClaim>::all(client.clone())
+                .list(&all)
+                .await?
+                .items,
+        ),
+    };
     let snapshot_api: Api<VolumeSnapshot> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -217,6 +229,8 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
         snapshot_classes,
         velero,
         data_centers,
+        pods,
+        claims,
     })
 }
 
@@ -261,13 +275,14 @@ pub async fn audit_cluster(
     let jurisdictions: Vec<(String, String, Jurisdiction)> = cluster
         .data_centers
         .iter()
-        .filter_map(|(rdc, _, _)| {
+        .filter_map(|rdc| {
             let jurisdiction = Jurisdiction::parse(&rdc.spec.jurisdiction).ok()?;
             Some((rdc.namespace()?, rdc.name_any(), jurisdiction))
         })
         .collect();
     let mut reports = Vec::new();
-    for (rdc, pods, claims) in &cluster.data_centers {
+    for rdc in &cluster.data_centers {
+        let (pods, claims) = cluster.pods_and_claims_of(rdc);
         let namespace = rdc.namespace().unwrap_or_default();
         let name = rdc.name_any();
         let mut report = Report {
@@ -316,8 +331,10 @@ pub async fn audit_cluster(
                 }
             });
             let observed = Observed {
-                pods,
-                claims,
+                pods: &pods,
+                claims: &claims,
+                member_pods: &pods,
+                member_claims: &claims,
                 volumes: &cluster.volumes,
                 nodes: &cluster.nodes,
                 classes: &cluster.classes,
@@ -521,6 +538,7 @@ mod tests {
             residency,
             placements: vec![Placement {
                 pod: "vehicle-data-0".to_owned(),
+                owner: None,
                 node: Some("cn-1".to_owned()),
                 node_jurisdiction: Some("CN".to_owned()),
                 volume: None,

@@ -128,6 +128,7 @@ mod tests {
             ready: Some("1/1".to_owned()),
             placements: vec![Placement {
                 pod: "vehicle-data-0".to_owned(),
+                owner: None,
                 node: Some("cn-1".to_owned()),
                 node_jurisdiction: Some("US".to_owned()),
                 volume: None,

@@ -65,8 +65,11 @@ pub struct Snapshot {
     pub snapshot_classes: Vec<Arc<VolumeSnapshotClass>>,
     /// Velero's objects; empty where Velero's API is not served.
     pub velero: Velero,
-    /// Each data centre with its pods and claims.
-    pub data_centers: Vec<(RegionalDataCenter, Vec<Pod>, Vec<PersistentVolumeClaim>)>,
+    /// The data centres read.
+    pub data_centers: Vec<RegionalDataCenter>,
+    /// Every pod and claim of the namespaces read (listed once, not per data centre).
+    pub pods: Vec<Pod>,
+    pub claims: Vec<PersistentVolumeClaim>,
 }
 
 /// Velero's Backups, Schedules and the locations they store to.
@@ -79,6 +82,28 @@ pub struct Velero {
 }
 
 impl Snapshot {
+    /// The pods and claims of the namespace of `rdc`: its own among them, and those its
+    /// `spec.members` may cover (the audit picks both).
+    pub fn pods_and_claims_of(
+        &self,
+        rdc: &RegionalDataCenter,
+    ) -> (Vec<Pod>, Vec<PersistentVolumeClaim>) {
+        let namespace = &rdc.metadata.namespace;
+        let pods = self
+            .pods
+            .iter()
+            .filter(|p| &p.metadata.namespace == namespace)
+            .cloned()
+            .collect();
+        let claims = self
+            .claims
+            .iter()
+            .filter(|c| &c.metadata.namespace == namespace)
+            .cloned()
+            .collect();
+        (pods, claims)
+    }
+
     /// The VolumeSnapshots in the namespace of `rdc`.
     pub fn snapshots_of(&self, rdc: &RegionalDataCenter) -> Vec<Arc<VolumeSnapshot>> {
         self.snapshots
@@ -168,14 +193,17 @@ pub fn what_if(
         .collect();
 
     let mut impacts = Vec::new();
-    for (rdc, pods, claims) in &snapshot.data_centers {
+    for rdc in &snapshot.data_centers {
         let Ok(jurisdiction) = Jurisdiction::parse(&rdc.spec.jurisdiction) else {
             continue;
         };
         let snapshots = snapshot.snapshots_of(rdc);
+        let (pods, claims) = snapshot.pods_and_claims_of(rdc);
         let observed = |nodes| Observed {
-            pods,
-            claims,
+            pods: &pods,
+            claims: &claims,
+            member_pods: &pods,
+            member_claims: &claims,
             volumes: &snapshot.volumes,
             nodes,
             classes: &snapshot.classes,
@@ -229,7 +257,7 @@ pub fn what_if(
                 "{} of {} eligible nodes left{}",
                 eligible_after.len(),
                 eligible_now.len(),
-                if eligible_after.len() < usize::try_from(rdc.spec.workload.replicas).unwrap_or(0) {
+                if eligible_after.len() < usize::try_from(rdc.replicas()).unwrap_or(0) {
                     ", fewer than its replicas: a pod that must move may find no place"
                 } else {
                     ""
@@ -256,7 +284,7 @@ pub fn what_if(
             residency_after: later.residency,
             eligible_nodes: eligible_now.len(),
             eligible_nodes_after: eligible_after.len(),
-            replicas: rdc.spec.workload.replicas,
+            replicas: rdc.replicas(),
             stranded,
             effects,
             breaks,

@@ -9,8 +9,8 @@ mod status;
 pub use history::{Episode, ResidencyHistory, ResidencyHistorySpec, ResidencyHistoryStatus, Stay};
 
 pub use spec::{
-    Enforcement, IngressPeer, NetworkSpec, RegionalDataCenter, RegionalDataCenterSpec, StorageMode,
-    StorageSpec, WorkloadSpec,
+    Enforcement, IngressPeer, NetworkSpec, Own, RegionalDataCenter, RegionalDataCenterSpec,
+    StorageMode, StorageSpec, WorkloadSpec,
 };
 pub use status::{
     DataCopy, GuardPolicy, GuardStatus, Phase, Placement, RegionalDataCenterStatus, Residency,

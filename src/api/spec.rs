@@ -57,7 +57,17 @@ use super::status::RegionalDataCenterStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = allowed_ingress_namespaces_rule())]
+#[x_kube(
+    validation = allowed_ingress_namespaces_rule(),
+    validation = kube::core::Rule::new("has(self.workload) || has(self.members)")
+        .message("a RegionalDataCenter needs spec.workload (a workload domicile runs), spec.members (workloads of others it covers, e.g. matchLabels {cnpg.io/cluster: orders}), or both")
+        .reason(kube::core::Reason::FieldValueRequired),
+    validation = kube::core::Rule::new("has(self.workload) == has(self.storage)")
+        .message("spec.storage and spec.workload go together: storage is that of the workload domicile runs; give both, or neither with spec.members")
+        .reason(kube::core::Reason::FieldValueRequired),
+    validation = kube::core::Rule::new("has(self.workload) == has(oldSelf.workload)")
+        .message("spec.workload cannot be added or removed: it decides whether domicile runs a StatefulSet with its own data; create a new RegionalDataCenter instead"),
+)]
 pub struct RegionalDataCenterSpec {
     /// Jurisdiction the data must stay in: an ISO 3166-1 alpha-2 country code (CN, DE, IN),
     /// optionally narrowed to an ISO 3166-2 subdivision (CN-SH). Pods and volumes are placed
@@ -70,11 +80,26 @@ pub struct RegionalDataCenterSpec {
     )]
     pub jurisdiction: String,
 
-    /// Where and how the data is stored.
-    pub storage: StorageSpec,
+    /// Where and how the data of the workload is stored (with spec.workload only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
 
-    /// The workload that reads and writes the data, run as a StatefulSet pinned to the jurisdiction.
-    pub workload: WorkloadSpec,
+    /// The workload that reads and writes the data, run as a StatefulSet pinned to the
+    /// jurisdiction. Optional when spec.members covers workloads that others run; it cannot be
+    /// added or removed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSpec>,
+
+    /// Workloads that others run (another operator's database, a Deployment with a claim),
+    /// covered like the data centre's own: the pods and claims of its namespace this selects,
+    /// the claims those pods mount and the volumes bound to them are audited, recorded in the
+    /// history, reported, and in Enforce mode evicted when outside. Must select something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new(
+        "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)")
+        .message("members must select something: give matchLabels (e.g. {cnpg.io/cluster: orders}) or matchExpressions; an empty selector would cover every pod of the namespace")
+        .reason(kube::core::Reason::FieldValueRequired))]
+    pub members: Option<LabelSelector>,
 
     /// What the operator does about misplaced pods. Audit (default) only reports violations;
     /// Enforce also evicts pods that run outside the jurisdiction. Data is never moved.
@@ -366,4 +391,36 @@ fn default_unprivileged_id() -> i64 {
 
 fn default_mount_path() -> String {
     "/data".to_owned()
+}
+
+/// The workload a data centre runs itself, with its storage.
+#[derive(Clone, Copy, Debug)]
+pub struct Own<'a> {
+    pub storage: &'a StorageSpec,
+    pub workload: &'a WorkloadSpec,
+}
+
+impl RegionalDataCenter {
+    /// Its own workload and storage, when it runs one (the CRD has both or neither).
+    pub fn own(&self) -> Option<Own<'_>> {
+        Some(Own {
+            storage: self.spec.storage.as_ref()?,
+            workload: self.spec.workload.as_ref()?,
+        })
+    }
+
+    /// Replicas of its own workload; 0 for a data centre that only covers members.
+    pub fn replicas(&self) -> i32 {
+        self.spec.workload.as_ref().map_or(0, |w| w.replicas)
+    }
+
+    /// How its own volumes are provided (Dynamic when it has none).
+    pub fn storage_mode(&self) -> StorageMode {
+        self.spec.storage.as_ref().map_or_else(StorageMode::default, |s| s.mode)
+    }
+
+    /// Whether its own claims and volumes outlive it (always, when it has none).
+    pub fn retains_data(&self) -> bool {
+        self.spec.storage.as_ref().is_none_or(|s| s.retain_on_delete)
+    }
 }

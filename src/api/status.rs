@@ -101,12 +101,16 @@ pub enum Residency {
     Unverifiable,
 }
 
-/// Where one replica's pod and data are.
+/// Where one pod and its data are: a replica's, or one that spec.members covers.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     /// Name of the pod.
     pub pod: String,
+    /// What runs the pod, as Kind/name: StatefulSet/<name> for a replica, the controller of a
+    /// covered pod (e.g. Cluster/orders), or Pod/<name> for a pod of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Node the pod is bound to, if scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,

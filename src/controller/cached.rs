@@ -22,7 +22,6 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::resources::{DATA_VOLUME, RDC_LABEL};
 
 /// Makes `$cached` a resource of the same API, kind and scope as `$full`, so that it can be
 /// listed and watched, and keyed in a cache, like `$full`.
@@ -70,14 +69,14 @@ pub fn full<C: Serialize, K: DeserializeOwned>(kept: &C) -> Result<K, serde_json
     serde_json::to_value(kept).and_then(serde_json::from_value)
 }
 
-/// A pod: where it runs, whether it could be scheduled, and whose data claims it mounts.
+/// A pod: where it runs, whether it could be scheduled, and which claims it mounts.
 pub type CachedPod = Kept<PodPlacement, PodState>;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodPlacement {
     pub node_name: Option<String>,
-    /// Only volumes of data claims (`data-<name>-<ordinal>`), see `trim_pod`.
+    /// Only volumes of claims, see `trim_pod`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<ClaimVolume>>,
 }
@@ -98,8 +97,8 @@ pub struct ClaimSource {
 }
 
 impl CachedPod {
-    /// The names of the data claims the pod mounts.
-    pub fn data_claims(&self) -> impl Iterator<Item = &str> {
+    /// The names of the claims the pod mounts.
+    pub fn claims(&self) -> impl Iterator<Item = &str> {
         self.spec
             .iter()
             .flat_map(|spec| spec.volumes.iter().flatten())
@@ -116,7 +115,7 @@ pub struct PodState {
 resource_like!(CachedPod, Pod);
 
 /// Drops what the operator never reads of a pod: metadata it does not read (but for its
-/// controller), volumes but those of data claims, and every condition but `PodScheduled` (which
+/// controller and its labels, which `spec.members` selects by), volumes but those of claims, and every condition but `PodScheduled` (which
 /// says why a pod cannot be placed).
 pub fn trim_pod(pod: &mut CachedPod) {
     let controller = pod
@@ -130,15 +129,11 @@ pub fn trim_pod(pod: &mut CachedPod) {
     pod.metadata.owner_references = controller.map(|r| vec![r]);
     if let Some(spec) = pod.spec.as_mut() {
         let volumes = spec.volumes.take().unwrap_or_default();
-        let data: Vec<ClaimVolume> = volumes
+        let claims: Vec<ClaimVolume> = volumes
             .into_iter()
-            .filter(|v| {
-                v.persistent_volume_claim
-                    .as_ref()
-                    .is_some_and(|c| is_data_claim(&c.claim_name))
-            })
+            .filter(|v| v.persistent_volume_claim.is_some())
             .collect();
-        spec.volumes = (!data.is_empty()).then_some(data);
+        spec.volumes = (!claims.is_empty()).then_some(claims);
     }
     if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         conditions.retain(|c| c.type_ == "PodScheduled");
@@ -146,28 +141,16 @@ pub fn trim_pod(pod: &mut CachedPod) {
     }
 }
 
-/// Whether a claim is named as a StatefulSet's claim template `data` names them.
-fn is_data_claim(claim: &str) -> bool {
-    claim
-        .strip_prefix(DATA_VOLUME)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|rest| rest.rsplit_once('-'))
-        .is_some_and(|(name, ordinal)| !name.is_empty() && ordinal.parse::<u32>().is_ok())
-}
-
 /// Drops what the operator never reads of a claim's metadata.
 pub fn trim_claim(claim: &mut CachedClaim) {
     trim_member_meta(&mut claim.metadata);
 }
 
-/// Of the metadata of a pod or a claim of a data centre, keeps what the operator reads: name,
-/// namespace, version, uid, whether it is being deleted, and the label naming the data centre.
+/// Of the metadata of a pod or a claim, keeps what the operator reads: name, namespace, version,
+/// uid, whether it is being deleted, and the labels (the one naming the data centre, and those
+/// `spec.members` selects by).
 fn trim_member_meta(meta: &mut ObjectMeta) {
-    let labels = meta
-        .labels
-        .as_ref()
-        .and_then(|labels| labels.get(RDC_LABEL))
-        .map(|rdc| BTreeMap::from([(RDC_LABEL.to_owned(), rdc.clone())]));
+    let labels = meta.labels.take();
     *meta = ObjectMeta {
         name: meta.name.take(),
         namespace: meta.namespace.take(),
@@ -318,6 +301,7 @@ impl<K: k8s_openapi::Resource> Serialize for CachedChild<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::RDC_LABEL;
 
     /// A volume as the API server sends it: status, managedFields and a volume source the
     /// operator never declares.
@@ -378,7 +362,14 @@ mod tests {
         assert_eq!(pod.metadata.namespace.as_deref(), Some("fleet-cn"));
         assert_eq!(
             pod.metadata.labels,
-            Some([(RDC_LABEL.to_owned(), "vehicle-data".to_owned())].into())
+            Some(
+                [
+                    (RDC_LABEL.to_owned(), "vehicle-data".to_owned()),
+                    ("app".to_owned(), "ingest".to_owned())
+                ]
+                .into()
+            ),
+            "its labels, which spec.members selects by"
         );
         // Its controller is kept (the audit asks whether the StatefulSet still owns it).
         assert_eq!(
@@ -405,8 +396,8 @@ mod tests {
         .expect("a pod");
         trim_pod(&mut replica);
         assert_eq!(
-            replica.data_claims().collect::<Vec<_>>(),
-            ["data-vehicle-data-0"]
+            replica.claims().collect::<Vec<_>>(),
+            ["data-vehicle-data-0", "uploads"]
         );
         let replica: Pod = full(&replica).expect("a pod");
         let owners = replica.metadata.owner_references.expect("its controller");

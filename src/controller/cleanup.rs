@@ -28,7 +28,7 @@ pub async fn cleanup(rdc: &RegionalDataCenter, ctx: &Context) -> Result<(), Erro
         .filter(|pv| resources::of_this_incarnation(&pv.metadata, rdc))
         .collect();
 
-    if rdc.spec.storage.retain_on_delete {
+    if rdc.retains_data() {
         tracing::info!(rdc = %me, volumes = mine.len(), "deleted; its claims and volumes are retained");
     } else {
         for pv in &mine {

@@ -38,7 +38,6 @@ use backoff::{Backoffs, WatchBackoff};
 use cached::{CachedChild, CachedClaim, CachedPod, CachedVolume};
 use events::Announcer;
 use index::OwnerIndex;
-pub use reconcile::pods_and_claims;
 use routing::{NodeRoutes, RoutingCaches, Touch};
 
 use crate::api::{RegionalDataCenter, ResidencyHistory};
@@ -389,6 +388,22 @@ fn rdcs_copied_by(
         .collect()
 }
 
+/// The data centres of an object's namespace with `spec.members` for which `concerns` holds.
+fn covering<K: ResourceExt>(
+    data_centers: &Store<RegionalDataCenter>,
+    object: &K,
+    concerns: impl Fn(&RegionalDataCenter) -> bool,
+) -> Vec<ObjectRef<RegionalDataCenter>> {
+    let namespace = object.namespace();
+    data_centers
+        .state()
+        .iter()
+        .filter(|rdc| rdc.spec.members.is_some() && rdc.namespace() == namespace)
+        .filter(|rdc| concerns(rdc))
+        .map(|rdc| ObjectRef::from(rdc.as_ref()))
+        .collect()
+}
+
 /// The RegionalDataCenter whose data claim a snapshot copies.
 fn rdc_of_snapshot(snapshot: &VolumeSnapshot) -> Option<ObjectRef<RegionalDataCenter>> {
     let rdc = rdc_of_claim(snapshot.source_claim()?)?;
@@ -419,7 +434,7 @@ fn rdc_of_volume(pv: &CachedVolume) -> Option<ObjectRef<RegionalDataCenter>> {
 /// (whose data it reads counts first: a label is the pod's owner's to choose).
 fn rdc_of_pod(pod: &CachedPod) -> Option<ObjectRef<RegionalDataCenter>> {
     let by_claim = pod
-        .data_claims()
+        .claims()
         .find_map(rdc_of_claim)
         .and_then(|rdc| Some(ObjectRef::new(rdc).within(pod.namespace().as_deref()?)));
     by_claim.or_else(|| rdc_of_labelled(pod))
@@ -557,9 +572,10 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             ..WatchOptions::plain()
         }
     );
+    // Every claim, for the same reason, and for the claims spec.members covers.
     let claims = watch!(
         CachedClaim,
-        labelled,
+        all(),
         "persistentvolumeclaims",
         WatchOptions {
             trim: cached::trim_claim,
@@ -800,13 +816,34 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let rdcs_of_schedules = data_centers.store.clone();
     let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);
+    let pod_routes = Arc::clone(&context);
+    let rdcs_of_claims = data_centers.store.clone();
+    let rdcs_of_snapshots = data_centers.store.clone();
     let node_routes = NodeRoutes::default();
     controller
         .owns_stream(objects(statefulsets.touched))
         .owns_stream(objects(services.touched))
         .owns_stream(objects(network_policies.touched))
-        .watches_stream(objects(pods.touched), |pod| rdc_of_pod(&pod))
-        .watches_stream(objects(claims.touched), |claim| rdc_of_labelled(&claim))
+        .reconcile_on(pods.touched.flat_map(move |(pod, _)| {
+            let mut concerned = covering(&pod_routes.caches.data_centers, &pod, |rdc| {
+                let listed = pod_routes.writer.current_status(rdc).is_some_and(|status| {
+                    status.placements.iter().any(|p| p.pod == pod.name_any())
+                });
+                listed
+                    || rdc.spec.members.as_ref().is_some_and(|selector| {
+                        crate::residency::members::selects(selector, pod.metadata.labels.as_ref())
+                    })
+            });
+            concerned.extend(rdc_of_pod(&pod));
+            futures::stream::iter(concerned)
+        }))
+        // A claim concerns its own data centre, and those covering members in its namespace (a
+        // covered pod may mount it whatever its labels say).
+        .reconcile_on(claims.touched.flat_map(move |(claim, _)| {
+            let mut concerned = covering(&rdcs_of_claims, &claim, |_| true);
+            concerned.extend(rdc_of_labelled(&claim));
+            futures::stream::iter(concerned)
+        }))
         .watches_stream(objects(refusals.touched), |event| rdc_of_refusal(&event))
         .watches_stream(objects(volumes.touched), |pv| rdc_of_volume(&pv))
         // A Node event reaches only the data centres it concerns (none for a heartbeat).
@@ -846,9 +883,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             objects(bindings.touched),
             all_rdcs(data_centers.store.clone()),
         )
-        .watches_stream(objects(snapshots_touched), |snapshot| {
-            rdc_of_snapshot(&snapshot)
-        })
+        // A snapshot concerns the data centre of the claim it copies, and those covering
+        // members in its namespace.
+        .reconcile_on(snapshots_touched.flat_map(move |(snapshot, _)| {
+            let mut concerned = covering(&rdcs_of_snapshots, &snapshot, |_| true);
+            concerned.extend(rdc_of_snapshot(&snapshot));
+            futures::stream::iter(concerned)
+        }))
         .watches_stream(
             objects(snapshot_classes_touched.inspect(move |_| snapshot_class_wake.notify_one())),
             all_rdcs(data_centers.store.clone()),

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -26,7 +26,7 @@ use super::status::{
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
-    Enforcement, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
+    Enforcement, Own, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
 };
 use crate::guard::{self, Assessment, NAMESPACE_LABEL, Standing};
 use crate::residency::{self, Observed, ViolationReason};
@@ -176,6 +176,7 @@ struct Existing<'a> {
 /// is to be placed.
 fn declare(
     rdc: &RegionalDataCenter,
+    own: Own<'_>,
     jurisdiction: &Jurisdiction,
     settings: &super::Settings,
     eligible: &[&Node],
@@ -196,13 +197,13 @@ fn declare(
     // One pod per claim, where domicile chooses the storage (a class of the tenant's may not
     // offer it); a StatefulSet made before keeps what its claims were made with.
     let access_modes = claim_access_modes.unwrap_or_else(|| {
-        let mode = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
+        let mode = match (own.storage.mode, &own.storage.storage_class_name) {
             (StorageMode::Dynamic, Some(_)) => "ReadWriteOnce",
             _ => resources::DATA_ACCESS_MODE,
         };
         vec![mode.to_owned()]
     });
-    let class_name = match (rdc.spec.storage.mode, &rdc.spec.storage.storage_class_name) {
+    let class_name = match (own.storage.mode, &own.storage.storage_class_name) {
         (StorageMode::Dynamic, Some(existing)) => {
             if !class_exists(existing) {
                 blocker = Some(Blocker {
@@ -234,10 +235,11 @@ fn declare(
                 .map(|pv| (**pv).clone())
                 .collect();
             // How many volumes each node holds matters only to place a new one.
-            let missing = existing.len() < usize::try_from(rdc.spec.workload.replicas).unwrap_or(0);
+            let missing = existing.len() < usize::try_from(own.workload.replicas).unwrap_or(0);
             let load = if missing { load() } else { BTreeMap::new() };
             let plan = resources::local_volumes(
                 rdc,
+                own,
                 &class_name,
                 eligible,
                 &existing,
@@ -251,8 +253,8 @@ fn declare(
                     message: format!(
                         "Local mode puts each replica's volume on a node of its own: {} replicas need {} nodes \
                          labelled {}={}, but {} are; label more nodes or lower spec.workload.replicas",
-                        rdc.spec.workload.replicas,
-                        rdc.spec.workload.replicas,
+                        own.workload.replicas,
+                        own.workload.replicas,
                         keys.jurisdiction,
                         jurisdiction,
                         eligible.len()
@@ -270,8 +272,8 @@ fn declare(
     let children = Children {
         class,
         volumes: local_volumes,
-        service: resources::service(rdc),
-        statefulset: resources::statefulset(rdc, jurisdiction, keys, &class_name, &access_modes),
+        service: resources::service(rdc, own.workload.port),
+        statefulset: resources::statefulset(rdc, own, jurisdiction, keys, &class_name, &access_modes),
         network_policy: resources::network_policy(rdc, &settings.dns),
     };
     Declaration {
@@ -644,7 +646,7 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             let observation = Observation {
                 generation: rdc.meta().generation,
                 blocker: Some(&blocker),
-                replicas: rdc.spec.workload.replicas,
+                replicas: rdc.replicas(),
                 ready_replicas: 0,
                 bound_claims: 0,
                 storage_hint: "",
@@ -679,12 +681,17 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         retained: retained_volumes,
     } = volumes_of_this_one(rdc, &claims, ctx).await?;
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
+    // A data centre that only covers members has nothing of its own to declare.
+    let Some(own) = rdc.own() else {
+        return audit_and_report(rdc, &jurisdiction, guard, Provisioned::default(), ctx).await;
+    };
     let Declaration {
         class_name,
         children,
         blocker,
     } = declare(
         rdc,
+        own,
         &jurisdiction,
         &ctx.settings,
         &eligible,
@@ -716,9 +723,61 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         Some(_) => None,
     };
 
+    let provisioned = Provisioned {
+        claims,
+        own_volumes,
+        retained_volumes,
+        class_name: Some(class_name),
+        blocker,
+        refused,
+    };
+    audit_and_report(rdc, &jurisdiction, guard, provisioned, ctx).await
+}
+
+/// What provisioning found and did, for the audit and the status.
+#[derive(Default)]
+struct Provisioned {
+    /// The claims labelled with the data centre (its replicas').
+    claims: Vec<PersistentVolumeClaim>,
+    own_volumes: Vec<Arc<PersistentVolume>>,
+    /// Volumes retained from an earlier data centre of its name, by name.
+    retained_volumes: Vec<String>,
+    /// The StorageClass of its own claims, when it runs a workload.
+    class_name: Option<String>,
+    /// What keeps its declaration from being applied.
+    blocker: Option<Blocker>,
+    /// An update of a child the API server refused.
+    refused: Option<Blocker>,
+}
+
+/// Observe (from the caches), audit (pure), enforce, and write the status, the history and the
+/// report.
+async fn audit_and_report(
+    rdc: &RegionalDataCenter,
+    jurisdiction: &Jurisdiction,
+    guard: Assessment,
+    provisioned: Provisioned,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let Provisioned {
+        claims,
+        own_volumes,
+        retained_volumes,
+        class_name,
+        blocker,
+        refused,
+    } = provisioned;
+    let (name, namespace) = (rdc.name_any(), rdc.namespace().unwrap_or_default());
+    let keys = &ctx.settings.keys;
+    let caches = &ctx.caches;
+    let owner = ObjectRef::from(rdc);
+    let nodes = caches.nodes.state();
     // Observe what is really there, from the caches, and audit it.
     let pods: Vec<Pod> = owned(caches.pods_by_owner.objects(&caches.pods, &owner))?;
-    let volumes = volumes_of(own_volumes, &claims, &caches.volumes)?;
+    let (member_pods, member_claims) = member_candidates(rdc, caches)?;
+    let all_claims: Vec<PersistentVolumeClaim> =
+        claims.iter().chain(&member_claims).cloned().collect();
+    let volumes = volumes_of(own_volumes, &all_claims, &caches.volumes)?;
     let classes = caches.classes.state();
     let snapshots: Vec<_> = caches
         .snapshots
@@ -733,6 +792,8 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let observed = Observed {
         pods: &pods,
         claims: &claims,
+        member_pods: &member_pods,
+        member_claims: &member_claims,
         volumes: &volumes,
         nodes: &nodes,
         classes: &classes,
@@ -745,11 +806,11 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     };
     let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
     let eviction_blocked = match rdc.spec.enforcement {
-        Enforcement::Enforce => enforce(rdc, &audit, &pods, ctx).await?,
+        Enforcement::Enforce => enforce(rdc, &audit, pods.iter().chain(&member_pods), ctx).await?,
         Enforcement::Audit => None,
     };
 
-    let replicas = rdc.spec.workload.replicas;
+    let replicas = rdc.replicas();
     let bound_claims = (0..replicas)
         .filter(|ordinal| {
             let claim_name = resources::claim_name(rdc, *ordinal);
@@ -787,11 +848,12 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
             )
         })
     });
-    let storage_hint = match rdc.spec.storage.mode {
-        StorageMode::Local => "local volumes bind when their pods are scheduled".to_owned(),
-        StorageMode::Dynamic => {
+    let storage_hint = match (rdc.storage_mode(), class_name) {
+        (StorageMode::Local, _) => "local volumes bind when their pods are scheduled".to_owned(),
+        (StorageMode::Dynamic, Some(class_name)) => {
             format!("waiting for the provisioner of StorageClass {class_name} to create volumes")
         }
+        (StorageMode::Dynamic, None) => String::new(),
     };
     let observation = Observation {
         generation: rdc.meta().generation,
@@ -831,6 +893,38 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         super::backoff::spread(REAUDIT)
     };
     Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
+}
+
+/// The pods and claims of the data centre's namespace that `spec.members` selects, and the
+/// claims those pods mount: what the audit may cover (none without spec.members).
+fn member_candidates(
+    rdc: &RegionalDataCenter,
+    caches: &super::Caches,
+) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>), serde_json::Error> {
+    let Some(selector) = &rdc.spec.members else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let namespace = rdc.namespace();
+    let in_namespace = |meta: &kube::api::ObjectMeta| meta.namespace == namespace;
+    let pods: Vec<_> = caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| in_namespace(&pod.metadata))
+        .filter(|pod| residency::members::selects(selector, pod.metadata.labels.as_ref()))
+        .collect();
+    let mounted: Vec<&str> = pods.iter().flat_map(|pod| pod.claims()).collect();
+    let claims: Vec<_> = caches
+        .claims
+        .state()
+        .into_iter()
+        .filter(|claim| in_namespace(&claim.metadata))
+        .filter(|claim| {
+            residency::members::selects(selector, claim.metadata.labels.as_ref())
+                || mounted.contains(&claim.name_any().as_str())
+        })
+        .collect();
+    Ok((owned(pods)?, owned(claims)?))
 }
 
 /// The admission guard of the data centre's namespace. When the operator labels namespaces, one
@@ -983,10 +1077,10 @@ fn latest_refusal(uid: &str, refusals: &Store<CoreEvent>) -> Option<String> {
 /// affinity lets it start only inside; a pod whose volume is pinned outside therefore cannot start
 /// anywhere, which is the point: data is never moved, a person must act on the violation.
 /// Returns why a disruption budget refused an eviction, naming the pod and the budget.
-async fn enforce(
+async fn enforce<'a>(
     rdc: &RegionalDataCenter,
     audit: &residency::Audit,
-    pods: &[Pod],
+    pods: impl Iterator<Item = &'a Pod> + Clone,
     ctx: &Context,
 ) -> Result<Option<String>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &rdc.namespace().unwrap_or_default());
@@ -997,7 +1091,7 @@ async fn enforce(
         .filter(|f| f.reason == ViolationReason::NodeOutsideJurisdiction)
     {
         let Some(pod) = pods
-            .iter()
+            .clone()
             .find(|p| p.metadata.name.as_deref() == Some(finding.name.as_str()))
         else {
             continue;
@@ -1028,28 +1122,6 @@ async fn enforce(
         }
     }
     Ok(blocked)
-}
-
-/// The pods and claims of `rdc`: claims by their label, pods by their label or by the data claim
-/// they mount.
-pub async fn pods_and_claims(
-    client: &kube::Client,
-    rdc: &RegionalDataCenter,
-) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>), kube::Error> {
-    let (namespace, name) = (rdc.namespace().unwrap_or_default(), rdc.name_any());
-    let selector = ListParams::default().labels(&format!("{RDC_LABEL}={name}"));
-    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|pod| residency::is_member(pod, rdc))
-        .collect();
-    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
-        .list(&selector)
-        .await?
-        .items;
-    Ok((pods, claims))
 }
 
 /// Derives the status and writes it if it says something new. A change of progress only (see
@@ -1328,6 +1400,7 @@ mod tests {
         let cn = Jurisdiction::parse("CN").expect("valid");
         declare(
             rdc,
+            rdc.own().expect("its own"),
             &cn,
             &settings(),
             &eligible,
@@ -1347,8 +1420,10 @@ mod tests {
                 volumes: &[],
                 claim_access_modes: live,
             };
+            let one = rdc("CN", 1);
             let children = declare(
-                &rdc("CN", 1),
+                &one,
+                one.own().expect("its own"),
                 &cn,
                 &settings(),
                 &eligible,
@@ -1398,8 +1473,8 @@ mod tests {
     #[test]
     fn no_eligible_node_blocks_before_anything_else() {
         let mut dynamic = rdc("CN", 1);
-        dynamic.spec.storage.mode = StorageMode::Dynamic;
-        dynamic.spec.storage.storage_class_name = Some("missing".to_owned());
+        dynamic.spec.storage.as_mut().expect("its own").mode = StorageMode::Dynamic;
+        dynamic.spec.storage.as_mut().expect("its own").storage_class_name = Some("missing".to_owned());
         let blocker = declared(&dynamic, &[], false).blocker.expect("blocked");
         assert_eq!(blocker.reason, Reason::NoEligibleNodes);
         assert!(blocker.message.contains("kubectl label node"));

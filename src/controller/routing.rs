@@ -121,7 +121,9 @@ impl NodeRoutes {
                     .filter(|rdc| {
                         let country = rdc.spec.jurisdiction.split('-').next().unwrap_or_default();
                         countries.contains(country)
-                            && !settled(rdc.spec.storage.mode, (caches.status)(rdc).as_ref())
+                            // Members are found on a node by selector, not by label.
+                            && (rdc.spec.members.is_some()
+                                || !settled(rdc.storage_mode(), (caches.status)(rdc).as_ref()))
                     })
                     .map(|rdc| ObjectRef::from(rdc.as_ref()))
                     .collect();

@@ -238,7 +238,9 @@ fn residency(o: &Observation<'_>) -> Verdict {
         Residency::Pending => Verdict {
             ok: None,
             reason: Reason::NothingPlaced,
-            message: "no pod is scheduled and no volume is bound yet".to_owned(),
+            message: "no pod is scheduled and no volume is bound yet (of spec.members: none that it \
+                      selects in this namespace)"
+                .to_owned(),
         },
     }
 }
@@ -277,13 +279,25 @@ fn ready(
     });
     match failing {
         Some(failing) => Verdict::fails(failing.reason, failing.message.clone()),
-        None => Verdict::holds(
-            Reason::Ready,
-            format!(
-                "{} replicas ready, data and pods inside the jurisdiction",
-                o.replicas
-            ),
-        ),
+        None => {
+            let covered = o
+                .audit
+                .placements
+                .len()
+                .saturating_sub(usize::try_from(o.replicas).unwrap_or(0));
+            let what = if covered == 0 {
+                format!("{} replicas ready", o.replicas)
+            } else {
+                format!(
+                    "{} replicas ready and {covered} pod(s) covered by spec.members",
+                    o.replicas
+                )
+            };
+            Verdict::holds(
+                Reason::Ready,
+                format!("{what}, data and pods inside the jurisdiction"),
+            )
+        }
     }
 }
 
@@ -525,6 +539,7 @@ mod tests {
             placements: (0..replicas)
                 .map(|i| Placement {
                     pod: format!("vehicle-data-{i}"),
+                    owner: None,
                     node: Some(format!("cn-{i}")),
                     node_jurisdiction: Some("CN".to_owned()),
                     volume: Some(format!("pv-{i}")),

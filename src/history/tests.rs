@@ -14,6 +14,7 @@ fn status(
     RegionalDataCenterStatus {
         placements: vec![Placement {
             pod: "ledger-0".to_owned(),
+            owner: None,
             node: Some("cn-1".to_owned()),
             node_jurisdiction: Some(node_jurisdiction.to_owned()),
             volume: Some("pv-0".to_owned()),

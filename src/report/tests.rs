@@ -11,6 +11,7 @@ fn at(seconds: i64) -> jiff::Timestamp {
 fn placement(ordinal: u8, node: &str, volume_node: Option<&str>) -> Placement {
     Placement {
         pod: format!("vehicle-data-{ordinal}"),
+        owner: None,
         node: Some(node.to_owned()),
         node_jurisdiction: Some("CN".to_owned()),
         volume: Some(format!("pv-{ordinal}")),
@@ -134,6 +135,7 @@ fn data_centres_without_status_or_placement_give_no_result() {
     let unplaced = status(
         vec![Placement {
             pod: "vehicle-data-0".to_owned(),
+            owner: None,
             node: None,
             node_jurisdiction: None,
             volume: None,

@@ -1,6 +1,7 @@
 //! The residency audit: what is observed in the cluster in, placements and violations out.
 //! Pure code: the same observations always give the same verdict.
 
+pub mod members;
 mod selector;
 
 pub use selector::node_matches;
@@ -68,6 +69,10 @@ pub struct Observed<'a> {
     pub pods: &'a [Pod],
     /// Claims labelled with the RegionalDataCenter.
     pub claims: &'a [PersistentVolumeClaim],
+    /// Pods and claims that `spec.members` may cover (at least those of the namespace it
+    /// selects; the audit picks them, see `members::covered`).
+    pub member_pods: &'a [Pod],
+    pub member_claims: &'a [PersistentVolumeClaim],
     /// PersistentVolumes (at least those bound to the claims).
     pub volumes: &'a [Arc<PersistentVolume>],
     /// Every node.
@@ -607,7 +612,17 @@ fn mount_findings(pod: &Pod, rdc: &RegionalDataCenter) -> Vec<Finding> {
         .collect()
 }
 
-/// Audits `rdc`: one placement per replica, and every pod or volume of it outside `jurisdiction`.
+/// A finding about a pod that `spec.members` covers names the object that runs it.
+fn covered_finding(mut finding: Finding, pod: &Pod) -> Finding {
+    finding.message = format!(
+        "{} (run by {}, covered by spec.members)",
+        finding.message,
+        members::owner_of(pod)
+    );
+    finding
+}
+
+/// Audits `rdc`: one placement per replica and per covered pod, and every pod or volume of it outside `jurisdiction`.
 pub fn audit(
     rdc: &RegionalDataCenter,
     jurisdiction: &Jurisdiction,
@@ -632,11 +647,19 @@ pub fn audit(
             .map(AsRef::as_ref)
             .find(|pv| pv.metadata.name.as_deref() == Some(volume_name))
     };
-    for claim in observed
+    let (covered_pods, covered_claims) =
+        members::covered(rdc, observed.member_pods, observed.member_claims);
+    for pod in &covered_pods {
+        if let Some(verdict) = audit_pod(pod, jurisdiction, keys, observed.nodes) {
+            anything_placed = true;
+            findings.extend(verdict.err().map(|f| covered_finding(f, pod)));
+        }
+    }
+    let own_claims = observed
         .claims
         .iter()
-        .filter(|c| has_rdc_label(c.metadata.labels.as_ref(), rdc))
-    {
+        .filter(|c| has_rdc_label(c.metadata.labels.as_ref(), rdc));
+    for claim in own_claims.chain(covered_claims.iter().copied()) {
         if let Some(pv) = volume_of(claim) {
             anything_placed = true;
             findings.extend(audit_volume(pv, jurisdiction, keys, observed).0.err());
@@ -651,7 +674,10 @@ pub fn audit(
         let of_this = observed.claims.iter().any(|c| {
             c.metadata.name.as_deref() == Some(claim)
                 && has_rdc_label(c.metadata.labels.as_ref(), rdc)
-        }) || is_data_claim_of(claim, rdc);
+        }) || is_data_claim_of(claim, rdc)
+            || covered_claims
+                .iter()
+                .any(|c| c.metadata.name.as_deref() == Some(claim));
         if of_this && snapshot.metadata.namespace == rdc.metadata.namespace {
             let (copy, verdict) = audit_snapshot(
                 snapshot,
@@ -685,7 +711,7 @@ pub fn audit(
     findings.sort();
     findings.dedup();
 
-    let placements = (0..rdc.spec.workload.replicas)
+    let own_placements = (0..rdc.replicas())
         .map(|ordinal| {
             let pod_name = pod_name(rdc, ordinal);
             let pod = observed
@@ -718,6 +744,43 @@ pub fn audit(
             };
             Placement {
                 pod: pod_name,
+                owner: Some(format!("StatefulSet/{}", rdc.metadata.name.as_deref().unwrap_or_default())),
+                node,
+                node_jurisdiction,
+                volume: pv.and_then(|pv| pv.metadata.name.clone()),
+                volume_node,
+                compliant: pod_ok && volume_ok,
+            }
+        });
+    // A covered pod, with the first covered claim it mounts and where that claim's data is.
+    let mut covered_placements: Vec<Placement> = covered_pods
+        .iter()
+        .map(|pod| {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            let node_jurisdiction = node
+                .as_deref()
+                .and_then(|n| find_node(observed.nodes, n))
+                .and_then(|n| label(n.metadata.labels.as_ref(), &keys.jurisdiction))
+                .map(str::to_owned);
+            let pod_ok = audit_pod(pod, jurisdiction, keys, observed.nodes).is_some_and(|v| v.is_ok());
+            let pv = members::claims_of(pod)
+                .filter_map(|name| {
+                    covered_claims
+                        .iter()
+                        .find(|c| c.metadata.name.as_deref() == Some(name))
+                })
+                .find_map(|claim| volume_of(claim));
+            let (volume_ok, volume_node) = match pv {
+                Some(pv) => {
+                    let (verdict, pinned) = audit_volume(pv, jurisdiction, keys, observed);
+                    (verdict.is_ok(), pinned)
+                }
+                // A pod without data of its own is judged by where it runs.
+                None => (true, None),
+            };
+            Placement {
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                owner: Some(members::owner_of(pod)),
                 node,
                 node_jurisdiction,
                 volume: pv.and_then(|pv| pv.metadata.name.clone()),
@@ -726,6 +789,8 @@ pub fn audit(
             }
         })
         .collect();
+    covered_placements.sort_by(|a, b| a.pod.cmp(&b.pod));
+    let placements = own_placements.chain(covered_placements).collect();
 
     let residency = if findings
         .iter()
@@ -734,7 +799,7 @@ pub fn audit(
         Residency::Violated
     } else if !findings.is_empty() {
         Residency::Unverifiable
-    } else if anything_placed || rdc.spec.workload.replicas == 0 {
+    } else if anything_placed || (rdc.replicas() == 0 && rdc.spec.members.is_none()) {
         Residency::Compliant
     } else {
         Residency::Pending

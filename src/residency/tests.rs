@@ -345,6 +345,7 @@ fn pod_and_volume_on_jurisdiction_nodes_are_compliant() {
         audit.placements,
         [Placement {
             pod: "vehicle-data-0".to_owned(),
+            owner: Some("StatefulSet/vehicle-data".to_owned()),
             node: Some("cn-1".to_owned()),
             node_jurisdiction: Some("CN".to_owned()),
             volume: Some("pv-0".to_owned()),
@@ -1131,4 +1132,196 @@ fn a_schedule_of_every_namespace_counts_and_other_namespaces_do_not() {
         )]
     );
     assert_eq!(audit.copies.len(), 1);
+}
+
+// --- workloads others run, covered by spec.members
+
+/// A CN data centre in `fleet-cn` that runs nothing itself and covers `cnpg.io/cluster: orders`.
+fn covering_orders() -> RegionalDataCenter {
+    let mut data_centre = rdc("CN", 0);
+    data_centre.spec.workload = None;
+    data_centre.spec.storage = None;
+    data_centre.spec.members = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "cnpg.io/cluster".to_owned(),
+                "orders".to_owned(),
+            )])),
+            match_expressions: None,
+        },
+    );
+    data_centre
+}
+
+/// A pod of the orders database (run by its Cluster) on `node`, mounting claim `orders-1`; or,
+/// unlabelled, a pod nobody covers.
+fn orders_pod(name: &str, node: &str, labelled: bool) -> Pod {
+    let labels: &[(&str, &str)] = if labelled {
+        &[("cnpg.io/cluster", "orders")]
+    } else {
+        &[("app", "stray")]
+    };
+    let mut pod = mounting(
+        Pod {
+            metadata: meta(name, labels),
+            spec: Some(PodSpec {
+                node_name: Some(node.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        "orders-1",
+    );
+    pod.metadata.namespace = Some("fleet-cn".to_owned());
+    pod.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            kind: "Cluster".to_owned(),
+            name: "orders".to_owned(),
+            controller: Some(true),
+            ..Default::default()
+        },
+    ]);
+    pod
+}
+
+/// Its claim `orders-1`, bound to `volume`, without a label of its own (the pod brings it in).
+fn orders_claim(volume: &str) -> PersistentVolumeClaim {
+    let mut claim = claim("orders-1", Some(volume));
+    claim.metadata.labels = None;
+    claim.metadata.namespace = Some("fleet-cn".to_owned());
+    claim
+}
+
+fn audit_members(
+    data_centre: &RegionalDataCenter,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+    volumes: Vec<PersistentVolume>,
+    snapshots: Vec<VolumeSnapshot>,
+) -> Audit {
+    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let nodes: Vec<_> = cluster.nodes.into_iter().map(Arc::new).collect();
+    let volumes: Vec<_> = volumes.into_iter().map(Arc::new).collect();
+    let snapshots: Vec<_> = snapshots.into_iter().map(Arc::new).collect();
+    let classes = vec![Arc::new(snapshot_class(
+        "snap-us",
+        &[(JURISDICTION, "US")],
+        false,
+    ))];
+    let observed = Observed {
+        member_pods: pods,
+        member_claims: claims,
+        volumes: &volumes,
+        nodes: &nodes,
+        snapshots: &snapshots,
+        snapshot_classes: &classes,
+        ..Default::default()
+    };
+    audit(data_centre, &j("CN"), &keys(), &observed)
+}
+
+#[test]
+fn a_covered_pod_and_its_data_inside_are_compliant_and_placed_with_their_owner() {
+    let audit = audit_members(
+        &covering_orders(),
+        &[orders_pod("orders-1", "cn-1", true)],
+        &[orders_claim("pv-o")],
+        vec![local_pv("pv-o", "cn-2")],
+        vec![],
+    );
+    assert_eq!(reasons(&audit), vec![]);
+    assert_eq!(audit.residency, Residency::Compliant);
+    assert_eq!(
+        audit.placements,
+        [Placement {
+            pod: "orders-1".to_owned(),
+            owner: Some("Cluster/orders".to_owned()),
+            node: Some("cn-1".to_owned()),
+            node_jurisdiction: Some("CN".to_owned()),
+            volume: Some("pv-o".to_owned()),
+            volume_node: Some("cn-2".to_owned()),
+            compliant: true,
+        }]
+    );
+}
+
+#[test]
+fn a_covered_pod_outside_is_violated_and_named_with_what_runs_it() {
+    let audit = audit_members(
+        &covering_orders(),
+        &[orders_pod("orders-1", "de-1", true)],
+        &[orders_claim("pv-o")],
+        vec![local_pv("pv-o", "cn-2")],
+        vec![],
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "Pod",
+            "orders-1".to_owned(),
+            ViolationReason::NodeOutsideJurisdiction
+        )]
+    );
+    assert!(
+        audit.findings[0].message.contains("Cluster/orders"),
+        "{}",
+        audit.findings[0].message
+    );
+    assert_eq!(audit.residency, Residency::Violated);
+    assert!(!audit.placements[0].compliant);
+}
+
+#[test]
+fn the_data_of_a_covered_claim_outside_is_violated() {
+    let audit = audit_members(
+        &covering_orders(),
+        &[orders_pod("orders-1", "cn-1", true)],
+        &[orders_claim("pv-o")],
+        vec![local_pv("pv-o", "de-1")],
+        vec![],
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "PersistentVolume",
+            "pv-o".to_owned(),
+            ViolationReason::DataOutsideJurisdiction
+        )]
+    );
+}
+
+#[test]
+fn pods_the_selector_does_not_pick_or_of_other_namespaces_are_not_covered() {
+    let mut elsewhere = orders_pod("orders-2", "de-1", true);
+    elsewhere.metadata.namespace = Some("fleet-us".to_owned());
+    let audit = audit_members(
+        &covering_orders(),
+        &[orders_pod("stray", "de-1", false), elsewhere],
+        &[],
+        vec![],
+        vec![],
+    );
+    assert_eq!(reasons(&audit), vec![]);
+    assert!(audit.placements.is_empty());
+    // Covering nothing is not evidence of anything.
+    assert_eq!(audit.residency, Residency::Pending);
+}
+
+#[test]
+fn a_snapshot_of_a_covered_claim_is_a_copy_of_the_data() {
+    let audit = audit_members(
+        &covering_orders(),
+        &[orders_pod("orders-1", "cn-1", true)],
+        &[orders_claim("pv-o")],
+        vec![local_pv("pv-o", "cn-2")],
+        vec![snapshot("orders-s", "fleet-cn", "orders-1", Some("snap-us"))],
+    );
+    assert_eq!(
+        reasons(&audit),
+        vec![(
+            "VolumeSnapshot",
+            "orders-s".to_owned(),
+            ViolationReason::CopyOutsideJurisdiction
+        )]
+    );
 }

@@ -194,14 +194,14 @@ pub(crate) mod fixtures {
             "vehicle-data",
             RegionalDataCenterSpec {
                 jurisdiction: jurisdiction.to_owned(),
-                storage: StorageSpec {
+                storage: Some(StorageSpec {
                     size: Quantity("50Gi".to_owned()),
                     mode: StorageMode::Local,
                     storage_class_name: None,
                     local_path: None,
                     retain_on_delete: true,
-                },
-                workload: WorkloadSpec {
+                }),
+                workload: Some(WorkloadSpec {
                     image: "registry.example/ingest:1.4".to_owned(),
                     replicas,
                     port: Some(8080),
@@ -212,7 +212,8 @@ pub(crate) mod fixtures {
                     mount_path: "/data".to_owned(),
                     run_as_user: 65532,
                     run_as_group: 65532,
-                },
+                }),
+                members: None,
                 enforcement: Enforcement::Audit,
                 network: None,
             },

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::{NodeLabelKeys, child_metadata, labels, name, selector_labels};
-use crate::api::RegionalDataCenter;
+use crate::api::{Own, RegionalDataCenter, WorkloadSpec};
 use crate::api::jurisdiction::Jurisdiction;
 
 /// Name of the volume claim template, and so the prefix of every claim: `data-<rdc>-<ordinal>`.
@@ -35,13 +35,14 @@ pub fn claim_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
 /// The workload: one pod and one claim per replica, on nodes of `jurisdiction` only.
 pub fn statefulset(
     rdc: &RegionalDataCenter,
+    own: Own<'_>,
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
     storage_class: &str,
     access_modes: &[String],
 ) -> StatefulSet {
-    let workload = &rdc.spec.workload;
-    let retention = if rdc.spec.storage.retain_on_delete {
+    let Own { storage, workload } = own;
+    let retention = if storage.retain_on_delete {
         "Retain"
     } else {
         "Delete"
@@ -88,7 +89,7 @@ pub fn statefulset(
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
-                    rdc.spec.storage.size.clone(),
+                    storage.size.clone(),
                 )])),
                 ..Default::default()
             }),
@@ -133,7 +134,7 @@ pub fn statefulset(
                         ..Default::default()
                     }),
                     containers: vec![container],
-                    security_context: Some(pod_security_context(rdc)),
+                    security_context: Some(pod_security_context(workload)),
                     // The workload never talks to the API server, so it gets no token to leak.
                     automount_service_account_token: Some(false),
                     ..Default::default()
@@ -148,8 +149,7 @@ pub fn statefulset(
 
 /// What the restricted Pod Security Standard asks of a pod, with the data volume writable by the
 /// workload's group.
-fn pod_security_context(rdc: &RegionalDataCenter) -> PodSecurityContext {
-    let workload = &rdc.spec.workload;
+fn pod_security_context(workload: &WorkloadSpec) -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(workload.run_as_user),
@@ -208,6 +208,7 @@ mod tests {
         let j = Jurisdiction::parse("CN").expect("valid");
         let sts = statefulset(
             &rdc,
+            rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
             "domicile-local-cn",
@@ -229,6 +230,7 @@ mod tests {
         let j = Jurisdiction::parse("CN-SH").expect("valid");
         let sts = statefulset(
             &rdc,
+            rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
             "domicile-local-cn-sh",
@@ -250,14 +252,14 @@ mod tests {
         let keys = NodeLabelKeys::default();
         let mut rdc = rdc("CN", 3);
         let policy = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
+            statefulset(rdc, rdc.own().expect("its own"), &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
                 .spec
                 .and_then(|s| s.persistent_volume_claim_retention_policy)
                 .expect("a retention policy")
         };
         assert_eq!(policy(&rdc).when_deleted.as_deref(), Some("Retain"));
         assert_eq!(policy(&rdc).when_scaled.as_deref(), Some("Retain"));
-        rdc.spec.storage.retain_on_delete = false;
+        rdc.spec.storage.as_mut().expect("its own").retain_on_delete = false;
         assert_eq!(policy(&rdc).when_deleted.as_deref(), Some("Delete"));
         assert_eq!(policy(&rdc).when_scaled.as_deref(), Some("Retain"));
     }
@@ -268,6 +270,7 @@ mod tests {
         let j = Jurisdiction::parse("CN").expect("valid");
         let sts = statefulset(
             &rdc,
+            rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
             "domicile-local-cn",
@@ -311,7 +314,7 @@ mod tests {
         let j = Jurisdiction::parse("CN").expect("valid");
         let keys = NodeLabelKeys::default();
         let pod = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
+            statefulset(rdc, rdc.own().expect("its own"), &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
                 .spec
                 .and_then(|s| s.template.spec)
                 .expect("a pod spec")
@@ -347,8 +350,8 @@ mod tests {
             "no volume but the claim: no hostPath"
         );
 
-        rdc.spec.workload.run_as_user = 1000;
-        rdc.spec.workload.run_as_group = 2000;
+        rdc.spec.workload.as_mut().expect("its own").run_as_user = 1000;
+        rdc.spec.workload.as_mut().expect("its own").run_as_group = 2000;
         let security = pod(&rdc).security_context.expect("a pod security context");
         assert_eq!(
             (

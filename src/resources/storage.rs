@@ -9,11 +9,12 @@ use k8s_openapi::api::core::v1::{
     TopologySelectorTerm, VolumeNodeAffinity,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use super::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL, claim_name, name, namespace};
-use crate::api::RegionalDataCenter;
+use crate::api::{Own, RegionalDataCenter};
 use crate::api::jurisdiction::Jurisdiction;
 
 /// Label on a local PersistentVolume: the replica ordinal it serves.
@@ -130,6 +131,7 @@ pub struct LocalVolumePlan {
 /// moved; the audit reports it instead.
 pub fn local_volumes(
     rdc: &RegionalDataCenter,
+    own: Own<'_>,
     storage_class: &str,
     eligible_nodes: &[&Node],
     existing: &[PersistentVolume],
@@ -139,7 +141,7 @@ pub fn local_volumes(
 ) -> LocalVolumePlan {
     let existing_of = |ordinal: i32| existing.iter().find(|pv| ordinal_of(pv) == Some(ordinal));
     let existing_node = |ordinal: i32| existing_of(ordinal).and_then(pinned_hostname);
-    let mut used: BTreeSet<String> = (0..rdc.spec.workload.replicas)
+    let mut used: BTreeSet<String> = (0..own.workload.replicas)
         .filter_map(existing_node)
         .collect();
     // New volumes go to the eligible nodes that hold the fewest domicile volumes, by name among
@@ -158,7 +160,7 @@ pub fn local_volumes(
         volumes: Vec::new(),
         unplaced: 0,
     };
-    for ordinal in 0..rdc.spec.workload.replicas {
+    for ordinal in 0..own.workload.replicas {
         let node = existing_node(ordinal).or_else(|| free.next());
         let Some(node) = node else {
             plan.unplaced += 1;
@@ -177,6 +179,7 @@ pub fn local_volumes(
             .unwrap_or_else(|| access_modes.to_vec());
         plan.volumes.push(local_volume(
             rdc,
+            own.storage.size.clone(),
             storage_class,
             ordinal,
             &node,
@@ -200,6 +203,7 @@ struct VolumeIdentity {
 
 fn local_volume(
     rdc: &RegionalDataCenter,
+    size: Quantity,
     storage_class: &str,
     ordinal: i32,
     host: &str,
@@ -227,7 +231,7 @@ fn local_volume(
         spec: Some(PersistentVolumeSpec {
             capacity: Some(BTreeMap::from([(
                 "storage".to_owned(),
-                rdc.spec.storage.size.clone(),
+                size,
             )])),
             access_modes: Some(identity.access_modes),
             persistent_volume_reclaim_policy: Some("Retain".to_owned()),
@@ -435,6 +439,7 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let plan = local_volumes(
             &rdc("CN", 3),
+            rdc("CN", 3).own().expect("its own"),
             "domicile-local-cn",
             &eligible,
             &[],
@@ -473,6 +478,7 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let plan = local_volumes(
             &rdc("CN", 3),
+            rdc("CN", 3).own().expect("its own"),
             "c",
             &eligible,
             &[],
@@ -490,7 +496,7 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
         let mut existing =
-            local_volumes(&rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+            local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
         assert_eq!(
             existing
                 .iter()
@@ -502,6 +508,7 @@ mod tests {
         let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
         let plan = local_volumes(
             &rdc,
+            rdc.own().expect("its own"),
             "c",
             &now_eligible,
             &existing,
@@ -576,9 +583,10 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let mut rdc = rdc("CN", 1);
         // A value left from the removed field is ignored, whatever it says.
-        rdc.spec.storage.local_path = Some("/".to_owned());
+        rdc.spec.storage.as_mut().expect("its own").local_path = Some("/".to_owned());
         let plan = local_volumes(
             &rdc,
+            rdc.own().expect("its own"),
             "c",
             &eligible,
             &[],
@@ -603,7 +611,7 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let old = rdc("CN", 2);
         let old_volumes =
-            local_volumes(&old, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+            local_volumes(&old, old.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
         assert_eq!(old_volumes.len(), 2);
         let old_uid = old.metadata.uid.clone().expect("a uid");
         let ordinals = |volumes: &[&PersistentVolume]| {
@@ -622,7 +630,7 @@ mod tests {
         let mut new = old.clone();
         new.metadata.uid = Some("9a8b7c6d-0000-4000-8000-000000000002".to_owned());
         let mut new_volumes =
-            local_volumes(&new, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+            local_volumes(&new, new.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
         new_volumes.truncate(1);
         let (adopted, kept) = adoptable(
             old_volumes.iter().collect(),
@@ -645,7 +653,7 @@ mod tests {
         new.metadata.creation_timestamp =
             Some(Time(jiff::Timestamp::from_second(2_000).expect("a time")));
         let plan = |rdc: &RegionalDataCenter| {
-            local_volumes(rdc, "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes
+            local_volumes(rdc, rdc.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes
         };
         let (old_volume, new_volume) = (plan(&old).remove(0), plan(&new).remove(0));
         assert_ne!(old_volume.metadata.name, new_volume.metadata.name);
@@ -685,6 +693,7 @@ mod tests {
         let rdc = rdc("CN", 1);
         let mut old = local_volumes(
             &rdc,
+            rdc.own().expect("its own"),
             "c",
             &eligible[1..],
             &[],
@@ -694,7 +703,7 @@ mod tests {
         )
         .volumes;
         old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
-        let plan = local_volumes(&rdc, "c", &eligible, &old, &BTreeMap::new(), ROOT, &modes());
+        let plan = local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &old, &BTreeMap::new(), ROOT, &modes());
         assert_eq!(plan.volumes[0].metadata.name, old[0].metadata.name);
         assert_eq!(plan.volumes[0].spec, old[0].spec);
     }
@@ -708,7 +717,7 @@ mod tests {
             ("cn-2".to_owned(), 1),
             ("cn-3".to_owned(), 3),
         ]);
-        let plan = local_volumes(&rdc("CN", 2), "c", &eligible, &[], &load, ROOT, &modes());
+        let plan = local_volumes(&rdc("CN", 2), rdc("CN", 2).own().expect("its own"), "c", &eligible, &[], &load, ROOT, &modes());
         assert_eq!(
             hosts(&plan),
             ["cn-4", "cn-2"],
@@ -720,6 +729,7 @@ mod tests {
         let heavier = BTreeMap::from([("cn-4".to_owned(), 50)]);
         let again = local_volumes(
             &rdc("CN", 2),
+            rdc("CN", 2).own().expect("its own"),
             "c",
             &eligible,
             &existing,
@@ -748,7 +758,7 @@ mod tests {
             let mut rdc = rdc("CN", 3);
             rdc.metadata.name = Some(format!("rdc-{i}"));
             let load = load_of(&all);
-            all.extend(local_volumes(&rdc, "c", &eligible, &[], &load, ROOT, &modes()).volumes);
+            all.extend(local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &[], &load, ROOT, &modes()).volumes);
         }
         let load = load_of(&all);
         assert_eq!(load.len(), 33, "every eligible node holds data");

@@ -7,9 +7,24 @@ use crate::resources::fixtures::rdc;
 fn snapshot() -> Snapshot {
     let mut rdc = rdc("CN", 2);
     rdc.metadata.namespace = Some("fleet-cn".to_owned());
+    let in_namespace = |mut meta: kube::api::ObjectMeta| {
+        meta.namespace = Some("fleet-cn".to_owned());
+        meta
+    };
     let claims = (0..2)
-        .map(|ordinal| claim(&claim_name(&rdc, ordinal), Some(&format!("pv-{ordinal}"))))
+        .map(|ordinal| {
+            let mut claim = claim(&claim_name(&rdc, ordinal), Some(&format!("pv-{ordinal}")));
+            claim.metadata = in_namespace(claim.metadata);
+            claim
+        })
         .collect();
+    let pods = [("vehicle-data-0", "cn-1"), ("vehicle-data-1", "cn-2")]
+        .map(|(name, node)| {
+            let mut pod = pod(name, Some(node));
+            pod.metadata = in_namespace(pod.metadata);
+            pod
+        })
+        .to_vec();
     Snapshot {
         nodes: [cn("cn-1"), cn("cn-2"), node("unlabelled-1", &[])]
             .map(Arc::new)
@@ -21,14 +36,9 @@ fn snapshot() -> Snapshot {
         snapshots: vec![],
         snapshot_classes: vec![],
         velero: super::Velero::default(),
-        data_centers: vec![(
-            rdc,
-            vec![
-                pod("vehicle-data-0", Some("cn-1")),
-                pod("vehicle-data-1", Some("cn-2")),
-            ],
-            claims,
-        )],
+        data_centers: vec![rdc],
+        pods,
+        claims,
     }
 }
 
