@@ -178,7 +178,10 @@ pub async fn snapshot(client: &Client, namespace: Option<&str>) -> anyhow::Resul
     // Each kind is listed once, whatever the number of data centres.
     let (pods, claims) = match namespace {
         Some(namespace) => (
-            Api::<Pod>::namespaced(client.clone(), namespace).list(&all).await?.items,
+            Api::<Pod>::namespaced(client.clone(), namespace)
+                .list(&all)
+                .await?
+                .items,
             Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
                 .list(&all)
                 .await?

@@ -416,11 +416,17 @@ impl RegionalDataCenter {
 
     /// How its own volumes are provided (Dynamic when it has none).
     pub fn storage_mode(&self) -> StorageMode {
-        self.spec.storage.as_ref().map_or_else(StorageMode::default, |s| s.mode)
+        self.spec
+            .storage
+            .as_ref()
+            .map_or_else(StorageMode::default, |s| s.mode)
     }
 
     /// Whether its own claims and volumes outlive it (always, when it has none).
     pub fn retains_data(&self) -> bool {
-        self.spec.storage.as_ref().is_none_or(|s| s.retain_on_delete)
+        self.spec
+            .storage
+            .as_ref()
+            .is_none_or(|s| s.retain_on_delete)
     }
 }

@@ -22,7 +22,6 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-
 /// Makes `$cached` a resource of the same API, kind and scope as `$full`, so that it can be
 /// listed and watched, and keyed in a cache, like `$full`.
 macro_rules! resource_like {

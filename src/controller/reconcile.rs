@@ -26,7 +26,8 @@ use super::status::{
 use super::{Context, Error, FINALIZER, cleanup};
 use crate::api::jurisdiction::Jurisdiction;
 use crate::api::{
-    Enforcement, Own, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode, Violation,
+    Enforcement, Own, RegionalDataCenter, RegionalDataCenterStatus, Residency, StorageMode,
+    Violation,
 };
 use crate::guard::{self, Assessment, NAMESPACE_LABEL, Standing};
 use crate::residency::{self, Observed, ViolationReason};
@@ -273,7 +274,14 @@ fn declare(
         class,
         volumes: local_volumes,
         service: resources::service(rdc, own.workload.port),
-        statefulset: resources::statefulset(rdc, own, jurisdiction, keys, &class_name, &access_modes),
+        statefulset: resources::statefulset(
+            rdc,
+            own,
+            jurisdiction,
+            keys,
+            &class_name,
+            &access_modes,
+        ),
         network_policy: resources::network_policy(rdc, &settings.dns),
     };
     Declaration {
@@ -1474,7 +1482,12 @@ mod tests {
     fn no_eligible_node_blocks_before_anything_else() {
         let mut dynamic = rdc("CN", 1);
         dynamic.spec.storage.as_mut().expect("its own").mode = StorageMode::Dynamic;
-        dynamic.spec.storage.as_mut().expect("its own").storage_class_name = Some("missing".to_owned());
+        dynamic
+            .spec
+            .storage
+            .as_mut()
+            .expect("its own")
+            .storage_class_name = Some("missing".to_owned());
         let blocker = declared(&dynamic, &[], false).blocker.expect("blocked");
         assert_eq!(blocker.reason, Reason::NoEligibleNodes);
         assert!(blocker.message.contains("kubectl label node"));

@@ -238,9 +238,10 @@ fn residency(o: &Observation<'_>) -> Verdict {
         Residency::Pending => Verdict {
             ok: None,
             reason: Reason::NothingPlaced,
-            message: "no pod is scheduled and no volume is bound yet (of spec.members: none that it \
+            message:
+                "no pod is scheduled and no volume is bound yet (of spec.members: none that it \
                       selects in this namespace)"
-                .to_owned(),
+                    .to_owned(),
         },
     }
 }
@@ -287,6 +288,8 @@ fn ready(
                 .saturating_sub(usize::try_from(o.replicas).unwrap_or(0));
             let what = if covered == 0 {
                 format!("{} replicas ready", o.replicas)
+            } else if o.replicas == 0 {
+                format!("{covered} pod(s) covered by spec.members")
             } else {
                 format!(
                     "{} replicas ready and {covered} pod(s) covered by spec.members",

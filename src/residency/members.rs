@@ -172,33 +172,68 @@ mod tests {
         }
     }
 
-    fn names<'a, T: kube::ResourceExt + 'a>(objects: impl IntoIterator<Item = &'a T>) -> Vec<String> {
-        objects.into_iter().map(kube::ResourceExt::name_any).collect()
+    fn names<'a, T: kube::ResourceExt + 'a>(
+        objects: impl IntoIterator<Item = &'a T>,
+    ) -> Vec<String> {
+        objects
+            .into_iter()
+            .map(kube::ResourceExt::name_any)
+            .collect()
     }
 
     #[test]
     fn match_labels_and_every_operator_read_as_the_api_server_reads_them() {
         let orders = labels(&[("cnpg.io/cluster", "orders"), ("role", "primary")]);
-        assert!(selects(&selector(&[("cnpg.io/cluster", "orders")]), Some(&orders)));
-        assert!(!selects(&selector(&[("cnpg.io/cluster", "billing")]), Some(&orders)));
+        assert!(selects(
+            &selector(&[("cnpg.io/cluster", "orders")]),
+            Some(&orders)
+        ));
+        assert!(!selects(
+            &selector(&[("cnpg.io/cluster", "billing")]),
+            Some(&orders)
+        ));
         assert!(!selects(&selector(&[("cnpg.io/cluster", "orders")]), None));
         let with = |e: LabelSelectorRequirement| LabelSelector {
             match_labels: None,
             match_expressions: Some(vec![e]),
         };
-        assert!(selects(&with(expression("role", "In", &["primary", "replica"])), Some(&orders)));
-        assert!(!selects(&with(expression("role", "NotIn", &["primary"])), Some(&orders)));
-        assert!(selects(&with(expression("tier", "NotIn", &["web"])), Some(&orders)));
-        assert!(selects(&with(expression("role", "Exists", &[])), Some(&orders)));
-        assert!(!selects(&with(expression("role", "DoesNotExist", &[])), Some(&orders)));
-        assert!(!selects(&with(expression("role", "Matches", &["p.*"])), Some(&orders)), "unknown operator");
+        assert!(selects(
+            &with(expression("role", "In", &["primary", "replica"])),
+            Some(&orders)
+        ));
+        assert!(!selects(
+            &with(expression("role", "NotIn", &["primary"])),
+            Some(&orders)
+        ));
+        assert!(selects(
+            &with(expression("tier", "NotIn", &["web"])),
+            Some(&orders)
+        ));
+        assert!(selects(
+            &with(expression("role", "Exists", &[])),
+            Some(&orders)
+        ));
+        assert!(!selects(
+            &with(expression("role", "DoesNotExist", &[])),
+            Some(&orders)
+        ));
+        assert!(
+            !selects(
+                &with(expression("role", "Matches", &["p.*"])),
+                Some(&orders)
+            ),
+            "unknown operator"
+        );
         // Both parts must hold.
         let both = LabelSelector {
             match_labels: Some(labels(&[("cnpg.io/cluster", "orders")])),
             match_expressions: Some(vec![expression("role", "In", &["replica"])]),
         };
         assert!(!selects(&both, Some(&orders)));
-        assert!(!selects(&LabelSelector::default(), Some(&orders)), "empty picks nothing");
+        assert!(
+            !selects(&LabelSelector::default(), Some(&orders)),
+            "empty picks nothing"
+        );
     }
 
     #[test]
@@ -226,9 +261,19 @@ mod tests {
         ];
         let (covered_pods, covered_claims) = covered(&dc, &pods, &claims);
         assert_eq!(names(covered_pods.iter().copied()), ["orders-1"]);
-        assert_eq!(covered_pods[0].metadata.namespace.as_deref(), Some("fleet-cn"));
-        assert_eq!(names(covered_claims.iter().copied()), ["orders-1", "orders-wal"]);
-        assert!(covered_claims.iter().all(|c| c.metadata.namespace.as_deref() == Some("fleet-cn")));
+        assert_eq!(
+            covered_pods[0].metadata.namespace.as_deref(),
+            Some("fleet-cn")
+        );
+        assert_eq!(
+            names(covered_claims.iter().copied()),
+            ["orders-1", "orders-wal"]
+        );
+        assert!(
+            covered_claims
+                .iter()
+                .all(|c| c.metadata.namespace.as_deref() == Some("fleet-cn"))
+        );
 
         dc.spec.members = None;
         let (none, nothing) = covered(&dc, &pods, &claims);

@@ -711,47 +711,49 @@ pub fn audit(
     findings.sort();
     findings.dedup();
 
-    let own_placements = (0..rdc.replicas())
-        .map(|ordinal| {
-            let pod_name = pod_name(rdc, ordinal);
-            let pod = observed
-                .pods
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
-            let node = pod
-                .and_then(|p| p.spec.as_ref())
-                .and_then(|s| s.node_name.clone());
-            let node_jurisdiction = node
-                .as_deref()
-                .and_then(|n| find_node(observed.nodes, n))
-                .and_then(|n| label(n.metadata.labels.as_ref(), &keys.jurisdiction))
-                .map(str::to_owned);
-            let pod_ok = pod
-                .and_then(|p| audit_pod(p, jurisdiction, keys, observed.nodes))
-                .is_some_and(|v| v.is_ok());
-            let claim_name = claim_name(rdc, ordinal);
-            let pv = observed
-                .claims
-                .iter()
-                .find(|c| c.metadata.name.as_deref() == Some(claim_name.as_str()))
-                .and_then(volume_of);
-            let (volume_ok, volume_node) = match pv {
-                Some(pv) => {
-                    let (verdict, pinned) = audit_volume(pv, jurisdiction, keys, observed);
-                    (verdict.is_ok(), pinned)
-                }
-                None => (false, None),
-            };
-            Placement {
-                pod: pod_name,
-                owner: Some(format!("StatefulSet/{}", rdc.metadata.name.as_deref().unwrap_or_default())),
-                node,
-                node_jurisdiction,
-                volume: pv.and_then(|pv| pv.metadata.name.clone()),
-                volume_node,
-                compliant: pod_ok && volume_ok,
+    let own_placements = (0..rdc.replicas()).map(|ordinal| {
+        let pod_name = pod_name(rdc, ordinal);
+        let pod = observed
+            .pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
+        let node = pod
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.node_name.clone());
+        let node_jurisdiction = node
+            .as_deref()
+            .and_then(|n| find_node(observed.nodes, n))
+            .and_then(|n| label(n.metadata.labels.as_ref(), &keys.jurisdiction))
+            .map(str::to_owned);
+        let pod_ok = pod
+            .and_then(|p| audit_pod(p, jurisdiction, keys, observed.nodes))
+            .is_some_and(|v| v.is_ok());
+        let claim_name = claim_name(rdc, ordinal);
+        let pv = observed
+            .claims
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(claim_name.as_str()))
+            .and_then(volume_of);
+        let (volume_ok, volume_node) = match pv {
+            Some(pv) => {
+                let (verdict, pinned) = audit_volume(pv, jurisdiction, keys, observed);
+                (verdict.is_ok(), pinned)
             }
-        });
+            None => (false, None),
+        };
+        Placement {
+            pod: pod_name,
+            owner: Some(format!(
+                "StatefulSet/{}",
+                rdc.metadata.name.as_deref().unwrap_or_default()
+            )),
+            node,
+            node_jurisdiction,
+            volume: pv.and_then(|pv| pv.metadata.name.clone()),
+            volume_node,
+            compliant: pod_ok && volume_ok,
+        }
+    });
     // A covered pod, with the first covered claim it mounts and where that claim's data is.
     let mut covered_placements: Vec<Placement> = covered_pods
         .iter()
@@ -762,7 +764,8 @@ pub fn audit(
                 .and_then(|n| find_node(observed.nodes, n))
                 .and_then(|n| label(n.metadata.labels.as_ref(), &keys.jurisdiction))
                 .map(str::to_owned);
-            let pod_ok = audit_pod(pod, jurisdiction, keys, observed.nodes).is_some_and(|v| v.is_ok());
+            let pod_ok =
+                audit_pod(pod, jurisdiction, keys, observed.nodes).is_some_and(|v| v.is_ok());
             let pv = members::claims_of(pod)
                 .filter_map(|name| {
                     covered_claims

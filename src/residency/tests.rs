@@ -1314,7 +1314,12 @@ fn a_snapshot_of_a_covered_claim_is_a_copy_of_the_data() {
         &[orders_pod("orders-1", "cn-1", true)],
         &[orders_claim("pv-o")],
         vec![local_pv("pv-o", "cn-2")],
-        vec![snapshot("orders-s", "fleet-cn", "orders-1", Some("snap-us"))],
+        vec![snapshot(
+            "orders-s",
+            "fleet-cn",
+            "orders-1",
+            Some("snap-us"),
+        )],
     );
     assert_eq!(
         reasons(&audit),

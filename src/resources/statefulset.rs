@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::{NodeLabelKeys, child_metadata, labels, name, selector_labels};
-use crate::api::{Own, RegionalDataCenter, WorkloadSpec};
 use crate::api::jurisdiction::Jurisdiction;
+use crate::api::{Own, RegionalDataCenter, WorkloadSpec};
 
 /// Name of the volume claim template, and so the prefix of every claim: `data-<rdc>-<ordinal>`.
 pub const DATA_VOLUME: &str = "data";
@@ -252,10 +252,17 @@ mod tests {
         let keys = NodeLabelKeys::default();
         let mut rdc = rdc("CN", 3);
         let policy = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, rdc.own().expect("its own"), &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
-                .spec
-                .and_then(|s| s.persistent_volume_claim_retention_policy)
-                .expect("a retention policy")
+            statefulset(
+                rdc,
+                rdc.own().expect("its own"),
+                &j,
+                &keys,
+                "c",
+                &[DATA_ACCESS_MODE.to_owned()],
+            )
+            .spec
+            .and_then(|s| s.persistent_volume_claim_retention_policy)
+            .expect("a retention policy")
         };
         assert_eq!(policy(&rdc).when_deleted.as_deref(), Some("Retain"));
         assert_eq!(policy(&rdc).when_scaled.as_deref(), Some("Retain"));
@@ -314,10 +321,17 @@ mod tests {
         let j = Jurisdiction::parse("CN").expect("valid");
         let keys = NodeLabelKeys::default();
         let pod = |rdc: &RegionalDataCenter| {
-            statefulset(rdc, rdc.own().expect("its own"), &j, &keys, "c", &[DATA_ACCESS_MODE.to_owned()])
-                .spec
-                .and_then(|s| s.template.spec)
-                .expect("a pod spec")
+            statefulset(
+                rdc,
+                rdc.own().expect("its own"),
+                &j,
+                &keys,
+                "c",
+                &[DATA_ACCESS_MODE.to_owned()],
+            )
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("a pod spec")
         };
         let spec = pod(&rdc);
         let security = spec

@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use super::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL, claim_name, name, namespace};
-use crate::api::{Own, RegionalDataCenter};
 use crate::api::jurisdiction::Jurisdiction;
+use crate::api::{Own, RegionalDataCenter};
 
 /// Label on a local PersistentVolume: the replica ordinal it serves.
 pub const ORDINAL_LABEL: &str = "domicile.dev/ordinal";
@@ -229,10 +229,7 @@ fn local_volume(
             ..Default::default()
         },
         spec: Some(PersistentVolumeSpec {
-            capacity: Some(BTreeMap::from([(
-                "storage".to_owned(),
-                size,
-            )])),
+            capacity: Some(BTreeMap::from([("storage".to_owned(), size)])),
             access_modes: Some(identity.access_modes),
             persistent_volume_reclaim_policy: Some("Retain".to_owned()),
             storage_class_name: Some(storage_class.to_owned()),
@@ -495,8 +492,17 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2"), node("cn-3")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
-        let mut existing =
-            local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+        let mut existing = local_volumes(
+            &rdc,
+            rdc.own().expect("its own"),
+            "c",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        )
+        .volumes;
         assert_eq!(
             existing
                 .iter()
@@ -610,8 +616,17 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let old = rdc("CN", 2);
-        let old_volumes =
-            local_volumes(&old, old.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+        let old_volumes = local_volumes(
+            &old,
+            old.own().expect("its own"),
+            "c",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        )
+        .volumes;
         assert_eq!(old_volumes.len(), 2);
         let old_uid = old.metadata.uid.clone().expect("a uid");
         let ordinals = |volumes: &[&PersistentVolume]| {
@@ -629,8 +644,17 @@ mod tests {
         // Named by its UID: adopted, but not for an ordinal the new one already has a volume of.
         let mut new = old.clone();
         new.metadata.uid = Some("9a8b7c6d-0000-4000-8000-000000000002".to_owned());
-        let mut new_volumes =
-            local_volumes(&new, new.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes;
+        let mut new_volumes = local_volumes(
+            &new,
+            new.own().expect("its own"),
+            "c",
+            &eligible,
+            &[],
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        )
+        .volumes;
         new_volumes.truncate(1);
         let (adopted, kept) = adoptable(
             old_volumes.iter().collect(),
@@ -653,7 +677,17 @@ mod tests {
         new.metadata.creation_timestamp =
             Some(Time(jiff::Timestamp::from_second(2_000).expect("a time")));
         let plan = |rdc: &RegionalDataCenter| {
-            local_volumes(rdc, rdc.own().expect("its own"), "c", &eligible, &[], &BTreeMap::new(), ROOT, &modes()).volumes
+            local_volumes(
+                rdc,
+                rdc.own().expect("its own"),
+                "c",
+                &eligible,
+                &[],
+                &BTreeMap::new(),
+                ROOT,
+                &modes(),
+            )
+            .volumes
         };
         let (old_volume, new_volume) = (plan(&old).remove(0), plan(&new).remove(0));
         assert_ne!(old_volume.metadata.name, new_volume.metadata.name);
@@ -703,7 +737,16 @@ mod tests {
         )
         .volumes;
         old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
-        let plan = local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &old, &BTreeMap::new(), ROOT, &modes());
+        let plan = local_volumes(
+            &rdc,
+            rdc.own().expect("its own"),
+            "c",
+            &eligible,
+            &old,
+            &BTreeMap::new(),
+            ROOT,
+            &modes(),
+        );
         assert_eq!(plan.volumes[0].metadata.name, old[0].metadata.name);
         assert_eq!(plan.volumes[0].spec, old[0].spec);
     }
@@ -717,7 +760,16 @@ mod tests {
             ("cn-2".to_owned(), 1),
             ("cn-3".to_owned(), 3),
         ]);
-        let plan = local_volumes(&rdc("CN", 2), rdc("CN", 2).own().expect("its own"), "c", &eligible, &[], &load, ROOT, &modes());
+        let plan = local_volumes(
+            &rdc("CN", 2),
+            rdc("CN", 2).own().expect("its own"),
+            "c",
+            &eligible,
+            &[],
+            &load,
+            ROOT,
+            &modes(),
+        );
         assert_eq!(
             hosts(&plan),
             ["cn-4", "cn-2"],
@@ -758,7 +810,19 @@ mod tests {
             let mut rdc = rdc("CN", 3);
             rdc.metadata.name = Some(format!("rdc-{i}"));
             let load = load_of(&all);
-            all.extend(local_volumes(&rdc, rdc.own().expect("its own"), "c", &eligible, &[], &load, ROOT, &modes()).volumes);
+            all.extend(
+                local_volumes(
+                    &rdc,
+                    rdc.own().expect("its own"),
+                    "c",
+                    &eligible,
+                    &[],
+                    &load,
+                    ROOT,
+                    &modes(),
+                )
+                .volumes,
+            );
         }
         let load = load_of(&all);
         assert_eq!(load.len(), 33, "every eligible node holds data");

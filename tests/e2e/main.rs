@@ -10,6 +10,7 @@ mod failover;
 mod fleet;
 mod history;
 mod isolation;
+mod members;
 mod operator;
 mod outage;
 mod quiet;

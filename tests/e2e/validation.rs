@@ -107,9 +107,9 @@ refused!(empty_image, "/spec/workload/image" => "",
 refused!(blank_image, "/spec/workload/image" => "   ",
     "spec.workload.image", "image must name a container image");
 refused!(missing_workload, "/spec/workload" => None,
-    "spec.workload", "Required value");
+    "spec", "spec.storage and spec.workload go together");
 refused!(missing_storage, "/spec/storage" => None,
-    "spec.storage", "Required value");
+    "spec", "spec.storage and spec.workload go together");
 refused!(port_out_of_range, "/spec/workload/port" => 70000,
     "spec.workload.port", "less than or equal to 65535");
 refused!(relative_mount_path, "/spec/workload/mountPath" => "data",
@@ -145,4 +145,41 @@ fn jurisdiction_cannot_change_after_creation() {
         None,
     );
     assert_eq!(stored, "CN", "the stored jurisdiction changed");
+}
+
+refused!(members_that_select_nothing, "/spec/members" => serde_json::Map::new(),
+    "spec.members", "members must select something");
+
+#[test]
+fn neither_a_workload_nor_members() {
+    let ns = TestNamespace::new("neither_workload_nor_members");
+    let mut manifest = valid_rdc("bad-input");
+    remove(&mut manifest, "/spec/workload");
+    remove(&mut manifest, "/spec/storage");
+    assert_refused(&ns, &manifest, "spec", "needs spec.workload");
+}
+
+#[test]
+fn a_workload_cannot_be_added_or_removed_later() {
+    let ns = TestNamespace::new("workload_added_or_removed");
+    let mut covering = valid_rdc("covering");
+    remove(&mut covering, "/spec/workload");
+    remove(&mut covering, "/spec/storage");
+    set(
+        &mut covering,
+        "/spec/members",
+        json!({"matchLabels": {"cnpg.io/cluster": "orders"}}),
+    );
+    ns.kubectl_ok(&["apply", "-f", "-"], Some(&covering.to_string()));
+    let out = ns.kubectl(
+        &["apply", "-f", "-"],
+        Some(&valid_rdc("covering").to_string()),
+    );
+    assert!(!out.success, "a workload was added");
+    assert!(
+        out.stderr
+            .contains("spec.workload cannot be added or removed"),
+        "{}",
+        out.stderr
+    );
 }
