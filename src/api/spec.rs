@@ -396,6 +396,7 @@ fn default_mount_path() -> String {
 /// The workload a data centre runs itself, with its storage.
 #[derive(Clone, Copy, Debug)]
 pub struct Own<'a> {
+    pub rdc: &'a RegionalDataCenter,
     pub storage: &'a StorageSpec,
     pub workload: &'a WorkloadSpec,
 }
@@ -404,6 +405,7 @@ impl RegionalDataCenter {
     /// Its own workload and storage, when it runs one (the CRD has both or neither).
     pub fn own(&self) -> Option<Own<'_>> {
         Some(Own {
+            rdc: self,
             storage: self.spec.storage.as_ref()?,
             workload: self.spec.workload.as_ref()?,
         })

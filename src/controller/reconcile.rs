@@ -176,7 +176,6 @@ struct Existing<'a> {
 /// schema could not judge. `load` counts domicile volumes per node, asked only when a new volume
 /// is to be placed.
 fn declare(
-    rdc: &RegionalDataCenter,
     own: Own<'_>,
     jurisdiction: &Jurisdiction,
     settings: &super::Settings,
@@ -185,6 +184,7 @@ fn declare(
     load: impl FnOnce() -> BTreeMap<String, usize>,
     class_exists: impl Fn(&str) -> bool,
 ) -> Declaration {
+    let rdc = own.rdc;
     let Existing {
         volumes,
         claim_access_modes,
@@ -239,7 +239,6 @@ fn declare(
             let missing = existing.len() < usize::try_from(own.workload.replicas).unwrap_or(0);
             let load = if missing { load() } else { BTreeMap::new() };
             let plan = resources::local_volumes(
-                rdc,
                 own,
                 &class_name,
                 eligible,
@@ -274,14 +273,7 @@ fn declare(
         class,
         volumes: local_volumes,
         service: resources::service(rdc, own.workload.port),
-        statefulset: resources::statefulset(
-            rdc,
-            own,
-            jurisdiction,
-            keys,
-            &class_name,
-            &access_modes,
-        ),
+        statefulset: resources::statefulset(own, jurisdiction, keys, &class_name, &access_modes),
         network_policy: resources::network_policy(rdc, &settings.dns),
     };
     Declaration {
@@ -698,7 +690,6 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
         children,
         blocker,
     } = declare(
-        rdc,
         own,
         &jurisdiction,
         &ctx.settings,
@@ -812,7 +803,7 @@ async fn audit_and_report(
         storage_locations: &storage_locations,
         snapshot_locations: &snapshot_locations,
     };
-    let audit = residency::audit(rdc, &jurisdiction, keys, &observed);
+    let audit = residency::audit(rdc, jurisdiction, keys, &observed);
     let eviction_blocked = match rdc.spec.enforcement {
         Enforcement::Enforce => enforce(rdc, &audit, pods.iter().chain(&member_pods), ctx).await?,
         Enforcement::Audit => None,
@@ -1407,7 +1398,6 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let cn = Jurisdiction::parse("CN").expect("valid");
         declare(
-            rdc,
             rdc.own().expect("its own"),
             &cn,
             &settings(),
@@ -1430,7 +1420,6 @@ mod tests {
             };
             let one = rdc("CN", 1);
             let children = declare(
-                &one,
                 one.own().expect("its own"),
                 &cn,
                 &settings(),

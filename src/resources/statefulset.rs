@@ -34,14 +34,17 @@ pub fn claim_name(rdc: &RegionalDataCenter, ordinal: i32) -> String {
 
 /// The workload: one pod and one claim per replica, on nodes of `jurisdiction` only.
 pub fn statefulset(
-    rdc: &RegionalDataCenter,
     own: Own<'_>,
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
     storage_class: &str,
     access_modes: &[String],
 ) -> StatefulSet {
-    let Own { storage, workload } = own;
+    let Own {
+        rdc,
+        storage,
+        workload,
+    } = own;
     let retention = if storage.retain_on_delete {
         "Retain"
     } else {
@@ -207,7 +210,6 @@ mod tests {
         let rdc = rdc("CN", 3);
         let j = Jurisdiction::parse("CN").expect("valid");
         let sts = statefulset(
-            &rdc,
             rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
@@ -229,7 +231,6 @@ mod tests {
         let rdc = rdc("CN-SH", 1);
         let j = Jurisdiction::parse("CN-SH").expect("valid");
         let sts = statefulset(
-            &rdc,
             rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
@@ -253,7 +254,6 @@ mod tests {
         let mut rdc = rdc("CN", 3);
         let policy = |rdc: &RegionalDataCenter| {
             statefulset(
-                rdc,
                 rdc.own().expect("its own"),
                 &j,
                 &keys,
@@ -276,7 +276,6 @@ mod tests {
         let rdc = rdc("CN", 3);
         let j = Jurisdiction::parse("CN").expect("valid");
         let sts = statefulset(
-            &rdc,
             rdc.own().expect("its own"),
             &j,
             &NodeLabelKeys::default(),
@@ -322,7 +321,6 @@ mod tests {
         let keys = NodeLabelKeys::default();
         let pod = |rdc: &RegionalDataCenter| {
             statefulset(
-                rdc,
                 rdc.own().expect("its own"),
                 &j,
                 &keys,

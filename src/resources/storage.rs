@@ -130,7 +130,6 @@ pub struct LocalVolumePlan {
 /// node, name and path (all immutable), even if that node is no longer eligible: data is never
 /// moved; the audit reports it instead.
 pub fn local_volumes(
-    rdc: &RegionalDataCenter,
     own: Own<'_>,
     storage_class: &str,
     eligible_nodes: &[&Node],
@@ -139,6 +138,7 @@ pub fn local_volumes(
     local_root: &str,
     access_modes: &[String],
 ) -> LocalVolumePlan {
+    let rdc = own.rdc;
     let existing_of = |ordinal: i32| existing.iter().find(|pv| ordinal_of(pv) == Some(ordinal));
     let existing_node = |ordinal: i32| existing_of(ordinal).and_then(pinned_hostname);
     let mut used: BTreeSet<String> = (0..own.workload.replicas)
@@ -435,7 +435,6 @@ mod tests {
         let nodes = [node("cn-3"), node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let plan = local_volumes(
-            &rdc("CN", 3),
             rdc("CN", 3).own().expect("its own"),
             "domicile-local-cn",
             &eligible,
@@ -474,7 +473,6 @@ mod tests {
         let nodes = [node("cn-1"), node("cn-2")];
         let eligible: Vec<&Node> = nodes.iter().collect();
         let plan = local_volumes(
-            &rdc("CN", 3),
             rdc("CN", 3).own().expect("its own"),
             "c",
             &eligible,
@@ -493,7 +491,6 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 2);
         let mut existing = local_volumes(
-            &rdc,
             rdc.own().expect("its own"),
             "c",
             &eligible,
@@ -513,7 +510,6 @@ mod tests {
         existing.truncate(1); // replica 0 on cn-1 exists; cn-1 has since lost its label
         let now_eligible: Vec<&Node> = nodes[1..].iter().collect();
         let plan = local_volumes(
-            &rdc,
             rdc.own().expect("its own"),
             "c",
             &now_eligible,
@@ -591,7 +587,6 @@ mod tests {
         // A value left from the removed field is ignored, whatever it says.
         rdc.spec.storage.as_mut().expect("its own").local_path = Some("/".to_owned());
         let plan = local_volumes(
-            &rdc,
             rdc.own().expect("its own"),
             "c",
             &eligible,
@@ -617,7 +612,6 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let old = rdc("CN", 2);
         let old_volumes = local_volumes(
-            &old,
             old.own().expect("its own"),
             "c",
             &eligible,
@@ -645,7 +639,6 @@ mod tests {
         let mut new = old.clone();
         new.metadata.uid = Some("9a8b7c6d-0000-4000-8000-000000000002".to_owned());
         let mut new_volumes = local_volumes(
-            &new,
             new.own().expect("its own"),
             "c",
             &eligible,
@@ -678,7 +671,6 @@ mod tests {
             Some(Time(jiff::Timestamp::from_second(2_000).expect("a time")));
         let plan = |rdc: &RegionalDataCenter| {
             local_volumes(
-                rdc,
                 rdc.own().expect("its own"),
                 "c",
                 &eligible,
@@ -726,7 +718,6 @@ mod tests {
         let eligible: Vec<&Node> = nodes.iter().collect();
         let rdc = rdc("CN", 1);
         let mut old = local_volumes(
-            &rdc,
             rdc.own().expect("its own"),
             "c",
             &eligible[1..],
@@ -738,7 +729,6 @@ mod tests {
         .volumes;
         old[0].metadata.name = Some("domicile-fleet-cn-vehicle-data-0".to_owned());
         let plan = local_volumes(
-            &rdc,
             rdc.own().expect("its own"),
             "c",
             &eligible,
@@ -761,7 +751,6 @@ mod tests {
             ("cn-3".to_owned(), 3),
         ]);
         let plan = local_volumes(
-            &rdc("CN", 2),
             rdc("CN", 2).own().expect("its own"),
             "c",
             &eligible,
@@ -780,7 +769,6 @@ mod tests {
         existing.truncate(1);
         let heavier = BTreeMap::from([("cn-4".to_owned(), 50)]);
         let again = local_volumes(
-            &rdc("CN", 2),
             rdc("CN", 2).own().expect("its own"),
             "c",
             &eligible,
@@ -812,7 +800,6 @@ mod tests {
             let load = load_of(&all);
             all.extend(
                 local_volumes(
-                    &rdc,
                     rdc.own().expect("its own"),
                     "c",
                     &eligible,
