@@ -538,8 +538,11 @@ impl Bench {
         let modes = [resources::DATA_ACCESS_MODE.to_owned()];
         for i in 0..n {
             let rdc = self.data_centre(&namespace, i)?;
+            let own = rdc
+                .own()
+                .ok_or_else(|| anyhow::anyhow!("the bench's data centres run a workload"))?;
             let plan =
-                resources::local_volumes(&rdc, &class_name, &eligible, &[], &load, ROOT, &modes);
+                resources::local_volumes(own, &class_name, &eligible, &[], &load, ROOT, &modes);
             for pv in &plan.volumes {
                 if let Some(host) = resources::pinned_hostname(pv) {
                     *load.entry(host).or_insert(0) += 1;
@@ -553,19 +556,22 @@ impl Bench {
         let applies = plans.iter().map(|(rdc, plan)| {
             let (params, class_name, volumes, modes) = (&params, &class_name, &volumes, &modes);
             async move {
+                let own = rdc
+                    .own()
+                    .ok_or_else(|| anyhow::anyhow!("the bench's data centres run a workload"))?;
                 for pv in plan {
                     apply(volumes, pv, params).await?;
                 }
                 apply(
                     &Api::namespaced(client.clone(), namespace),
-                    &resources::service(rdc),
+                    &resources::service(rdc, own.workload.port),
                     params,
                 )
                 .await?;
                 if let Some(policy) = resources::network_policy(rdc, &DnsPeer::default()) {
                     apply(&Api::namespaced(client.clone(), namespace), &policy, params).await?;
                 }
-                let sts = resources::statefulset(rdc, &self.cn, &self.keys, class_name, modes);
+                let sts = resources::statefulset(own, &self.cn, &self.keys, class_name, modes);
                 apply(&Api::namespaced(client.clone(), namespace), &sts, params).await
             }
         });
