@@ -17,6 +17,9 @@ pub const POD_RULE: &str = "pod-node-jurisdiction";
 pub const VOLUME_RULE: &str = "volume-node-jurisdiction";
 /// A copy of the data (a VolumeSnapshot of a data claim) kept where its class declares.
 pub const COPY_RULE: &str = "copy-jurisdiction";
+/// The policy of the pods and volumes of a jurisdiction namespace that no data centre covers:
+/// judged by the same rules, so an auditor sees data that nobody declared.
+pub const NAMESPACE_POLICY: &str = "namespace-residency";
 
 /// Which report API the operator writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -270,13 +273,89 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
     results
 }
 
-/// The report of a namespace whose data centres have these statuses. A result that is the same
+/// The results of what no data centre covers in `namespace`, which belongs to `jurisdiction`:
+/// one per scheduled pod and per bound claim's volume, under [`NAMESPACE_POLICY`].
+pub fn namespace_results(
+    namespace: &str,
+    jurisdiction: &str,
+    uncovered: &[crate::residency::Uncovered],
+) -> Vec<ReportResult> {
+    uncovered
+        .iter()
+        .map(|object| {
+            let (rule, passed) = match (object.kind, &object.node) {
+                ("Pod", Some(node)) => (
+                    POD_RULE,
+                    format!(
+                        "pod {} runs on node {node}, inside {jurisdiction}",
+                        object.name
+                    ),
+                ),
+                ("Pod", None) => (POD_RULE, String::new()),
+                (_, Some(node)) => (
+                    VOLUME_RULE,
+                    format!(
+                        "volume {} is pinned to node {node}, inside {jurisdiction}",
+                        object.name
+                    ),
+                ),
+                (_, None) => (
+                    VOLUME_RULE,
+                    format!(
+                        "volume {} can be used only inside {jurisdiction}",
+                        object.name
+                    ),
+                ),
+            };
+            let (verdict, severity, message) = match &object.verdict {
+                Ok(()) => ("pass", "info", passed),
+                Err(f) if f.reason == crate::residency::ViolationReason::Unverifiable => {
+                    ("warn", "medium", f.message.clone())
+                }
+                Err(f) => ("fail", "high", f.message.clone()),
+            };
+            let mut properties = BTreeMap::from([
+                ("jurisdiction".to_owned(), jurisdiction.to_owned()),
+                (
+                    "coveredBy".to_owned(),
+                    "no RegionalDataCenter (undeclared)".to_owned(),
+                ),
+            ]);
+            if let Some(node) = &object.node {
+                properties.insert("node".to_owned(), node.clone());
+            }
+            if let Some(claim) = &object.claim {
+                properties.insert("claim".to_owned(), claim.clone());
+            }
+            if let Err(f) = &object.verdict {
+                properties.insert("reason".to_owned(), f.reason.as_str().to_owned());
+            }
+            ReportResult {
+                source: SOURCE.to_owned(),
+                policy: NAMESPACE_POLICY.to_owned(),
+                rule: rule.to_owned(),
+                result: verdict.to_owned(),
+                severity: severity.to_owned(),
+                category: "Data residency".to_owned(),
+                scored: true,
+                message,
+                resources: vec![resource_ref(object.kind, &object.name, Some(namespace))],
+                timestamp: Timestamp::default(),
+                properties,
+            }
+        })
+        .collect()
+}
+
+/// The report of a namespace whose data centres have these statuses, with the results of what
+/// none of them covers (see [`namespace_results`]). A result that is the same
 /// as in `previous` (verdict and message) keeps its timestamp; a new or changed one gets `now`.
 /// So a report rebuilt with nothing changed equals the previous one, and is not written.
 pub fn build<'a>(
     data_centers: impl IntoIterator<
         Item = (&'a RegionalDataCenter, Option<&'a RegionalDataCenterStatus>),
     >,
+    undeclared: Vec<ReportResult>,
     previous: Option<&ReportBody>,
     now: jiff::Timestamp,
 ) -> ReportBody {
@@ -284,6 +363,7 @@ pub fn build<'a>(
         .into_iter()
         .filter_map(|(rdc, status)| Some(results_of(rdc, status?)))
         .flatten()
+        .chain(undeclared)
         .collect();
     results.sort_by(|a, b| a.key().cmp(&b.key()));
     results.dedup_by(|a, b| a.key() == b.key());

@@ -185,6 +185,24 @@ pub struct Context {
     histories: history::Histories,
 }
 
+impl Context {
+    /// A pod or claim of `namespace` changed: where the namespace belongs to a jurisdiction, its
+    /// report is rebuilt, for what no data centre covers.
+    fn undeclared_may_change(&self, namespace: Option<&str>) {
+        let (Some(reports), Some(namespace)) = (&self.reports, namespace) else {
+            return;
+        };
+        let labelled = self
+            .caches
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .is_some_and(|ns| ns.labels().contains_key(crate::guard::NAMESPACE_LABEL));
+        if labelled {
+            reports.refresh(namespace);
+        }
+    }
+}
+
 /// How long the Events still queued when the controller stops may take to be published.
 const EVENTS_AT_EXIT: Duration = Duration::from_secs(5);
 
@@ -818,6 +836,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let routing_context = Arc::clone(&context);
     let pod_routes = Arc::clone(&context);
     let rdcs_of_claims = data_centers.store.clone();
+    let claim_routes = Arc::clone(&context);
     let rdcs_of_snapshots = data_centers.store.clone();
     let node_routes = NodeRoutes::default();
     controller
@@ -835,6 +854,8 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                     })
             });
             concerned.extend(rdc_of_pod(&pod));
+            // Any pod of a jurisdiction namespace is in its report, covered or not.
+            pod_routes.undeclared_may_change(pod.namespace().as_deref());
             futures::stream::iter(concerned)
         }))
         // A claim concerns its own data centre, and those covering members in its namespace (a
@@ -842,6 +863,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         .reconcile_on(claims.touched.flat_map(move |(claim, _)| {
             let mut concerned = covering(&rdcs_of_claims, &claim, |_| true);
             concerned.extend(rdc_of_labelled(&claim));
+            claim_routes.undeclared_may_change(claim.namespace().as_deref());
             futures::stream::iter(concerned)
         }))
         .watches_stream(objects(refusals.touched), |event| rdc_of_refusal(&event))
@@ -858,6 +880,24 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             };
             let concerned =
                 node_routes.route(&node, touch, &routing_context.settings.keys, &routing);
+            if !concerned.is_empty() {
+                // The pods on it that no data centre covers are judged anew in their reports.
+                let name = node.name_any();
+                let mut namespaces: Vec<String> = caches
+                    .pods
+                    .state()
+                    .iter()
+                    .filter(|p| {
+                        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                    })
+                    .filter_map(|p| p.namespace())
+                    .collect();
+                namespaces.sort();
+                namespaces.dedup();
+                for namespace in namespaces {
+                    routing_context.undeclared_may_change(Some(&namespace));
+                }
+            }
             futures::stream::iter(concerned)
         }))
         .watches_stream(

@@ -14,8 +14,15 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::Context;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::runtime::reflector::ObjectRef;
+
+use super::{Context, cached};
+use crate::api::RegionalDataCenterStatus;
+use crate::api::jurisdiction::Jurisdiction;
+use crate::guard::NAMESPACE_LABEL;
 use crate::report::{self, Format, REPORT_NAME, ReportBody, ReportResource};
+use crate::residency::Observed;
 use crate::resources::FIELD_MANAGER;
 
 /// What was last written, or found, in one namespace.
@@ -171,11 +178,13 @@ impl Reports {
             .iter()
             .map(|rdc| ctx.writer.current_status(rdc))
             .collect();
+        let undeclared = undeclared(namespace, &statuses, ctx);
         let body = report::build(
             data_centers
                 .iter()
                 .zip(&statuses)
                 .map(|(rdc, status)| (rdc.as_ref(), status.as_ref())),
+            undeclared,
             previous.as_ref().map(|p| &p.body),
             jiff::Timestamp::now(),
         );
@@ -229,6 +238,79 @@ impl Reports {
             }
         }
     }
+}
+
+/// The results of the pods and bound claims of `namespace` that no data centre's status names,
+/// judged against the jurisdiction the namespace is labelled with (none without the label).
+fn undeclared(
+    namespace: &str,
+    statuses: &[Option<RegionalDataCenterStatus>],
+    ctx: &Context,
+) -> Vec<report::ReportResult> {
+    let caches = &ctx.caches;
+    let Some(code) = caches
+        .namespaces
+        .get(&ObjectRef::new(namespace))
+        .and_then(|ns| ns.labels().get(NAMESPACE_LABEL).cloned())
+    else {
+        return Vec::new();
+    };
+    let Ok(jurisdiction) = Jurisdiction::parse(&code) else {
+        return Vec::new();
+    };
+    let mut covered: HashSet<&str> = HashSet::new();
+    for status in statuses.iter().flatten() {
+        for placement in &status.placements {
+            covered.insert(&placement.pod);
+            covered.extend(placement.volume.as_deref());
+        }
+        covered.extend(status.violations.iter().map(|v| v.name.as_str()));
+    }
+    let in_namespace = |meta: &kube::api::ObjectMeta| meta.namespace.as_deref() == Some(namespace);
+    let pods: Vec<Pod> = caches
+        .pods
+        .state()
+        .iter()
+        .filter(|p| in_namespace(&p.metadata))
+        .filter(|p| !covered.contains(p.metadata.name.as_deref().unwrap_or_default()))
+        .filter_map(|p| cached::full(p.as_ref()).ok())
+        .collect();
+    let claims: Vec<PersistentVolumeClaim> = caches
+        .claims
+        .state()
+        .iter()
+        .filter(|c| in_namespace(&c.metadata))
+        .filter(|c| {
+            c.spec
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .is_some_and(|volume| !covered.contains(volume))
+        })
+        .filter_map(|c| cached::full(c.as_ref()).ok())
+        .collect();
+    let volumes: Vec<Arc<PersistentVolume>> = claims
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
+        .filter(|name| !covered.contains(name))
+        .filter_map(|name| caches.volumes.get(&ObjectRef::new(name)))
+        .filter_map(|pv| cached::full(pv.as_ref()).ok().map(Arc::new))
+        .collect();
+    let (nodes, classes) = (caches.nodes.state(), caches.classes.state());
+    let observed = Observed {
+        volumes: &volumes,
+        nodes: &nodes,
+        classes: &classes,
+        ..Observed::default()
+    };
+    let found = crate::residency::audit_namespace(
+        &jurisdiction,
+        &ctx.settings.keys,
+        &pods,
+        &claims,
+        &covered,
+        &observed,
+    );
+    report::namespace_results(namespace, &code, &found)
 }
 
 /// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked. A failed

@@ -68,7 +68,7 @@ fn one_result_per_pod_and_volume_with_pass_fail_and_warn() {
             violation("PersistentVolume", "stray", "DataOutsideJurisdiction"),
         ],
     );
-    let report = build([(&cn, Some(&status))], None, at(100));
+    let report = build([(&cn, Some(&status))], vec![], None, at(100));
     assert_eq!(
         verdicts(&report),
         [
@@ -106,8 +106,8 @@ fn one_result_per_pod_and_volume_with_pass_fail_and_warn() {
 fn unchanged_results_keep_their_time_so_a_rebuilt_report_is_equal() {
     let cn = rdc("CN", 1);
     let compliant = status(vec![placement(0, "cn-1", Some("cn-1"))], vec![]);
-    let first = build([(&cn, Some(&compliant))], None, at(100));
-    let again = build([(&cn, Some(&compliant))], Some(&first), at(200));
+    let first = build([(&cn, Some(&compliant))], vec![], None, at(100));
+    let again = build([(&cn, Some(&compliant))], vec![], Some(&first), at(200));
     assert_eq!(again, first);
 
     // The pod's node turns out of the jurisdiction: only its result changes, and its time.
@@ -119,12 +119,12 @@ fn unchanged_results_keep_their_time_so_a_rebuilt_report_is_equal() {
             "NodeOutsideJurisdiction",
         )],
     );
-    let changed = build([(&cn, Some(&violated))], Some(&again), at(300));
+    let changed = build([(&cn, Some(&violated))], vec![], Some(&again), at(300));
     assert_eq!(changed.results[0].result, "fail");
     assert_eq!(changed.results[0].timestamp.seconds, 300);
     assert_eq!(changed.results[1].timestamp.seconds, 100);
     // And back: a pass again, at the time it came back.
-    let back = build([(&cn, Some(&compliant))], Some(&changed), at(400));
+    let back = build([(&cn, Some(&compliant))], vec![], Some(&changed), at(400));
     assert_eq!(back.results[0].result, "pass");
     assert_eq!(back.results[0].timestamp.seconds, 400);
 }
@@ -144,9 +144,12 @@ fn data_centres_without_status_or_placement_give_no_result() {
         }],
         vec![],
     );
-    assert_eq!(build([(&cn, None)], None, at(1)), ReportBody::default());
     assert_eq!(
-        build([(&cn, Some(&unplaced))], None, at(1)),
+        build([(&cn, None)], vec![], None, at(1)),
+        ReportBody::default()
+    );
+    assert_eq!(
+        build([(&cn, Some(&unplaced))], vec![], None, at(1)),
         ReportBody::default()
     );
 }
@@ -162,7 +165,7 @@ fn a_copy_of_the_data_outside_or_unverifiable_is_a_result_of_its_own_rule() {
             violation("VolumeSnapshot", "adhoc", "Unverifiable"),
         ],
     );
-    let report = build([(&cn, Some(&status))], None, at(100));
+    let report = build([(&cn, Some(&status))], vec![], None, at(100));
     assert_eq!(
         verdicts(&report),
         [
@@ -206,7 +209,7 @@ fn a_copy_kept_inside_passes_and_one_outside_is_reported_once() {
         copy("daily", "snap-cn", "CN"),
         copy("nightly", "snap-us", "US"),
     ];
-    let report = build([(&cn, Some(&status))], None, at(100));
+    let report = build([(&cn, Some(&status))], vec![], None, at(100));
     let copies: Vec<_> = verdicts(&report)
         .into_iter()
         .filter(|(rule, _, _)| rule == COPY_RULE)
@@ -260,7 +263,7 @@ fn a_backup_of_the_namespace_is_a_result_about_the_backup_in_its_own_namespace()
             inside: true,
         },
     ];
-    let report = build([(&cn, Some(&status))], None, at(100));
+    let report = build([(&cn, Some(&status))], vec![], None, at(100));
     let copies: Vec<_> = report
         .results
         .iter()
@@ -295,4 +298,64 @@ fn a_backup_of_the_namespace_is_a_result_about_the_backup_in_its_own_namespace()
         "{}",
         hourly.message
     );
+}
+
+#[test]
+fn what_nobody_declared_is_reported_under_its_own_policy() {
+    use crate::residency::{Finding, Uncovered, ViolationReason};
+    let uncovered = [
+        Uncovered {
+            kind: "Pod",
+            name: "stray".to_owned(),
+            claim: None,
+            node: Some("cn-1".to_owned()),
+            verdict: Ok(()),
+        },
+        Uncovered {
+            kind: "PersistentVolume",
+            name: "pv-stray".to_owned(),
+            claim: Some("stray-data".to_owned()),
+            node: Some("de-1".to_owned()),
+            verdict: Err(Finding {
+                kind: "PersistentVolume",
+                name: "pv-stray".to_owned(),
+                reason: ViolationReason::DataOutsideJurisdiction,
+                message: "volume pv-stray can be used on node de-1".to_owned(),
+            }),
+        },
+    ];
+    let results = namespace_results("fleet-cn", "CN", &uncovered);
+    let seen: Vec<(&str, &str, &str, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r.policy.as_str(),
+                r.rule.as_str(),
+                r.resources[0].name.as_str(),
+                r.result.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (NAMESPACE_POLICY, POD_RULE, "stray", "pass"),
+            (NAMESPACE_POLICY, VOLUME_RULE, "pv-stray", "fail"),
+        ]
+    );
+    assert_eq!(results[0].message, "pod stray runs on node cn-1, inside CN");
+    assert_eq!(
+        results[0].resources[0].namespace.as_deref(),
+        Some("fleet-cn")
+    );
+    assert_eq!(results[1].properties["claim"], "stray-data");
+    assert_eq!(results[1].properties["reason"], "DataOutsideJurisdiction");
+    // Built into the report beside the data centres' results, and counted.
+    let body = build(
+        std::iter::empty(),
+        results,
+        None,
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert_eq!((body.summary.pass, body.summary.fail), (1, 1));
 }

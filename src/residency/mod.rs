@@ -612,6 +612,73 @@ fn mount_findings(pod: &Pod, rdc: &RegionalDataCenter) -> Vec<Finding> {
         .collect()
 }
 
+/// The verdict on one pod or bound volume of a jurisdiction namespace that no data centre covers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Uncovered {
+    /// Pod or PersistentVolume.
+    pub kind: &'static str,
+    pub name: String,
+    /// For a volume, the claim bound to it.
+    pub claim: Option<String>,
+    /// The node a pod runs on, or the one node a volume is pinned to.
+    pub node: Option<String>,
+    pub verdict: Result<(), Finding>,
+}
+
+/// Audits what nobody declared in a namespace that belongs to `jurisdiction`: each scheduled pod
+/// and each bound claim's volume of `pods` and `claims` that are not in `covered` (the pods and
+/// volumes the data centres' statuses name), judged by the same rules as a data centre's own.
+pub fn audit_namespace(
+    jurisdiction: &Jurisdiction,
+    keys: &NodeLabelKeys,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+    covered: &std::collections::HashSet<&str>,
+    observed: &Observed<'_>,
+) -> Vec<Uncovered> {
+    let mut found = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if covered.contains(name.as_str()) {
+            continue;
+        }
+        if let Some(verdict) = audit_pod(pod, jurisdiction, keys, observed.nodes) {
+            found.push(Uncovered {
+                kind: "Pod",
+                name,
+                claim: None,
+                node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                verdict,
+            });
+        }
+    }
+    for claim in claims {
+        let Some(volume) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) else {
+            continue;
+        };
+        if covered.contains(volume) {
+            continue;
+        }
+        let Some(pv) = observed
+            .volumes
+            .iter()
+            .find(|pv| pv.metadata.name.as_deref() == Some(volume))
+        else {
+            continue;
+        };
+        let (verdict, node) = audit_volume(pv, jurisdiction, keys, observed);
+        found.push(Uncovered {
+            kind: "PersistentVolume",
+            name: volume.to_owned(),
+            claim: claim.metadata.name.clone(),
+            node,
+            verdict,
+        });
+    }
+    found.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    found
+}
+
 /// A finding about a pod that `spec.members` covers names the object that runs it.
 fn covered_finding(mut finding: Finding, pod: &Pod) -> Finding {
     finding.message = format!(

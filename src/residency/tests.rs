@@ -1330,3 +1330,68 @@ fn a_snapshot_of_a_covered_claim_is_a_copy_of_the_data() {
         )]
     );
 }
+
+// --- what nobody declared in a jurisdiction namespace
+
+#[test]
+fn an_undeclared_pod_and_volume_are_judged_by_the_same_rules_and_covered_ones_skipped() {
+    let cluster = Cluster::one_replica("cn-1", local_pv("pv-0", "cn-1"));
+    let nodes: Vec<_> = cluster.nodes.into_iter().map(Arc::new).collect();
+    let volumes: Vec<_> = [local_pv("pv-stray", "de-1"), local_pv("pv-0", "cn-1")]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let stray = orders_pod("stray", "de-1", false);
+    let unscheduled = {
+        let mut pod = orders_pod("waiting", "cn-1", false);
+        pod.spec.as_mut().expect("a spec").node_name = None;
+        pod
+    };
+    let replica = pod("vehicle-data-0", Some("cn-1"));
+    let claims = [
+        claim("stray-data", Some("pv-stray")),
+        claim("data-vehicle-data-0", Some("pv-0")),
+        claim("unbound", None),
+    ];
+    let covered = std::collections::HashSet::from(["vehicle-data-0", "pv-0"]);
+    let observed = Observed {
+        volumes: &volumes,
+        nodes: &nodes,
+        ..Default::default()
+    };
+    let found = audit_namespace(
+        &j("CN"),
+        &keys(),
+        &[stray, unscheduled, replica],
+        &claims,
+        &covered,
+        &observed,
+    );
+    let verdicts: Vec<(&str, &str, Option<ViolationReason>)> = found
+        .iter()
+        .map(|u| {
+            (
+                u.kind,
+                u.name.as_str(),
+                u.verdict.as_ref().err().map(|f| f.reason),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (
+                "PersistentVolume",
+                "pv-stray",
+                Some(ViolationReason::DataOutsideJurisdiction)
+            ),
+            (
+                "Pod",
+                "stray",
+                Some(ViolationReason::NodeOutsideJurisdiction)
+            ),
+        ]
+    );
+    assert_eq!(found[0].claim.as_deref(), Some("stray-data"));
+    assert_eq!(found[1].node.as_deref(), Some("de-1"));
+}

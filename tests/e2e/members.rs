@@ -118,6 +118,20 @@ fn workloads_others_run_are_covered_like_its_own() {
     for workload in [&statefulset, &deployment] {
         ns.kubectl_ok(&["create", "-f", "-"], Some(&workload.to_string()));
     }
+    // And a pod with a claim that nobody declared: no data centre covers it.
+    let stray_volume = volume(&class_name, &ns, "stray-data", Some(&node.name));
+    ns.kubectl_ok(
+        &["create", "-f", "-"],
+        Some(&claim("stray-data", json!({})).to_string()),
+    );
+    let mut stray = template(
+        &node.name,
+        json!([{"name": "pgdata", "persistentVolumeClaim": {"claimName": "stray-data"}}]),
+    );
+    stray["metadata"] = json!({"name": "stray", "labels": {"app": "stray"}});
+    stray["apiVersion"] = json!("v1");
+    stray["kind"] = json!("Pod");
+    ns.kubectl_ok(&["create", "-f", "-"], Some(&stray.to_string()));
 
     // Both are placed, with what runs them, and inside: Ready, Compliant.
     let status = status_once(&ns, "both covered, Ready and Compliant", |s| {
@@ -256,6 +270,9 @@ fn workloads_others_run_are_covered_like_its_own() {
         },
     );
 
+    // The pod nobody declared is in the report too, under its own policy: outside now.
+    undeclared_in_report(&ns, &[("stray", "fail"), (&stray_volume.name, "fail")]);
+
     // Back in TH, they run again with their data, and it is Ready and Compliant again.
     kubectl_ok(
         &[
@@ -273,4 +290,36 @@ fn workloads_others_run_are_covered_like_its_own() {
             && s["placements"].as_array().is_some_and(|p| p.len() == 2)
     });
     assert_eq!(violations(&status), vec![]);
+    undeclared_in_report(&ns, &[("stray", "pass"), (&stray_volume.name, "pass")]);
+    assert!(
+        !placements(&status).iter().any(|(pod, _)| pod == "stray"),
+        "a pod the selector does not pick is not covered"
+    );
+}
+
+/// Waits until the namespace's report has, under policy `namespace-residency`, the result
+/// `expected` for each named pod or volume (and no data centre's result for them).
+fn undeclared_in_report(ns: &TestNamespace, expected: &[(&str, &str)]) {
+    poll_seen(
+        &format!("{expected:?} under namespace-residency in the report"),
+        Duration::from_secs(30),
+        || {
+            let report = ns
+                .get_json("policyreport", "domicile-residency")
+                .unwrap_or_default();
+            let results = report["results"].as_array().cloned().unwrap_or_default();
+            let holds = expected.iter().all(|(name, result)| {
+                let about: Vec<&Value> = results
+                    .iter()
+                    .filter(|r| r["resources"][0]["name"] == *name)
+                    .collect();
+                about.len() == 1
+                    && about[0]["policy"] == "namespace-residency"
+                    && about[0]["result"] == *result
+            });
+            holds
+                .then_some(())
+                .ok_or_else(|| report["results"].to_string())
+        },
+    );
 }
