@@ -347,6 +347,17 @@ pub fn namespace_results(
         .collect()
 }
 
+/// How bad a verdict is: the lower, the worse.
+fn rank(result: &str) -> u8 {
+    match result {
+        "fail" => 0,
+        "error" => 1,
+        "warn" => 2,
+        "pass" => 3,
+        _ => 4,
+    }
+}
+
 /// The report of a namespace whose data centres have these statuses, with the results of what
 /// none of them covers (see [`namespace_results`]). A result that is the same
 /// as in `previous` (verdict and message) keeps its timestamp; a new or changed one gets `now`.
@@ -365,7 +376,13 @@ pub fn build<'a>(
         .flatten()
         .chain(undeclared)
         .collect();
-    results.sort_by(|a, b| a.key().cmp(&b.key()));
+    // An object two data centres judge keeps the worse verdict, whatever order they came in.
+    results.sort_by(|a, b| {
+        a.key()
+            .cmp(&b.key())
+            .then_with(|| rank(&a.result).cmp(&rank(&b.result)))
+            .then_with(|| a.message.cmp(&b.message))
+    });
     results.dedup_by(|a, b| a.key() == b.key());
     for result in &mut results {
         let same = previous.and_then(|p| {

@@ -412,7 +412,18 @@ fn covering<K: ResourceExt>(
     object: &K,
     concerns: impl Fn(&RegionalDataCenter) -> bool,
 ) -> Vec<ObjectRef<RegionalDataCenter>> {
-    let namespace = object.namespace();
+    covering_in(data_centers, object.namespace(), concerns)
+}
+
+/// The data centres of `namespace` with `spec.members` for which `concerns` holds.
+fn covering_in(
+    data_centers: &Store<RegionalDataCenter>,
+    namespace: Option<String>,
+    concerns: impl Fn(&RegionalDataCenter) -> bool,
+) -> Vec<ObjectRef<RegionalDataCenter>> {
+    if namespace.is_none() {
+        return Vec::new();
+    }
     data_centers
         .state()
         .iter()
@@ -837,6 +848,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let pod_routes = Arc::clone(&context);
     let rdcs_of_claims = data_centers.store.clone();
     let claim_routes = Arc::clone(&context);
+    let volume_routes = Arc::clone(&context);
     let rdcs_of_snapshots = data_centers.store.clone();
     let node_routes = NodeRoutes::default();
     controller
@@ -867,7 +879,22 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             futures::stream::iter(concerned)
         }))
         .watches_stream(objects(refusals.touched), |event| rdc_of_refusal(&event))
-        .watches_stream(objects(volumes.touched), |pv| rdc_of_volume(&pv))
+        // A volume concerns its own data centre, and, through the claim it is bound to, those
+        // covering members in that claim's namespace (and its report).
+        .reconcile_on(volumes.touched.flat_map(move |(pv, _)| {
+            let namespace = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref()?.namespace.clone());
+            let mut concerned = covering_in(
+                &volume_routes.caches.data_centers,
+                namespace.clone(),
+                |_| true,
+            );
+            concerned.extend(rdc_of_volume(&pv));
+            volume_routes.undeclared_may_change(namespace.as_deref());
+            futures::stream::iter(concerned)
+        }))
         // A Node event reaches only the data centres it concerns (none for a heartbeat).
         .reconcile_on(nodes.touched.flat_map(move |(node, touch)| {
             let caches = &routing_context.caches;
@@ -878,11 +905,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 volumes: &caches.volumes,
                 status: &|rdc| writer.current_status(rdc),
             };
-            let concerned =
+            let (concerned, anyone) =
                 node_routes.route(&node, touch, &routing_context.settings.keys, &routing);
-            if !concerned.is_empty() {
-                // The pods on it that no data centre covers are judged anew in their reports.
+            if anyone {
+                // The pods on it, and the volumes pinned to it, that no data centre covers are
+                // judged anew in their namespaces' reports.
                 let name = node.name_any();
+                let hostname = node
+                    .labels()
+                    .get(crate::resources::HOSTNAME_LABEL)
+                    .cloned()
+                    .unwrap_or_else(|| name.clone());
                 let mut namespaces: Vec<String> = caches
                     .pods
                     .state()
@@ -891,6 +924,14 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                         p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
                     })
                     .filter_map(|p| p.namespace())
+                    .chain(caches.volumes.state().iter().filter_map(|pv| {
+                        let spec = pv.spec.as_ref()?;
+                        let pinned = crate::resources::pinned_host(spec.node_affinity.as_ref()?)?;
+                        if pinned != hostname {
+                            return None;
+                        }
+                        spec.claim_ref.as_ref()?.namespace.clone()
+                    }))
                     .collect();
                 namespaces.sort();
                 namespaces.dedup();

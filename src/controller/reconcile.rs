@@ -683,7 +683,14 @@ async fn provision_and_audit(rdc: &RegionalDataCenter, ctx: &Context) -> Result<
     let eligible = residency::eligible_nodes(&nodes, &jurisdiction, keys);
     // A data centre that only covers members has nothing of its own to declare.
     let Some(own) = rdc.own() else {
-        return audit_and_report(rdc, &jurisdiction, guard, Provisioned::default(), ctx).await;
+        // Claims labelled with it (by an admin) are still its own, and audited as such.
+        let provisioned = Provisioned {
+            claims,
+            own_volumes,
+            retained_volumes,
+            ..Provisioned::default()
+        };
+        return audit_and_report(rdc, &jurisdiction, guard, provisioned, ctx).await;
     };
     let Declaration {
         class_name,

@@ -258,13 +258,24 @@ fn undeclared(
     let Ok(jurisdiction) = Jurisdiction::parse(&code) else {
         return Vec::new();
     };
-    let mut covered: HashSet<&str> = HashSet::new();
+    // By kind and name: a pod named as a volume is not covered by that volume.
+    let mut covered: HashSet<(&str, &str)> = HashSet::new();
     for status in statuses.iter().flatten() {
         for placement in &status.placements {
-            covered.insert(&placement.pod);
-            covered.extend(placement.volume.as_deref());
+            // A replica not placed yet covers no pod of its name.
+            if placement.node.is_some() {
+                covered.insert(("Pod", &placement.pod));
+            }
+            if let Some(volume) = &placement.volume {
+                covered.insert(("PersistentVolume", volume));
+            }
         }
-        covered.extend(status.violations.iter().map(|v| v.name.as_str()));
+        covered.extend(
+            status
+                .violations
+                .iter()
+                .map(|v| (v.kind.as_str(), v.name.as_str())),
+        );
     }
     let in_namespace = |meta: &kube::api::ObjectMeta| meta.namespace.as_deref() == Some(namespace);
     let pods: Vec<Pod> = caches
@@ -272,7 +283,7 @@ fn undeclared(
         .state()
         .iter()
         .filter(|p| in_namespace(&p.metadata))
-        .filter(|p| !covered.contains(p.metadata.name.as_deref().unwrap_or_default()))
+        .filter(|p| !covered.contains(&("Pod", p.metadata.name.as_deref().unwrap_or_default())))
         .filter_map(|p| cached::full(p.as_ref()).ok())
         .collect();
     let claims: Vec<PersistentVolumeClaim> = caches
@@ -284,14 +295,14 @@ fn undeclared(
             c.spec
                 .as_ref()
                 .and_then(|s| s.volume_name.as_deref())
-                .is_some_and(|volume| !covered.contains(volume))
+                .is_some_and(|volume| !covered.contains(&("PersistentVolume", volume)))
         })
         .filter_map(|c| cached::full(c.as_ref()).ok())
         .collect();
     let volumes: Vec<Arc<PersistentVolume>> = claims
         .iter()
         .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
-        .filter(|name| !covered.contains(name))
+        .filter(|name| !covered.contains(&("PersistentVolume", *name)))
         .filter_map(|name| caches.volumes.get(&ObjectRef::new(name)))
         .filter_map(|pv| cached::full(pv.as_ref()).ok().map(Arc::new))
         .collect();

@@ -93,13 +93,16 @@ pub fn settled(mode: StorageMode, status: Option<&RegionalDataCenterStatus>) -> 
 }
 
 impl NodeRoutes {
+    /// The data centres a node event concerns, and whether it concerns anyone at all (a
+    /// jurisdiction label changed, or the node came or went): what nobody covers on it is
+    /// judged anew then too.
     pub fn route(
         &self,
         node: &Node,
         touch: Touch,
         keys: &NodeLabelKeys,
         caches: &RoutingCaches<'_>,
-    ) -> Vec<ObjectRef<RegionalDataCenter>> {
+    ) -> (Vec<ObjectRef<RegionalDataCenter>>, bool) {
         let name = node.name_any();
         let new = node.labels().clone();
         let concern = {
@@ -113,7 +116,8 @@ impl NodeRoutes {
             concern
         };
         let all = || caches.data_centers.state().into_iter();
-        match concern {
+        let anyone = concern != Concern::Nobody;
+        let concerned = match concern {
             Concern::Nobody => Vec::new(),
             Concern::Everyone => all().map(|rdc| ObjectRef::from(rdc.as_ref())).collect(),
             Concern::Jurisdictions(countries) => {
@@ -130,7 +134,8 @@ impl NodeRoutes {
                 concerned.extend(on_node(node, caches));
                 concerned.into_iter().collect()
             }
-        }
+        };
+        (concerned, anyone)
     }
 }
 

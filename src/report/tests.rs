@@ -359,3 +359,41 @@ fn what_nobody_declared_is_reported_under_its_own_policy() {
     );
     assert_eq!((body.summary.pass, body.summary.fail), (1, 1));
 }
+
+#[test]
+fn an_object_two_data_centres_judge_keeps_the_worse_verdict_in_any_order() {
+    use crate::residency::{Finding, Uncovered, ViolationReason};
+    let judged = |verdict: Result<(), Finding>| {
+        namespace_results(
+            "fleet-cn",
+            "CN",
+            &[Uncovered {
+                kind: "Pod",
+                name: "shared".to_owned(),
+                claim: None,
+                node: Some("us-1".to_owned()),
+                verdict,
+            }],
+        )
+    };
+    let failed = judged(Err(Finding {
+        kind: "Pod",
+        name: "shared".to_owned(),
+        reason: ViolationReason::NodeOutsideJurisdiction,
+        message: "pod shared runs on node us-1, outside CN".to_owned(),
+    }));
+    let passed = judged(Ok(()));
+    for results in [
+        [passed.clone(), failed.clone()].concat(),
+        [failed.clone(), passed.clone()].concat(),
+    ] {
+        let body = build(
+            std::iter::empty(),
+            results,
+            None,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(body.results.len(), 1);
+        assert_eq!(body.results[0].result, "fail");
+    }
+}

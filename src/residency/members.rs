@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 
 use crate::api::RegionalDataCenter;
 
-use super::{has_rdc_label, is_member};
+use crate::resources::{DATA_VOLUME, RDC_LABEL};
 
 /// Whether `selector` picks an object with `labels`, as the API server reads a label selector:
 /// every matchLabels pair and every expression must hold. An empty selector picks nothing here
@@ -46,8 +46,10 @@ fn requirement_holds(requirement: &LabelSelectorRequirement, value: Option<&str>
 }
 
 /// The pods and claims `rdc` covers through `spec.members`, out of those given (any namespace:
-/// only its own counts). A pod of its own workload is not a member (it is audited as a replica);
-/// a claim is covered when the selector picks it or a covered pod mounts it.
+/// only its own counts). A replica of any data centre (its label, or a data claim mounted) is
+/// never a member: its own data centre audits it, and a broad selector of another must not
+/// judge, let alone evict, it. A claim is covered when the selector picks it or a covered pod
+/// mounts it, unless it is a data centre's (its label, or a data claim's name).
 pub fn covered<'a>(
     rdc: &RegionalDataCenter,
     pods: impl IntoIterator<Item = &'a Pod>,
@@ -60,14 +62,14 @@ pub fn covered<'a>(
     let pods: Vec<&Pod> = pods
         .into_iter()
         .filter(|pod| pod.metadata.namespace.as_deref() == namespace)
-        .filter(|pod| !is_member(pod, rdc))
+        .filter(|pod| !is_replica_of_any(pod))
         .filter(|pod| selects(selector, pod.metadata.labels.as_ref()))
         .collect();
     let mounted: Vec<&str> = pods.iter().flat_map(|pod| claims_of(pod)).collect();
     let claims = claims
         .into_iter()
         .filter(|claim| claim.metadata.namespace.as_deref() == namespace)
-        .filter(|claim| !has_rdc_label(claim.metadata.labels.as_ref(), rdc))
+        .filter(|claim| !is_data_centres(claim))
         .filter(|claim| {
             selects(selector, claim.metadata.labels.as_ref())
                 || claim
@@ -78,6 +80,34 @@ pub fn covered<'a>(
         })
         .collect();
     (pods, claims)
+}
+
+/// Whether a pod is a data centre's: labelled with one, or mounting a data claim.
+fn is_replica_of_any(pod: &Pod) -> bool {
+    labelled(pod.metadata.labels.as_ref()) || claims_of(pod).any(is_data_claim_name)
+}
+
+/// Whether a claim is a data centre's: labelled with one, or named as its replicas' claims are.
+fn is_data_centres(claim: &PersistentVolumeClaim) -> bool {
+    labelled(claim.metadata.labels.as_ref())
+        || claim
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(is_data_claim_name)
+}
+
+fn labelled(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels.is_some_and(|l| l.contains_key(RDC_LABEL))
+}
+
+/// `data-<name>-<ordinal>`, as a StatefulSet names the claims of its template `data`.
+fn is_data_claim_name(claim: &str) -> bool {
+    claim
+        .strip_prefix(DATA_VOLUME)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.rsplit_once('-'))
+        .is_some_and(|(name, ordinal)| !name.is_empty() && ordinal.parse::<u32>().is_ok())
 }
 
 /// The claims a pod mounts, in the order of its volumes.
@@ -252,12 +282,26 @@ mod tests {
                 &[("domicile.dev/regional-data-center", "vehicle-data"), db[0]],
                 &["data-vehicle-data-0"],
             ),
+            // Another data centre's replica, and a pod at its data: theirs, never a member.
+            pod(
+                "fleet-cn",
+                "ledger-0",
+                &[("domicile.dev/regional-data-center", "ledger"), db[0]],
+                &[],
+            ),
+            pod("fleet-cn", "reader", &db, &["data-ledger-0"]),
         ];
         let claims = [
             claim("fleet-cn", "orders-1", &[]),
             claim("fleet-cn", "orders-wal", &db),
             claim("fleet-cn", "web-cache", &[]),
             claim("fleet-de", "orders-wal", &db),
+            claim("fleet-cn", "data-ledger-0", &db),
+            claim(
+                "fleet-cn",
+                "ledger-extra",
+                &[("domicile.dev/regional-data-center", "ledger"), db[0]],
+            ),
         ];
         let (covered_pods, covered_claims) = covered(&dc, &pods, &claims);
         assert_eq!(names(covered_pods.iter().copied()), ["orders-1"]);

@@ -626,20 +626,20 @@ pub struct Uncovered {
 }
 
 /// Audits what nobody declared in a namespace that belongs to `jurisdiction`: each scheduled pod
-/// and each bound claim's volume of `pods` and `claims` that are not in `covered` (the pods and
-/// volumes the data centres' statuses name), judged by the same rules as a data centre's own.
+/// and each bound claim's volume of `pods` and `claims` that are not in `covered` (kind and name
+/// of the pods and volumes the data centres' statuses name), judged by the same rules as a data centre's own.
 pub fn audit_namespace(
     jurisdiction: &Jurisdiction,
     keys: &NodeLabelKeys,
     pods: &[Pod],
     claims: &[PersistentVolumeClaim],
-    covered: &std::collections::HashSet<&str>,
+    covered: &std::collections::HashSet<(&str, &str)>,
     observed: &Observed<'_>,
 ) -> Vec<Uncovered> {
     let mut found = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        if covered.contains(name.as_str()) {
+        if covered.contains(&("Pod", name.as_str())) {
             continue;
         }
         if let Some(verdict) = audit_pod(pod, jurisdiction, keys, observed.nodes) {
@@ -656,7 +656,7 @@ pub fn audit_namespace(
         let Some(volume) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) else {
             continue;
         };
-        if covered.contains(volume) {
+        if covered.contains(&("PersistentVolume", volume)) {
             continue;
         }
         let Some(pv) = observed
@@ -833,20 +833,29 @@ pub fn audit(
                 .map(str::to_owned);
             let pod_ok =
                 audit_pod(pod, jurisdiction, keys, observed.nodes).is_some_and(|v| v.is_ok());
-            let pv = members::claims_of(pod)
+            let mounted: Vec<&PersistentVolumeClaim> = members::claims_of(pod)
                 .filter_map(|name| {
                     covered_claims
                         .iter()
+                        .copied()
                         .find(|c| c.metadata.name.as_deref() == Some(name))
                 })
-                .find_map(|claim| volume_of(claim));
-            let (volume_ok, volume_node) = match pv {
-                Some(pv) => {
-                    let (verdict, pinned) = audit_volume(pv, jurisdiction, keys, observed);
-                    (verdict.is_ok(), pinned)
+                .collect();
+            let pv = mounted.iter().find_map(|claim| volume_of(claim));
+            // Every bound claim it mounts must have its volume known and inside (their findings
+            // are the claims' own, above).
+            let volumes_ok = mounted.iter().all(|claim| {
+                let bound = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref());
+                match (bound, volume_of(claim)) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(_), Some(pv)) => audit_volume(pv, jurisdiction, keys, observed).0.is_ok(),
                 }
+            });
+            let (volume_ok, volume_node) = match pv {
+                Some(pv) => (volumes_ok, audit_volume(pv, jurisdiction, keys, observed).1),
                 // A pod without data of its own is judged by where it runs.
-                None => (true, None),
+                None => (volumes_ok, None),
             };
             Placement {
                 pod: pod.metadata.name.clone().unwrap_or_default(),

@@ -1353,7 +1353,8 @@ fn an_undeclared_pod_and_volume_are_judged_by_the_same_rules_and_covered_ones_sk
         claim("data-vehicle-data-0", Some("pv-0")),
         claim("unbound", None),
     ];
-    let covered = std::collections::HashSet::from(["vehicle-data-0", "pv-0"]);
+    let covered =
+        std::collections::HashSet::from([("Pod", "vehicle-data-0"), ("PersistentVolume", "pv-0")]);
     let observed = Observed {
         volumes: &volumes,
         nodes: &nodes,
