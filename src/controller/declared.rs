@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
@@ -14,6 +14,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::Context;
+use crate::api::jurisdiction::Jurisdiction;
+use crate::copies::{BackupStorageLocation, VolumeSnapshotLocation};
 use crate::resources::FIELD_MANAGER;
 
 /// The ConfigMap as declared: its labels make the managed-objects policy guard it.
@@ -113,6 +115,17 @@ impl Declared {
                 fits
             }),
         );
+        // And what the backups policy reads: the jurisdiction namespaces, and Velero's locations.
+        declared.extend(
+            velero_entries(
+                &ctx.caches.namespaces.state(),
+                &ctx.caches.storage_locations.state(),
+                &ctx.caches.snapshot_locations.state(),
+                &ctx.settings.keys,
+            )
+            .into_iter()
+            .filter(|(key, _)| key.len() <= MAX_KEY),
+        );
         let desired = desired(&self.namespace, &self.name, declared);
         let key = ObjectRef::new(&self.name).within(&self.namespace);
         if holds(self.live.get(&key).as_deref(), &desired) {
@@ -130,6 +143,62 @@ impl Declared {
         );
         Ok(())
     }
+}
+
+/// What the backups policy reads beside the classes: `Namespace.<name>` for each namespace
+/// labelled with a jurisdiction (its code), and `BackupStorageLocation.<namespace>.<name>` and
+/// `VolumeSnapshotLocation.<namespace>.<name>` for each of Velero's locations (the jurisdiction
+/// its labels declare, or empty). A namespace name holds no dot, so the keys read back one way.
+pub fn velero_entries(
+    namespaces: &[Arc<Namespace>],
+    storage_locations: &[Arc<BackupStorageLocation>],
+    snapshot_locations: &[Arc<VolumeSnapshotLocation>],
+    keys: &crate::resources::NodeLabelKeys,
+) -> BTreeMap<String, String> {
+    let mut entries = BTreeMap::new();
+    for namespace in namespaces {
+        let code = namespace
+            .labels()
+            .get(crate::guard::NAMESPACE_LABEL)
+            .and_then(|code| Jurisdiction::parse(code).ok());
+        if let Some(code) = code {
+            entries.insert(
+                format!("Namespace.{}", namespace.name_any()),
+                code.to_string(),
+            );
+        }
+    }
+    let located = |kind: &str, meta: &kube::api::ObjectMeta, declared: Option<String>| {
+        (
+            format!(
+                "{kind}.{}.{}",
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default()
+            ),
+            declared.unwrap_or_default(),
+        )
+    };
+    for location in storage_locations {
+        let declared = crate::guard::declared_classes([location.as_ref()], keys)
+            .into_values()
+            .next();
+        entries.extend([located(
+            "BackupStorageLocation",
+            &location.metadata,
+            declared,
+        )]);
+    }
+    for location in snapshot_locations {
+        let declared = crate::guard::declared_classes([location.as_ref()], keys)
+            .into_values()
+            .next();
+        entries.extend([located(
+            "VolumeSnapshotLocation",
+            &location.metadata,
+            declared,
+        )]);
+    }
+    entries
 }
 
 /// Runs until aborted: at each wake-up (a class or the ConfigMap changed, or every watch has
@@ -155,6 +224,74 @@ pub async fn keep(ctx: Arc<Context>, declared: Arc<Declared>, wake: Arc<tokio::s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backups_policy_reads_jurisdiction_namespaces_and_every_location() {
+        let meta = |namespace: Option<&str>, name: &str, labels: &[(&str, &str)]| ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: namespace.map(str::to_owned),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        };
+        let keys = crate::resources::NodeLabelKeys::default();
+        let namespaces = [
+            meta(None, "fleet-cn", &[(crate::guard::NAMESPACE_LABEL, "CN")]),
+            meta(
+                None,
+                "plant-sh",
+                &[(crate::guard::NAMESPACE_LABEL, "CN-SH")],
+            ),
+            meta(None, "web", &[]),
+            meta(
+                None,
+                "odd",
+                &[(crate::guard::NAMESPACE_LABEL, "not a code")],
+            ),
+        ]
+        .map(|metadata| {
+            Arc::new(Namespace {
+                metadata,
+                ..Namespace::default()
+            })
+        });
+        let storage: Vec<BackupStorageLocation> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "s3-cn", "namespace": "velero",
+                "labels": {keys.jurisdiction.clone(): "CN"}},
+             "spec": {"provider": "aws"}},
+            {"metadata": {"name": "s3-bare", "namespace": "velero"}, "spec": {"provider": "aws"}}
+        ]))
+        .expect("locations");
+        let snapshots: Vec<VolumeSnapshotLocation> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "ebs-us", "namespace": "velero",
+                "labels": {keys.jurisdiction.clone(): "US"}},
+             "spec": {"provider": "aws"}}
+        ]))
+        .expect("locations");
+        let (storage, snapshots): (Vec<_>, Vec<_>) = (
+            storage.into_iter().map(Arc::new).collect(),
+            snapshots.into_iter().map(Arc::new).collect(),
+        );
+        let entries = velero_entries(&namespaces, &storage, &snapshots, &keys);
+        let entries: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("BackupStorageLocation.velero.s3-bare", ""),
+                ("BackupStorageLocation.velero.s3-cn", "CN"),
+                ("Namespace.fleet-cn", "CN"),
+                ("Namespace.plant-sh", "CN-SH"),
+                ("VolumeSnapshotLocation.velero.ebs-us", "US"),
+            ]
+        );
+    }
 
     #[test]
     fn only_the_exact_classes_and_the_labels_hold() {

@@ -821,6 +821,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     ]);
     let class_wake = Arc::clone(&classes_changed);
     let snapshot_class_wake = Arc::clone(&classes_changed);
+    // The backups policy reads the jurisdiction namespaces and Velero's locations from the same
+    // ConfigMap.
+    let (namespace_wake, location_wake, snapshot_location_wake) = (
+        Arc::clone(&classes_changed),
+        Arc::clone(&classes_changed),
+        Arc::clone(&classes_changed),
+    );
     // Where snapshots are not served, streams that end at once.
     let snapshots_touched = snapshots.map_or_else(
         || futures::channel::mpsc::unbounded().1,
@@ -946,16 +953,21 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             all_rdcs(data_centers.store.clone()),
         )
         // A namespace's labels decide its guard, for its data centres only.
-        .reconcile_on(namespaces.touched.flat_map(move |(namespace, _)| {
-            let name = namespace.name_any();
-            let concerned: Vec<ObjectRef<RegionalDataCenter>> = rdcs_by_namespace
-                .state()
-                .iter()
-                .filter(|rdc| rdc.namespace().as_deref() == Some(name.as_str()))
-                .map(|rdc| ObjectRef::from(rdc.as_ref()))
-                .collect();
-            futures::stream::iter(concerned)
-        }))
+        .reconcile_on(
+            namespaces
+                .touched
+                .inspect(move |_| namespace_wake.notify_one())
+                .flat_map(move |(namespace, _)| {
+                    let name = namespace.name_any();
+                    let concerned: Vec<ObjectRef<RegionalDataCenter>> = rdcs_by_namespace
+                        .state()
+                        .iter()
+                        .filter(|rdc| rdc.namespace().as_deref() == Some(name.as_str()))
+                        .map(|rdc| ObjectRef::from(rdc.as_ref()))
+                        .collect();
+                    futures::stream::iter(concerned)
+                }),
+        )
         .watches_stream(
             objects(policies.touched),
             all_rdcs(data_centers.store.clone()),
@@ -986,11 +998,13 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             ))
         }))
         .watches_stream(
-            objects(locations_touched),
+            objects(locations_touched.inspect(move |_| location_wake.notify_one())),
             all_rdcs(data_centers.store.clone()),
         )
         .watches_stream(
-            objects(snapshot_locations_touched),
+            objects(
+                snapshot_locations_touched.inspect(move |_| snapshot_location_wake.notify_one()),
+            ),
             all_rdcs(data_centers.store),
         )
         .reconcile_all_on(futures::stream::once(all_synced))

@@ -665,7 +665,7 @@ fn with_warn_the_pod_is_admitted_and_kubectl_warns() {
             "admission.exemptLabel=e2e.domicile.dev/warn-exempt",
             "--set",
             "admission.claims.enabled=false,admission.snapshots.enabled=false,\
-             admission.managed.enabled=false,admission.operator.enabled=false,\
+             admission.backups.enabled=false,admission.managed.enabled=false,admission.operator.enabled=false,\
              admission.network.enabled=false,admission.connect.enabled=false,\
              admission.datacenters.enabled=false",
         ],

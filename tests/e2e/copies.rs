@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    ClusterObject, JURISDICTION_LABEL, TestNamespace, assert_refused, local_rdc, poll_seen, unique,
-    violations,
+    ClusterObject, JURISDICTION_LABEL, TestNamespace, assert_refused, kubectl_ok, local_rdc,
+    poll_seen, unique, violations,
 };
 
 const RDC: &str = "vault";
@@ -286,25 +286,167 @@ fn velero_backup(kind: &str, name: &str, namespaces: &[&str], location: &str) ->
     json!({"apiVersion": "velero.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
 }
 
+/// A Velero namespace where the chart's backups policy only warns: exempt from the installed
+/// (Deny) one, with a copy of it rendered on Warn for this namespace alone, reading the
+/// operator's ConfigMap. Returns the namespace and the copy (deleted with it).
+fn warned_velero_namespace() -> (TestNamespace, Vec<ClusterObject>) {
+    let velero = TestNamespace::exempt("velero_warn");
+    let installed = kubectl_ok(
+        &[
+            "get",
+            "validatingadmissionpolicybinding",
+            "-l",
+            "domicile.dev/guard=backups",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let installed: Value = serde_json::from_str(&installed).expect("kubectl prints JSON");
+    let param_ref = installed["items"][0]["spec"]["paramRef"].clone();
+    assert!(
+        !param_ref.is_null(),
+        "the backups policy is installed: {installed}"
+    );
+    let rendered = crate::chart::helm_template(
+        &unique("warn"),
+        "domicile-system",
+        &[
+            "--show-only",
+            "templates/admission-policies.yaml",
+            "--set",
+            "admission.backups.validationActions={Warn}",
+            "--set",
+            "admission.exemptLabel=e2e.domicile.dev/warn-exempt",
+            "--set",
+            "admission.pods.enabled=false,admission.claims.enabled=false,\
+             admission.snapshots.enabled=false,admission.managed.enabled=false,\
+             admission.operator.enabled=false,admission.network.enabled=false,\
+             admission.connect.enabled=false,admission.datacenters.enabled=false",
+        ],
+    );
+    let mut objects = Vec::new();
+    for mut object in rendered {
+        // Not one of the policies the operator reports on, and for this namespace only.
+        object["metadata"]["labels"]
+            .as_object_mut()
+            .expect("labels")
+            .remove("domicile.dev/guard");
+        let kind = if object["kind"] == "ValidatingAdmissionPolicy" {
+            object["spec"]["matchConstraints"]["namespaceSelector"]["matchLabels"] =
+                json!({"kubernetes.io/metadata.name": velero.name});
+            "validatingadmissionpolicy"
+        } else {
+            object["spec"]["paramRef"] = param_ref.clone();
+            "validatingadmissionpolicybinding"
+        };
+        objects.push(ClusterObject::create(kind, &object));
+    }
+    assert_eq!(objects.len(), 2, "a policy and its binding");
+    (velero, objects)
+}
+
 #[test]
 fn a_velero_backup_of_the_namespace_is_a_copy_kept_where_its_location_declares() {
-    let velero = TestNamespace::new("velero");
     let ns = TestNamespace::new("backups");
     ns.create_and_wait_ready(&local_rdc(RDC, "CN", 1));
+
+    // Where the backups policy is in force (Deny, as the chart installs it), a backup or a
+    // schedule of the namespace to a location that does not declare CN is refused, and one to
+    // a location declared CN is admitted.
+    let guarded = TestNamespace::new("velero");
+    storage_location(&guarded, "bucket-us", Some("US"));
+    storage_location(&guarded, "bucket-cn", Some("CN"));
+    storage_location(&guarded, "bucket-bare", None);
+    let dry_run = |kind: &str, name: &str, namespaces: &[&str], location: &str| {
+        guarded.kubectl(
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&velero_backup(kind, name, namespaces, location).to_string()),
+        )
+    };
+    let out = poll_seen(
+        "the backups policy to know the namespace",
+        Duration::from_secs(30),
+        || {
+            let out = dry_run("Backup", "to-us", &[&ns.name], "bucket-us");
+            (!out.success)
+                .then_some(out)
+                .ok_or_else(|| "admitted".to_owned())
+        },
+    );
+    assert_refused(
+        &out,
+        "domicile-backups",
+        &[
+            &format!("Backup to-us copies namespace {}", ns.name),
+            "belongs to jurisdiction CN",
+            "a backup is a copy of the data",
+        ],
+    );
+    for (kind, name, namespaces, location) in [
+        ("Schedule", "everything", vec!["*"], "bucket-us"),
+        (
+            "Backup",
+            "undeclared",
+            vec![ns.name.as_str()],
+            "bucket-bare",
+        ),
+    ] {
+        let out = dry_run(kind, name, &namespaces, location);
+        assert_refused(
+            &out,
+            "domicile-backups",
+            &[&format!("{kind} {name} copies")],
+        );
+    }
+    poll_seen(
+        "a backup to the CN location to be admitted",
+        Duration::from_secs(30),
+        || {
+            let out = dry_run("Backup", "to-cn", &[&ns.name], "bucket-cn");
+            out.success.then_some(()).ok_or(out.stderr)
+        },
+    );
+
+    // With the policy on Warn the backup is made; the data centre says where its copy went
+    // within seconds, and so does the report.
+    let (velero, _warn_policy) = warned_velero_namespace();
     storage_location(&velero, "bucket-us", Some("US"));
     storage_location(&velero, "bucket-cn", Some("CN"));
     storage_location(&velero, "bucket-bare", None);
-
-    // Nothing in the namespace stops a backup made elsewhere: Velero's namespace is not the
-    // tenant's. The data centre says where its copy went, and so does the report.
+    let out = poll_seen("the Warn policy to answer", Duration::from_secs(30), || {
+        let out = velero.kubectl(
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&velero_backup("Backup", "to-us", &[&ns.name], "bucket-us").to_string()),
+        );
+        assert!(out.success, "{}", out.stderr);
+        out.stderr
+            .contains("Warning:")
+            .then_some(out)
+            .ok_or_else(|| "no warning yet".to_owned())
+    });
+    assert!(
+        out.stderr.contains("a backup is a copy of the data"),
+        "{}",
+        out.stderr
+    );
     velero.kubectl_ok(
         &["create", "-f", "-"],
         Some(&velero_backup("Backup", "to-us", &[&ns.name], "bucket-us").to_string()),
     );
+    let made = std::time::Instant::now();
     let name = format!("{}/to-us", velero.name);
-    let status = wait_status(&ns, "Violated by the backup", |s| {
-        s["residency"] == "Violated"
-    });
+    let status = poll_seen(
+        "Violated by the backup within 5 s",
+        Duration::from_secs(5),
+        || {
+            let status = ns.get_json("rdc", RDC).unwrap_or_default()["status"].clone();
+            (status["residency"] == "Violated")
+                .then_some(status.clone())
+                .ok_or_else(|| status.to_string())
+        },
+    );
+    eprintln!("Violated {:?} after the backup was made", made.elapsed());
     assert_eq!(
         violations(&status),
         vec![(

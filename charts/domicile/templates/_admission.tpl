@@ -343,6 +343,88 @@ validations:
     reason: Forbidden
 {{- end -}}
 
+{{- define "domicile.policy.backups" -}}
+{{- $jurisdictionKey := .Values.labelKeys.jurisdiction | quote -}}
+failurePolicy: Fail
+# The ConfigMap <fullname>-storage-classes, kept by the operator, also holds
+# Namespace.<name> -> the jurisdiction a namespace is labelled with, and
+# BackupStorageLocation.<namespace>.<name> and VolumeSnapshotLocation.<namespace>.<name> -> the
+# jurisdiction a location's label declares ('' for none).
+paramKind:
+  apiVersion: v1
+  kind: ConfigMap
+matchConstraints:
+  # Velero's own namespace is no jurisdiction namespace: every namespace but the exempt ones.
+  namespaceSelector:
+    matchExpressions:
+      - key: {{ .Values.admission.exemptLabel }}
+        operator: NotIn
+        values: [exempt]
+  resourceRules:
+    - apiGroups: [velero.io]
+      apiVersions: ["*"]
+      operations: [CREATE, UPDATE]
+      resources: [backups, schedules]
+      scope: Namespaced
+variables:
+  - name: spec
+    expression: >-
+      object.kind == 'Schedule' ? (has(object.spec.template) ? dyn(object.spec.template) : dyn({}))
+      : dyn(object.spec)
+  - name: declared
+    expression: 'has(params.data) ? params.data : {}'
+  - name: included
+    expression: >-
+      has(variables.spec.includedNamespaces) && size(variables.spec.includedNamespaces) > 0 ?
+      variables.spec.includedNamespaces : ['*']
+  - name: excluded
+    expression: "has(variables.spec.excludedNamespaces) ? variables.spec.excludedNamespaces : []"
+  # Every PersistentVolume is cluster-scoped: a backup that copies them copies every namespace's data.
+  - name: volumes
+    expression: >-
+      (has(variables.spec.includeClusterResources) && variables.spec.includeClusterResources == true) ||
+      (has(variables.spec.includedClusterScopedResources) &&
+      variables.spec.includedClusterScopedResources.exists(r, r in ['*', 'persistentvolumes', 'pv']))
+  # The jurisdiction namespaces it copies, as Velero reads its patterns (*, ?, [...]).
+  - name: copied
+    expression: >-
+      variables.declared.filter(k, k.startsWith('Namespace.')).map(k, k.substring(10)).filter(n,
+      variables.volumes || (variables.included.exists(p, p == '*' ||
+      n.matches('^' + p.replace('*', '.*').replace('?', '.') + '$')) &&
+      !variables.excluded.exists(p, p == '*' ||
+      n.matches('^' + p.replace('*', '.*').replace('?', '.') + '$'))))
+  - name: location
+    expression: >-
+      'BackupStorageLocation.' + object.metadata.namespace + '.' +
+      (has(variables.spec.storageLocation) ? variables.spec.storageLocation : '')
+  - name: snapshots
+    expression: >-
+      has(variables.spec.snapshotVolumes) && variables.spec.snapshotVolumes == false ? [] :
+      has(variables.spec.volumeSnapshotLocations) && size(variables.spec.volumeSnapshotLocations) > 0 ?
+      variables.spec.volumeSnapshotLocations.map(l, 'VolumeSnapshotLocation.' +
+      object.metadata.namespace + '.' + l) :
+      variables.declared.filter(k, k.startsWith('VolumeSnapshotLocation.' + object.metadata.namespace + '.'))
+  # The copied namespaces whose jurisdiction a location does not declare (or its subdivision).
+  - name: outside
+    expression: >-
+      variables.copied.filter(n, !([variables.location] + variables.snapshots).all(l,
+      l in variables.declared && (variables.declared[l] == variables.declared['Namespace.' + n] ||
+      (variables.declared['Namespace.' + n].size() == 2 &&
+      variables.declared[l].startsWith(variables.declared['Namespace.' + n] + '-')))))
+validations:
+  - expression: size(variables.outside) == 0
+    messageExpression: >-
+      object.kind + ' ' + object.metadata.name + ' copies namespace' + (size(variables.outside) > 1
+      ? 's ' : ' ') + variables.outside.join(', ') + ', which belong' + (size(variables.outside) > 1
+      ? '' : 's') + ' to jurisdiction ' + variables.outside.map(n, variables.declared['Namespace.' +
+      n]).join(', ') + ': a backup is a copy of the data, so its BackupStorageLocation (' +
+      (has(variables.spec.storageLocation) ? variables.spec.storageLocation : 'none named') + ')
+      and every VolumeSnapshotLocation it may use must be labelled ' + {{ $jurisdictionKey }} +
+      ' with that jurisdiction; name such a location, exclude the namespace, or set
+      snapshotVolumes: false where no VolumeSnapshotLocation is declared'
+    reason: Forbidden
+{{- end -}}
+
 {{- define "domicile.policy.managed" -}}
 {{- $exempt := .Values.admission.exemptLabel -}}
 {{- $operator := include "domicile.operatorUser" . -}}
