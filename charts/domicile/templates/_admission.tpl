@@ -366,6 +366,11 @@ matchConstraints:
       operations: [CREATE, UPDATE]
       resources: [backups, schedules]
       scope: Namespaced
+# Velero writes its progress into the objects it runs: only a new object or a changed spec is
+# judged, so a backup admitted earlier is never stuck half-way.
+matchConditions:
+  - name: spec-changes
+    expression: request.operation == 'CREATE' || object.spec != oldObject.spec
 variables:
   - name: spec
     expression: >-
