@@ -13,10 +13,12 @@ for kind in Deployment ServiceAccount ClusterRole ClusterRoleBinding Role Servic
   grep -q "^kind: $kind\$" <<<"$rendered" || die "helm template rendered no $kind"
 done
 grep -q "helm.sh/resource-policy: keep" <<<"$rendered" || die "the CRD is not kept on uninstall"
-! render --set crds.install=false | grep -q "^kind: CustomResourceDefinition$" || die "crds.install=false rendered the CRD"
-! render --set replicas=1 | grep -q "^kind: PodDisruptionBudget$" || die "a PodDisruptionBudget for one replica"
+! grep -q "^kind: CustomResourceDefinition$" <<<"$(render --set crds.install=false)" || die "crds.install=false rendered the CRD"
+! grep -q "^kind: PodDisruptionBudget$" <<<"$(render --set replicas=1)" || die "a PodDisruptionBudget for one replica"
 digest="sha256:$(printf '0%.0s' {1..64})"
-render --set image.digest="$digest" | grep -q "image: \"domicile@$digest\"" || die "image.digest is not used"
+# (Rendered whole first: grep -q stops reading at its match, and the writer's broken pipe would
+# fail the pipeline.)
+grep -q "image: \"domicile@$digest\"" <<<"$(render --set image.digest="$digest")" || die "image.digest is not used"
 
 # values.schema.json refuses bad values before anything is rendered, and names them; the chart's
 # own checks name the value too.
@@ -45,7 +47,7 @@ for kind in ServiceMonitor PrometheusRule ConfigMap; do
 done
 refused 'monitoring.prometheusRule.violatedFor=five minutes' "/monitoring/prometheusRule/violatedFor"
 # The alerts follow the ServiceMonitor unless set: a scraped operator is alerted on when stalled.
-render --set monitoring.serviceMonitor.enabled=true | grep -q "^kind: PrometheusRule$" ||
+grep -q "^kind: PrometheusRule$" <<<"$(render --set monitoring.serviceMonitor.enabled=true)" ||
   die "the ServiceMonitor without the alerts (stalled, no leader)"
 ! render --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=false |
   grep -q "^kind: PrometheusRule$" || die "prometheusRule.enabled=false rendered the alerts"

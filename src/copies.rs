@@ -254,12 +254,20 @@ impl BackupSpec {
     /// cluster-scoped objects, since every PersistentVolume is one (Velero snapshots each volume
     /// it copies, whichever namespace its claim is in).
     pub fn includes(&self, namespace: &str) -> bool {
-        let volumes = self.include_cluster_resources == Some(true)
-            || self
-                .included_cluster_scoped_resources
-                .iter()
-                .flatten()
-                .any(|r| r == "*" || r == "persistentvolumes" || r == "pv");
+        // Velero reads a resource under any spelling or pattern; volume objects without their
+        // data (snapshotVolumes: false) copy no namespace's data.
+        let volumes = self.snapshot_volumes != Some(false)
+            && (self.include_cluster_resources == Some(true)
+                || self
+                    .included_cluster_scoped_resources
+                    .iter()
+                    .flatten()
+                    .any(|r| {
+                        let r = r.to_ascii_lowercase();
+                        r.starts_with("persistentvolume")
+                            || r == "pv"
+                            || r.contains(['*', '?', '['])
+                    }));
         if volumes {
             return true;
         }
@@ -530,6 +538,21 @@ mod tests {
         let mut excluded = spec(&["*"], &["fleet-cn"]);
         excluded.included_cluster_scoped_resources = Some(vec!["persistentvolumes".to_owned()]);
         assert!(excluded.includes("fleet-cn"));
+        // Under any spelling Velero reads, or a pattern.
+        for spelling in [
+            "PersistentVolume",
+            "persistentvolume",
+            "pv",
+            "persistent*",
+            "p?",
+        ] {
+            let mut other = spec(&["other"], &[]);
+            other.included_cluster_scoped_resources = Some(vec![spelling.to_owned()]);
+            assert!(other.includes("fleet-cn"), "{spelling}");
+        }
+        // The volume objects without their data copy no namespace's data.
+        other.snapshot_volumes = Some(false);
+        assert!(!other.includes("fleet-cn"));
     }
 
     #[test]

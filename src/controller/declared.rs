@@ -157,15 +157,11 @@ pub fn velero_entries(
 ) -> BTreeMap<String, String> {
     let mut entries = BTreeMap::new();
     for namespace in namespaces {
-        let code = namespace
-            .labels()
-            .get(crate::guard::NAMESPACE_LABEL)
-            .and_then(|code| Jurisdiction::parse(code).ok());
-        if let Some(code) = code {
-            entries.insert(
-                format!("Namespace.{}", namespace.name_any()),
-                code.to_string(),
-            );
+        // A label that is no code still marks the namespace: no location declares it, so its
+        // backups are refused rather than let through.
+        if let Some(code) = namespace.labels().get(crate::guard::NAMESPACE_LABEL) {
+            let code = Jurisdiction::parse(code).map_or_else(|_| code.clone(), |j| j.to_string());
+            entries.insert(format!("Namespace.{}", namespace.name_any()), code);
         }
     }
     let located = |kind: &str, meta: &kube::api::ObjectMeta, declared: Option<String>| {
@@ -287,6 +283,7 @@ mod tests {
                 ("BackupStorageLocation.velero.s3-bare", ""),
                 ("BackupStorageLocation.velero.s3-cn", "CN"),
                 ("Namespace.fleet-cn", "CN"),
+                ("Namespace.odd", "not a code"),
                 ("Namespace.plant-sh", "CN-SH"),
                 ("VolumeSnapshotLocation.velero.ebs-us", "US"),
             ]

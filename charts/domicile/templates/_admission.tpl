@@ -384,30 +384,36 @@ variables:
       variables.spec.includedNamespaces : ['*']
   - name: excluded
     expression: "has(variables.spec.excludedNamespaces) ? variables.spec.excludedNamespaces : []"
-  # Every PersistentVolume is cluster-scoped: a backup that copies them copies every namespace's data.
+  # Every PersistentVolume is cluster-scoped: a backup that copies them, and snapshots them,
+  # copies every namespace's data. Velero reads a resource under any spelling or pattern.
   - name: volumes
     expression: >-
-      (has(variables.spec.includeClusterResources) && variables.spec.includeClusterResources == true) ||
+      !(has(variables.spec.snapshotVolumes) && variables.spec.snapshotVolumes == false) &&
+      ((has(variables.spec.includeClusterResources) && variables.spec.includeClusterResources == true) ||
       (has(variables.spec.includedClusterScopedResources) &&
-      variables.spec.includedClusterScopedResources.exists(r, r in ['*', 'persistentvolumes', 'pv']))
+      variables.spec.includedClusterScopedResources.exists(r, r.lowerAscii().startsWith('persistentvolume') ||
+      r.lowerAscii() == 'pv' || r.contains('*') || r.contains('?') || r.contains('['))))
   # The jurisdiction namespaces it copies, as Velero reads its patterns (*, ?, [...]).
+  # ([!x] is a negated class in Velero's globs, [^x] in a regular expression.)
   - name: copied
     expression: >-
       variables.declared.filter(k, k.startsWith('Namespace.')).map(k, k.substring(10)).filter(n,
       variables.volumes || (variables.included.exists(p, p == '*' ||
-      n.matches('^' + p.replace('*', '.*').replace('?', '.') + '$')) &&
+      n.matches('^' + p.replace('*', '.*').replace('?', '.').replace('[!', '[^') + '$')) &&
       !variables.excluded.exists(p, p == '*' ||
-      n.matches('^' + p.replace('*', '.*').replace('?', '.') + '$'))))
+      n.matches('^' + p.replace('*', '.*').replace('?', '.').replace('[!', '[^') + '$'))))
   - name: location
     expression: >-
       'BackupStorageLocation.' + object.metadata.namespace + '.' +
       (has(variables.spec.storageLocation) ? variables.spec.storageLocation : '')
+  # Those it names, and every one of its namespace: Velero adds a provider's only location to
+  # the ones named, and fills them into the spec as it starts.
   - name: snapshots
     expression: >-
       has(variables.spec.snapshotVolumes) && variables.spec.snapshotVolumes == false ? [] :
-      has(variables.spec.volumeSnapshotLocations) && size(variables.spec.volumeSnapshotLocations) > 0 ?
+      (has(variables.spec.volumeSnapshotLocations) ?
       variables.spec.volumeSnapshotLocations.map(l, 'VolumeSnapshotLocation.' +
-      object.metadata.namespace + '.' + l) :
+      object.metadata.namespace + '.' + l) : []) +
       variables.declared.filter(k, k.startsWith('VolumeSnapshotLocation.' + object.metadata.namespace + '.'))
   # The copied namespaces whose jurisdiction a location does not declare (or its subdivision).
   - name: outside
