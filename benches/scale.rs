@@ -591,24 +591,43 @@ impl Bench {
     /// Deletes a run's namespace and volumes and waits until both are gone, pods included.
     async fn clean(&self, namespace: &str) -> Result<()> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
-            .delete(namespace, &DeleteParams::default())
-            .await?;
+        let mut attempts = 0;
+        loop {
+            match namespaces.delete(namespace, &DeleteParams::default()).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(status)) if status.code == 404 => break,
+                // A connection the API server closed under load is tried again, not fatal.
+                Err(err) if !matches!(err, kube::Error::Api(_)) && attempts < 5 => {
+                    attempts += 1;
+                    eprintln!("deleting {namespace}: {err}; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let started = Instant::now();
         let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
         let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
         loop {
             // The operator (or nobody, after a raw run) leaves the volumes: data is never
             // deleted unless asked; the benchmark asks.
-            if !volumes.list_metadata(&of_run).await?.items.is_empty() {
-                volumes
-                    .delete_collection(&DeleteParams::default(), &of_run)
-                    .await?;
-            }
-            let gone = namespaces.get_opt(namespace).await?.is_none()
-                && volumes.list_metadata(&of_run).await?.items.is_empty();
-            if gone {
-                return Ok(());
+            let round = async {
+                if !volumes.list_metadata(&of_run).await?.items.is_empty() {
+                    volumes
+                        .delete_collection(&DeleteParams::default(), &of_run)
+                        .await?;
+                }
+                Ok::<bool, kube::Error>(
+                    namespaces.get_opt(namespace).await?.is_none()
+                        && volumes.list_metadata(&of_run).await?.items.is_empty(),
+                )
+            };
+            match round.await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                // A connection the API server closed under load is tried again, not fatal.
+                Err(kube::Error::Api(status)) => return Err(kube::Error::Api(status).into()),
+                Err(err) => eprintln!("cleaning {namespace}: {err}; trying again"),
             }
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("namespace {namespace} and its volumes were not gone within 600 s");
