@@ -917,29 +917,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             if anyone {
                 // The pods on it, and the volumes pinned to it, that no data centre covers are
                 // judged anew in their namespaces' reports.
-                let name = node.name_any();
-                let hostname = node
-                    .labels()
-                    .get(crate::resources::HOSTNAME_LABEL)
-                    .cloned()
-                    .unwrap_or_else(|| name.clone());
-                let mut namespaces: Vec<String> = caches
-                    .pods
-                    .state()
-                    .iter()
-                    .filter(|p| {
-                        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
-                    })
-                    .filter_map(|p| p.namespace())
-                    .chain(caches.volumes.state().iter().filter_map(|pv| {
-                        let spec = pv.spec.as_ref()?;
-                        let pinned = crate::resources::pinned_host(spec.node_affinity.as_ref()?)?;
-                        if pinned != hostname {
-                            return None;
-                        }
-                        spec.claim_ref.as_ref()?.namespace.clone()
-                    }))
-                    .collect();
+                let mut namespaces = routing::namespaces_on(&node, &routing);
                 namespaces.sort();
                 namespaces.dedup();
                 for namespace in namespaces {

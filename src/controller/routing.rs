@@ -139,14 +139,37 @@ impl NodeRoutes {
     }
 }
 
-/// Data centres with a pod scheduled on `node`, or a local volume pinned to it.
-fn on_node(node: &Node, caches: &RoutingCaches<'_>) -> Vec<ObjectRef<RegionalDataCenter>> {
+/// A node's name, and the hostname local volumes are pinned to (its label, or its name).
+fn names_of(node: &Node) -> (String, String) {
     let name = node.name_any();
     let hostname = node
         .labels()
         .get(crate::resources::HOSTNAME_LABEL)
         .cloned()
         .unwrap_or_else(|| name.clone());
+    (name, hostname)
+}
+
+/// The namespaces of the pods scheduled on `node` and of the claims of the volumes pinned to it.
+pub fn namespaces_on(node: &Node, caches: &RoutingCaches<'_>) -> Vec<String> {
+    let (name, hostname) = names_of(node);
+    let pods = caches.pods.state().into_iter().filter_map(|pod| {
+        let scheduled = pod.spec.as_ref()?.node_name.as_deref() == Some(name.as_str());
+        scheduled.then(|| pod.namespace()).flatten()
+    });
+    let volumes = caches.volumes.state().into_iter().filter_map(|pv| {
+        let spec = pv.spec.as_ref()?;
+        let pinned = crate::resources::pinned_host(spec.node_affinity.as_ref()?)? == hostname;
+        pinned
+            .then(|| spec.claim_ref.as_ref()?.namespace.clone())
+            .flatten()
+    });
+    pods.chain(volumes).collect()
+}
+
+/// Data centres with a pod scheduled on `node`, or a local volume pinned to it.
+fn on_node(node: &Node, caches: &RoutingCaches<'_>) -> Vec<ObjectRef<RegionalDataCenter>> {
+    let (name, hostname) = names_of(node);
     let pods = caches.pods.state().into_iter().filter_map(|pod| {
         let scheduled = pod.spec.as_ref()?.node_name.as_deref() == Some(name.as_str());
         let rdc = pod.labels().get(RDC_LABEL)?;
