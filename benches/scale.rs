@@ -49,6 +49,19 @@ const QUIET_BEFORE_RESTART: Duration = Duration::from_secs(10);
 const ADMIN: &str = "127.0.0.1:28080";
 /// The kinds of request the FlowSchemas tell apart, in the order the API server matches them.
 const KINDS: [&str; 4] = ["watch", "lease", "read", "write"];
+/// One data centre in `COVERING_EVERY` also covers, through `spec.members`, a database that
+/// another operator runs (a StatefulSet of one instance with a claim, labelled as CloudNativePG
+/// labels its instances), and a VolumeSnapshot of that database's claim.
+const COVERING_EVERY: usize = 5;
+const FOREIGN_LABEL: &str = "cnpg.io/cluster";
+/// The databases' storage class and snapshot class, both declared CN.
+const FOREIGN_CLASS: &str = "bench-foreign-cn";
+const SNAPSHOT_CLASS: &str = "bench-snapshots-cn";
+/// On the databases' volumes (made by the benchmark, as an admin makes local volumes): the run
+/// and the data centre.
+const RUN_LABEL: &str = "domicile-bench/run";
+const RDC_OF_VOLUME: &str = "domicile-bench/rdc";
+const CN_NODES: usize = 33;
 
 fn env(name: &str) -> Result<String> {
     std::env::var(name)
@@ -73,6 +86,7 @@ async fn main() -> Result<()> {
     let out = env("DOMICILE_BENCH_OUT")?;
     let bench = Bench::new().await?;
     bench.install_flow_schemas().await?;
+    bench.install_foreign_classes().await?;
 
     let mut report = Report::default();
     let mut operator = Operator::start().await?;
@@ -94,6 +108,12 @@ async fn main() -> Result<()> {
             "operator, N = {n}: {:.1} s, {} requests",
             op.seconds, op.requests
         );
+        let audit = bench.audit(n, &operator).await?;
+        println!(
+            "domicile audit, N = {n}: {:.2} s, {} requests, {} data centres",
+            audit.seconds, audit.requests, audit.data_centres
+        );
+        report.audits.push(audit);
         if n == largest {
             last_namespace = op.namespace.clone();
         } else {
@@ -324,10 +344,21 @@ struct Converge {
     seconds: f64,
     /// API server CPU seconds during the run.
     apiserver_cpu: f64,
+    /// Of which judging requests by the admission policies (their own time, as the API server
+    /// measures it).
+    admission: f64,
     /// Requests by the operator (reads and writes; none for the raw run).
     requests: f64,
     /// The operator's own count of its writes so far, by verb and kind.
     writes: BTreeMap<String, f64>,
+}
+
+/// `domicile audit` over the data centres of one size.
+struct AuditRun {
+    n: usize,
+    seconds: f64,
+    requests: f64,
+    data_centres: usize,
 }
 
 /// What happened over a window of time, from the API server's and the operator's counters.
@@ -447,6 +478,17 @@ impl Bench {
         ))
     }
 
+    /// Seconds the API server spent so far judging requests by the ValidatingAdmissionPolicies
+    /// (its admission plugin, all policies together).
+    async fn admission_seconds(&self) -> Result<f64> {
+        let text = self.apiserver_metrics().await?;
+        Ok(sample_sum(
+            &text,
+            "apiserver_admission_controller_admission_duration_seconds_sum",
+            &[("name", "ValidatingAdmissionPolicy")],
+        ))
+    }
+
     async fn create_namespace(&self, name: &str) -> Result<()> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
@@ -455,13 +497,122 @@ impl Bench {
     }
 
     fn data_centre(&self, namespace: &str, index: usize) -> Result<RegionalDataCenter> {
-        Ok(serde_json::from_value(json!({
+        let mut rdc = json!({
             "apiVersion": "domicile.dev/v1alpha1", "kind": "RegionalDataCenter",
             "metadata": {"name": format!("dc-{index:04}"), "namespace": namespace},
             "spec": {"jurisdiction": "CN", "storage": {"size": "1Gi", "mode": "Local"},
                      "workload": {"image": "registry.example/ingest:1.4", "replicas": REPLICAS,
                                   "port": 8080}}
-        }))?)
+        });
+        if covering(index) {
+            rdc["spec"]["members"] = json!({"matchLabels": {FOREIGN_LABEL: database(index)}});
+        }
+        Ok(serde_json::from_value(rdc)?)
+    }
+
+    /// The classes the databases and their snapshots use, both declared CN by the label an
+    /// admin sets.
+    async fn install_foreign_classes(&self) -> Result<()> {
+        let declared = json!({ self.keys.jurisdiction.clone(): "CN" });
+        let class = json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": FOREIGN_CLASS, "labels": declared},
+            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
+            "reclaimPolicy": "Retain"
+        });
+        let snapshots = json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": SNAPSHOT_CLASS, "labels": declared},
+            "driver": "bench.csi.example", "deletionPolicy": "Retain"
+        });
+        for object in [class, snapshots] {
+            apply_value(&self.client, None, &object).await?;
+        }
+        Ok(())
+    }
+
+    /// Data centre `index`'s database, as its operator and an admin make it: the volume (local,
+    /// on a CN node, pre-bound to the claim), the StatefulSet, and a snapshot of its claim.
+    fn foreign(&self, namespace: &str, index: usize) -> [Value; 3] {
+        let name = database(index);
+        let claim = format!("pgdata-{name}-0");
+        let host = format!("cn-bench-{:02}", (index / COVERING_EVERY) % CN_NODES + 1);
+        let labels = json!({ FOREIGN_LABEL: name });
+        let volume = json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": format!("{namespace}-{name}"),
+                         "labels": {RUN_LABEL: namespace, RDC_OF_VOLUME: format!("dc-{index:04}")}},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": FOREIGN_CLASS,
+                     "claimRef": {"namespace": namespace, "name": claim},
+                     "local": {"path": format!("/mnt/databases/{name}")},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}}}
+        });
+        let statefulset = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"serviceName": name, "replicas": 1,
+                     "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {
+                         "nodeSelector": { self.keys.jurisdiction.clone(): "CN" },
+                         "containers": [{"name": "postgres", "image": "registry.example/postgres:17",
+                             "volumeMounts": [{"name": "pgdata",
+                                               "mountPath": "/var/lib/postgresql/data"}]}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "pgdata", "labels": labels},
+                         "spec": {"storageClassName": FOREIGN_CLASS,
+                                  "accessModes": ["ReadWriteOnce"],
+                                  "resources": {"requests": {"storage": "1Gi"}}}}]}
+        });
+        let snapshot = json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": format!("{name}-nightly"), "namespace": namespace},
+            "spec": {"volumeSnapshotClassName": SNAPSHOT_CLASS,
+                     "source": {"persistentVolumeClaimName": claim}}
+        });
+        [volume, statefulset, snapshot]
+    }
+
+    /// Applies data centre `index`'s database when it has one.
+    async fn apply_foreign(&self, namespace: &str, index: usize) -> Result<()> {
+        if covering(index) {
+            for object in self.foreign(namespace, index) {
+                let scope = object["metadata"]["namespace"].as_str().map(str::to_owned);
+                apply_value(&self.client, scope.as_deref(), &object).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `domicile audit` over every data centre, with the operator's credentials while it rests
+    /// (it reads nothing then, so the reads counted are the audit's): its time and requests.
+    async fn audit(&self, n: usize, operator: &Operator) -> Result<AuditRun> {
+        operator.wait_quiet(Duration::from_secs(5)).await?;
+        let (before, _) = self.apiserver_counters().await?;
+        let started = Instant::now();
+        let out = tokio::process::Command::new(env("DOMICILE_BIN")?)
+            .args(["audit", "-o", "json"])
+            .env("KUBECONFIG", env("DOMICILE_OPERATOR_KUBECONFIG")?)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running domicile audit")?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (after, _) = self.apiserver_counters().await?;
+        if out.status.code() != Some(0) {
+            bail!(
+                "domicile audit over N = {n} did not find every data centre compliant ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let audited: Value = serde_json::from_slice(&out.stdout).context("audit -o json")?;
+        Ok(AuditRun {
+            n,
+            seconds,
+            requests: after["read"] - before["read"],
+            data_centres: audited.as_array().map_or(0, Vec::len),
+        })
     }
 
     /// N data centres through the operator: from the first create to every one Ready.
@@ -476,21 +627,29 @@ impl Bench {
                     .any(|c| c.type_ == "Ready" && c.status == "True")
             })
         });
+        let databases = count_until(
+            Api::<StatefulSet>::namespaced(self.client.clone(), &namespace),
+            (0..n).filter(|i| covering(*i)).count(),
+            |sts: &StatefulSet| sts.labels().contains_key(FOREIGN_LABEL) && all_ready(sts),
+        );
         let (requests_before, cpu_before) = self.apiserver_counters().await?;
+        let admission_before = self.admission_seconds().await?;
         let started = Instant::now();
         let creates = (0..n).map(|i| {
             let api = api.clone();
             let rdc = self.data_centre(&namespace, i);
+            let namespace = &namespace;
             async move {
-                api.create(&PostParams::default(), &rdc?)
-                    .await
-                    .map_err(anyhow::Error::from)
+                api.create(&PostParams::default(), &rdc?).await?;
+                self.apply_foreign(namespace, i).await
             }
         });
         eight_at_a_time(creates).await?;
         ready.await??;
+        databases.await??;
         let seconds = started.elapsed().as_secs_f64();
         let (requests_after, cpu_after) = self.apiserver_counters().await?;
+        let admission = self.admission_seconds().await? - admission_before;
         let requests = ["read", "write"]
             .iter()
             .map(|k| requests_after[k] - requests_before[k])
@@ -499,6 +658,7 @@ impl Bench {
             namespace,
             seconds,
             apiserver_cpu: cpu_after - cpu_before,
+            admission,
             requests,
             writes: operator.writes().await?,
         })
@@ -523,10 +683,10 @@ impl Bench {
             })
             .collect();
         let statefulsets: Api<StatefulSet> = Api::namespaced(self.client.clone(), &namespace);
-        let ready = count_until(statefulsets, n, |sts: &StatefulSet| {
-            sts.status.as_ref().and_then(|s| s.ready_replicas) == Some(REPLICAS)
-        });
+        let databases = (0..n).filter(|i| covering(*i)).count();
+        let ready = count_until(statefulsets, n + databases, all_ready);
         let (_, cpu_before) = self.apiserver_counters().await?;
+        let admission_before = self.admission_seconds().await?;
         let started = Instant::now();
         let params = PatchParams::apply("domicile-bench-raw").force();
         let class = resources::local_storage_class(&self.cn, &self.keys);
@@ -548,12 +708,12 @@ impl Bench {
                     *load.entry(host).or_insert(0) += 1;
                 }
             }
-            plans.push((rdc, plan.volumes));
+            plans.push((i, rdc, plan.volumes));
         }
         let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
         let client = &self.client;
         let namespace = namespace.as_str();
-        let applies = plans.iter().map(|(rdc, plan)| {
+        let applies = plans.iter().map(|(index, rdc, plan)| {
             let (params, class_name, volumes, modes) = (&params, &class_name, &volumes, &modes);
             async move {
                 let own = rdc
@@ -572,17 +732,20 @@ impl Bench {
                     apply(&Api::namespaced(client.clone(), namespace), &policy, params).await?;
                 }
                 let sts = resources::statefulset(own, &self.cn, &self.keys, class_name, modes);
-                apply(&Api::namespaced(client.clone(), namespace), &sts, params).await
+                apply(&Api::namespaced(client.clone(), namespace), &sts, params).await?;
+                self.apply_foreign(namespace, *index).await
             }
         });
         eight_at_a_time(applies).await?;
         ready.await??;
         let seconds = started.elapsed().as_secs_f64();
         let (_, cpu_after) = self.apiserver_counters().await?;
+        let admission = self.admission_seconds().await? - admission_before;
         Ok(Converge {
             namespace: namespace.to_owned(),
             seconds,
             apiserver_cpu: cpu_after - cpu_before,
+            admission,
             requests: 0.0,
             writes: BTreeMap::new(),
         })
@@ -607,20 +770,26 @@ impl Bench {
         }
         let started = Instant::now();
         let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
-        let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
+        // The data centres' volumes and the databases'.
+        let of_run = [
+            ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}")),
+            ListParams::default().labels(&format!("{RUN_LABEL}={namespace}")),
+        ];
         loop {
             // The operator (or nobody, after a raw run) leaves the volumes: data is never
             // deleted unless asked; the benchmark asks.
             let round = async {
-                if !volumes.list_metadata(&of_run).await?.items.is_empty() {
-                    volumes
-                        .delete_collection(&DeleteParams::default(), &of_run)
-                        .await?;
+                let mut left = 0;
+                for selector in &of_run {
+                    let found = volumes.list_metadata(selector).await?.items.len();
+                    if found > 0 {
+                        volumes
+                            .delete_collection(&DeleteParams::default(), selector)
+                            .await?;
+                    }
+                    left += found;
                 }
-                Ok::<bool, kube::Error>(
-                    namespaces.get_opt(namespace).await?.is_none()
-                        && volumes.list_metadata(&of_run).await?.items.is_empty(),
-                )
+                Ok::<bool, kube::Error>(namespaces.get_opt(namespace).await?.is_none() && left == 0)
             };
             match round.await {
                 Ok(true) => return Ok(()),
@@ -847,17 +1016,82 @@ impl Bench {
                 hosts.entry(node).or_default().insert(rdc.clone());
             }
         }
+        // The databases the data centres cover, and their volumes.
+        for pod in pods
+            .list(&ListParams::default().labels(FOREIGN_LABEL))
+            .await?
+        {
+            if let (Some(node), Some(rdc)) = (
+                pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                pod.labels()
+                    .get(FOREIGN_LABEL)
+                    .and_then(|db| db.strip_suffix("-db")),
+            ) {
+                hosts.entry(node).or_default().insert(rdc.to_owned());
+            }
+        }
         let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
-        let of_run = ListParams::default().labels(&format!("{RDC_NAMESPACE_LABEL}={namespace}"));
-        for pv in volumes.list(&of_run).await? {
-            if let (Some(node), Some(rdc)) =
-                (resources::pinned_hostname(&pv), pv.labels().get(RDC_LABEL))
+        for (selector, owner) in [
+            (format!("{RDC_NAMESPACE_LABEL}={namespace}"), RDC_LABEL),
+            (format!("{RUN_LABEL}={namespace}"), RDC_OF_VOLUME),
+        ] {
+            for pv in volumes
+                .list(&ListParams::default().labels(&selector))
+                .await?
             {
-                hosts.entry(node).or_default().insert(rdc.clone());
+                if let (Some(node), Some(rdc)) =
+                    (resources::pinned_hostname(&pv), pv.labels().get(owner))
+                {
+                    hosts.entry(node).or_default().insert(rdc.clone());
+                }
             }
         }
         Ok(hosts)
     }
+}
+
+fn covering(index: usize) -> bool {
+    index.is_multiple_of(COVERING_EVERY)
+}
+
+/// The name of data centre `index`'s database (its StatefulSet and the value of its label).
+fn database(index: usize) -> String {
+    format!("dc-{index:04}-db")
+}
+
+fn all_ready(sts: &StatefulSet) -> bool {
+    let wanted = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    sts.status.as_ref().and_then(|s| s.ready_replicas) == Some(wanted)
+}
+
+/// Server-side apply of an object given as JSON (a kind the benchmark has no type for),
+/// cluster-scoped when `namespace` is None.
+async fn apply_value(client: &Client, namespace: Option<&str>, object: &Value) -> Result<()> {
+    let api_version = object["apiVersion"].as_str().context("apiVersion")?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().context("kind")?;
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    let kind_lower = kind.to_lowercase();
+    let plural = if kind_lower.ends_with('s') {
+        format!("{kind_lower}es")
+    } else {
+        format!("{kind_lower}s")
+    };
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, &plural);
+    let api: Api<kube::api::DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let name = object["metadata"]["name"]
+        .as_str()
+        .context("metadata.name")?;
+    api.patch(
+        name,
+        &PatchParams::apply("domicile-bench-databases").force(),
+        &Patch::Apply(object),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Runs the requests eight at a time, as a client that creates many objects would; the first
@@ -950,6 +1184,7 @@ struct Report {
     restart_ready: Duration,
     restart_minute: Window,
     restart_writes: BTreeMap<String, f64>,
+    audits: Vec<AuditRun>,
 }
 
 fn percentile(mut values: Vec<Duration>, p: f64) -> Option<Duration> {
@@ -997,7 +1232,11 @@ impl Report {
              by the operator (so the namespace policies judge every pod and claim of its runs; \
              the raw baseline's namespaces have no jurisdiction). \
              Cluster: 33 CN nodes and 1 US node played by kwok, 110 pods each. Every data centre: \
-             Local mode, 3 replicas, jurisdiction CN.\n",
+             Local mode, 3 replicas, jurisdiction CN; one in {COVERING_EVERY} also covers, through \
+             `spec.members`, a database another operator runs (a StatefulSet of one instance \
+             labelled `{FOREIGN_LABEL}`, its claim on a local volume of a class declared CN) and \
+             a VolumeSnapshot of its claim on a snapshot class declared CN; the raw baseline \
+             applies the same databases and snapshots.\n",
             machine()
         )?;
         writeln!(s, "## Converge\n")?;
@@ -1009,19 +1248,21 @@ impl Report {
         )?;
         writeln!(
             s,
-            "| N | raw apply | operator | ratio | API server CPU raw / operator | ratio | operator requests |"
+            "| N | raw apply | operator | ratio | API server CPU raw / operator | ratio | of which admission policies, raw / operator | operator requests |"
         )?;
-        writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |")?;
+        writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- |")?;
         for (n, raw, op) in &self.converges {
             writeln!(
                 s,
-                "| {n} | {:.1} s | {:.1} s | {:.2} | {:.1} s / {:.1} s | {:.2} | {:.0} ({:.1} per data centre) |",
+                "| {n} | {:.1} s | {:.1} s | {:.2} | {:.1} s / {:.1} s | {:.2} | {:.1} s / {:.1} s | {:.0} ({:.1} per data centre) |",
                 raw.seconds,
                 op.seconds,
                 op.seconds / raw.seconds,
                 raw.apiserver_cpu,
                 op.apiserver_cpu,
                 op.apiserver_cpu / raw.apiserver_cpu.max(0.001),
+                raw.admission,
+                op.admission,
                 op.requests,
                 op.requests / *n as f64
             )?;
@@ -1083,6 +1324,23 @@ impl Report {
         ]);
         for (what, value) in rows {
             writeln!(s, "| {what} | {value} |")?;
+        }
+
+        writeln!(s, "\n## `domicile audit`\n")?;
+        writeln!(
+            s,
+            "Every data centre of the cluster audited read-only (`domicile audit -o json`, release \
+             build) right after the operator's converge, with the operator's credentials while it \
+             rests: requests are the reads the API server counted meanwhile.\n"
+        )?;
+        writeln!(s, "| N | data centres audited | time | requests |")?;
+        writeln!(s, "| --- | --- | --- | --- |")?;
+        for audit in &self.audits {
+            writeln!(
+                s,
+                "| {} | {} | {:.2} s | {:.0} |",
+                audit.n, audit.data_centres, audit.seconds, audit.requests
+            )?;
         }
 
         writeln!(s, "\n## Memory of the operator\n")?;

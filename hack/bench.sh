@@ -16,6 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 cargo build --release --bin domicile
 cargo bench --features bench --bench scale --no-run
+# The chart's RBAC and admission policies are rendered with helm.
+"$HACK_DIR/build-tools.sh" helm
 
 nodes="$(mktemp)"
 trap 'rm -f "$nodes"; "$HACK_DIR/cluster-down.sh"' EXIT
@@ -47,6 +49,11 @@ kubectl wait --for=condition=Established --timeout=60s crd/regionaldatacenters.d
 mapfile -t report_crd_files < <(report_crds)
 kubectl apply --server-side -f "${report_crd_files[0]}" >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/policyreports.wgpolicyk8s.io >/dev/null
+# The CSI snapshotter's CRDs: one data centre in five covers a database with a snapshot of its claim.
+mapfile -t snapshot_crd_files < <(snapshot_crds)
+for file in "${snapshot_crd_files[@]}"; do kubectl apply --server-side -f "$file" >/dev/null; done
+kubectl wait --for=condition=Established --timeout=60s crd/volumesnapshots.snapshot.storage.k8s.io \
+  crd/volumesnapshotclasses.snapshot.storage.k8s.io >/dev/null
 chart_values=(--set namespaces.label=true --set namespaces.labelAnyNamespace=true)
 chart_identity "$CLUSTER_DIR/operator.kubeconfig" "${chart_values[@]}"
 admin_user="$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
