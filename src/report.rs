@@ -384,14 +384,17 @@ pub fn build<'a>(
             .then_with(|| a.message.cmp(&b.message))
     });
     results.dedup_by(|a, b| a.key() == b.key());
+    // The previous results by key: a namespace of 500 data centres has thousands.
+    let before: BTreeMap<_, &ReportResult> = previous
+        .iter()
+        .flat_map(|p| &p.results)
+        .map(|old| (old.key(), old))
+        .collect();
     for result in &mut results {
-        let same = previous.and_then(|p| {
-            p.results.iter().find(|old| {
-                old.key() == result.key()
-                    && old.result == result.result
-                    && old.message == result.message
-                    && old.properties == result.properties
-            })
+        let same = before.get(&result.key()).filter(|old| {
+            old.result == result.result
+                && old.message == result.message
+                && old.properties == result.properties
         });
         result.timestamp = same.map_or_else(|| Timestamp::of(now), |old| old.timestamp);
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
+use serde::Serialize;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::ObjectRef;
@@ -24,6 +24,28 @@ use crate::guard::NAMESPACE_LABEL;
 use crate::report::{self, Format, REPORT_NAME, ReportBody, ReportResource};
 use crate::residency::Observed;
 use crate::resources::FIELD_MANAGER;
+
+/// A report as the operator applies it, borrowed from what it keeps.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportPatch<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: PatchMeta<'a>,
+    results: &'a [report::ReportResult],
+    summary: &'a report::Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchMeta<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    labels: std::collections::BTreeMap<&'a str, &'a str>,
+    owner_references: &'a [OwnerReference],
+}
 
 /// What was last written, or found, in one namespace.
 #[derive(Clone, PartialEq)]
@@ -164,8 +186,9 @@ impl Reports {
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &self.api_resource);
-        let previous = match last.get(namespace) {
-            Some(written) => Some(written.clone()),
+        // The last report written, or, at the first rebuild in this process, the one found.
+        let found = match last.get(namespace) {
+            Some(_) => None,
             None => api.get_opt(REPORT_NAME).await?.map(|found| Written {
                 body: serde_json::from_value(serde_json::Value::Object(
                     found.data.as_object().cloned().unwrap_or_default(),
@@ -174,6 +197,7 @@ impl Reports {
                 owners: found.metadata.owner_references.unwrap_or_default(),
             }),
         };
+        let previous = last.get(namespace).or(found.as_ref());
         let statuses: Vec<_> = data_centers
             .iter()
             .map(|rdc| ctx.writer.current_status(rdc))
@@ -185,9 +209,10 @@ impl Reports {
                 .zip(&statuses)
                 .map(|(rdc, status)| (rdc.as_ref(), status.as_ref())),
             undeclared,
-            previous.as_ref().map(|p| &p.body),
+            previous.map(|p| &p.body),
             jiff::Timestamp::now(),
         );
+        drop(statuses);
         let mut owners: Vec<OwnerReference> = data_centers
             .iter()
             .filter_map(|rdc| rdc.owner_ref(&()))
@@ -199,34 +224,38 @@ impl Reports {
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
         let written = Written { body, owners };
-        if previous.as_ref() == Some(&written) {
+        if previous == Some(&written) {
             last.insert(namespace.to_owned(), written);
             return Ok(());
         }
-        let mut patch = json!({
-            "apiVersion": self.resource.api_version(),
-            "kind": self.resource.kind,
-            "metadata": {
-                "name": REPORT_NAME,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": "domicile"},
-                "ownerReferences": written.owners,
+        drop(found);
+        let api_version = self.resource.api_version();
+        let patch = ReportPatch {
+            api_version: &api_version,
+            kind: self.resource.kind,
+            metadata: PatchMeta {
+                name: REPORT_NAME,
+                namespace,
+                labels: [("app.kubernetes.io/managed-by", "domicile")].into(),
+                owner_references: &written.owners,
             },
-            "results": written.body.results,
-            "summary": written.body.summary,
-        });
-        if self.resource.group == "openreports.io" {
-            patch["source"] = json!(report::SOURCE);
-        }
+            results: &written.body.results,
+            summary: &written.body.summary,
+            source: (self.resource.group == "openreports.io").then_some(report::SOURCE),
+        };
         ctx.writer.metrics().write("apply", self.resource.kind);
-        // Someone else's write to the report is taken back: force.
-        let applied = api
-            .patch(
-                REPORT_NAME,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await;
+        // Someone else's write to the report is taken back: force. The patch is serialized
+        // straight from the results, and the answer (the whole report) is not parsed: for a
+        // namespace of 500 data centres both would be trees of JSON values of megabytes.
+        let request =
+            kube::core::Request::new(DynamicObject::url_path(&self.api_resource, Some(namespace)))
+                .patch(
+                    REPORT_NAME,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .map_err(kube::Error::BuildRequest)?;
+        let applied = ctx.client.request_text(request).await.map(drop);
         match applied {
             Ok(_) => {
                 last.insert(namespace.to_owned(), written);
