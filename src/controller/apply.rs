@@ -351,10 +351,7 @@ impl Writer {
         // An object the caches do not know may still exist (the caches watch only labelled
         // objects): an apply would merge the declaration into a stranger's object of the same
         // name, so it is looked up first (a create is rare; a stranger's object is left alone).
-        // Not a volume: every PersistentVolume is watched, so the cache knows a stranger's, and
-        // only an admin can make one.
         if plan == Plan::Create
-            && <K as k8s_openapi::Resource>::KIND != "PersistentVolume"
             && let Some(existing) = api
                 .get_opt(&name)
                 .await
