@@ -284,8 +284,9 @@ pub async fn audit_cluster(
         })
         .collect();
     let mut reports = Vec::new();
+    let by_namespace = cluster.pods_and_claims_by_namespace();
     for rdc in &cluster.data_centers {
-        let (pods, claims) = cluster.pods_and_claims_of(rdc);
+        let (pods, claims) = by_namespace.of(rdc);
         let namespace = rdc.namespace().unwrap_or_default();
         let name = rdc.name_any();
         let mut report = Report {
@@ -334,10 +335,10 @@ pub async fn audit_cluster(
                 }
             });
             let observed = Observed {
-                pods: &pods,
-                claims: &claims,
-                member_pods: &pods,
-                member_claims: &claims,
+                pods,
+                claims,
+                member_pods: pods,
+                member_claims: claims,
                 volumes: &cluster.volumes,
                 nodes: &cluster.nodes,
                 classes: &cluster.classes,

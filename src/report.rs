@@ -384,14 +384,14 @@ pub fn build<'a>(
             .then_with(|| a.message.cmp(&b.message))
     });
     results.dedup_by(|a, b| a.key() == b.key());
-    // The previous results by key: a namespace of 500 data centres has thousands.
-    let before: BTreeMap<_, &ReportResult> = previous
-        .iter()
-        .flat_map(|p| &p.results)
-        .map(|old| (old.key(), old))
-        .collect();
+    // The previous results by key: a namespace of 500 data centres has thousands. (A report
+    // written by someone else may hold a key twice.)
+    let mut before: BTreeMap<_, Vec<&ReportResult>> = BTreeMap::new();
+    for old in previous.iter().flat_map(|p| &p.results) {
+        before.entry(old.key()).or_default().push(old);
+    }
     for result in &mut results {
-        let same = before.get(&result.key()).filter(|old| {
+        let same = before.get(&result.key()).into_iter().flatten().find(|old| {
             old.result == result.result
                 && old.message == result.message
                 && old.properties == result.properties

@@ -98,7 +98,15 @@ pub struct RegionalDataCenterSpec {
     #[x_kube(validation = kube::core::Rule::new(
         "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)")
         .message("members must select something: give matchLabels (e.g. {cnpg.io/cluster: orders}) or matchExpressions; an empty selector would cover every pod of the namespace")
-        .reason(kube::core::Reason::FieldValueRequired))]
+        .reason(kube::core::Reason::FieldValueRequired),
+        validation = kube::core::Rule::new(
+        "!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])")
+        .message("members.matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist (as in any label selector); another would select nothing")
+        .reason(kube::core::Reason::FieldValueInvalid),
+        validation = kube::core::Rule::new(
+        "!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))")
+        .message("members.matchExpressions[].values: In and NotIn need at least one value, Exists and DoesNotExist take none")
+        .reason(kube::core::Reason::FieldValueInvalid))]
     pub members: Option<LabelSelector>,
 
     /// What the operator does about misplaced pods. Audit (default) only reports violations;

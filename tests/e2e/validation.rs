@@ -149,6 +149,12 @@ fn jurisdiction_cannot_change_after_creation() {
 
 refused!(members_that_select_nothing, "/spec/members" => serde_json::Map::new(),
     "spec.members", "members must select something");
+refused!(members_with_an_unknown_operator, "/spec/members" =>
+    json!({"matchExpressions": [{"key": "cnpg.io/cluster", "operator": "Equals", "values": ["orders"]}]}),
+    "spec.members", "operator must be In, NotIn, Exists or DoesNotExist");
+refused!(members_in_without_values, "/spec/members" =>
+    json!({"matchExpressions": [{"key": "cnpg.io/cluster", "operator": "In"}]}),
+    "spec.members", "In and NotIn need at least one value");
 
 #[test]
 fn neither_a_workload_nor_members() {
