@@ -359,6 +359,9 @@ impl Drop for WatchTasks {
 /// Fires once, when every watch has listed everything for the first time, and sets readiness.
 struct SyncSignal {
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// Every watch is registered: until then a watch not yet started would count as listed (the
+    /// snapshot and Velero watches start after their APIs are discovered).
+    sealed: std::sync::atomic::AtomicBool,
     sender: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
     /// Woken too once everything is listed (the list of declared classes waits for it).
     also: Arc<tokio::sync::Notify>,
@@ -372,14 +375,24 @@ impl SyncSignal {
         let (sender, receiver) = futures::channel::oneshot::channel();
         let signal = Self {
             ready,
+            sealed: std::sync::atomic::AtomicBool::new(false),
             sender: std::sync::Mutex::new(Some(sender)),
             also,
         };
         (Arc::new(signal), receiver)
     }
 
+    /// Every watch is registered: the signal fires once they have all listed, maybe now.
+    fn seal(&self, watches: &Watches) {
+        self.sealed.store(true, Ordering::Release);
+        self.check(watches);
+    }
+
     fn check(&self, watches: &Watches) {
-        if watches.listed() && !self.ready.swap(true, Ordering::AcqRel) {
+        if self.sealed.load(Ordering::Acquire)
+            && watches.listed()
+            && !self.ready.swap(true, Ordering::AcqRel)
+        {
             tracing::info!("caches synced");
             let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(sender) = sender {
@@ -678,6 +691,8 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         );
         (namespace, name, watch)
     });
+    // Every watch is registered; the caches are synced once they have all listed.
+    synced.seal(&watches);
     let _tasks = WatchTasks(
         [
             nodes.task.abort_handle(),
