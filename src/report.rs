@@ -11,6 +11,67 @@ use crate::api::{RegionalDataCenter, RegionalDataCenterStatus};
 
 /// The name of the one report per namespace.
 pub const REPORT_NAME: &str = "domicile-residency";
+
+/// The most one report holds, serialized. etcd refuses a write of more than 1.5 MiB, and the
+/// report of a namespace of hundreds of data centres holds thousands of results: such a
+/// namespace's results are split over `domicile-residency`, `domicile-residency-2`, ...
+pub const REPORT_BYTES: usize = 512 * 1024;
+
+/// The name of a namespace's report `part` (from 0): the first keeps the plain name.
+pub fn report_name(part: usize) -> String {
+    if part == 0 {
+        REPORT_NAME.to_owned()
+    } else {
+        format!("{REPORT_NAME}-{}", part + 1)
+    }
+}
+
+/// The part a report of this name is (from 0), if it is one of domicile's.
+pub fn report_part(name: &str) -> Option<usize> {
+    if name == REPORT_NAME {
+        return Some(0);
+    }
+    let number: usize = name
+        .strip_prefix(REPORT_NAME)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()?;
+    (number >= 2 && name == report_name(number - 1)).then_some(number - 1)
+}
+
+/// The results split, in order, into parts of at most `budget` bytes each as JSON (a result
+/// larger than the budget is a part of its own); always at least one part, maybe empty.
+pub fn split(results: &[ReportResult], budget: usize) -> Vec<std::ops::Range<usize>> {
+    // A part is a JSON array: each result and a comma or the closing bracket, and the opening
+    // bracket.
+    let mut parts = Vec::new();
+    let (mut start, mut bytes) = (0, 1);
+    for (index, result) in results.iter().enumerate() {
+        let size = serde_json::to_vec(result).map_or(0, |json| json.len()) + 1;
+        if index > start && bytes + size > budget {
+            parts.push(start..index);
+            (start, bytes) = (index, 1);
+        }
+        bytes += size;
+    }
+    parts.push(start..results.len());
+    parts
+}
+
+/// The counts of each verdict among `results`.
+pub fn summarize(results: &[ReportResult]) -> Summary {
+    let mut summary = Summary::default();
+    for result in results {
+        match result.result.as_str() {
+            "pass" => summary.pass += 1,
+            "fail" => summary.fail += 1,
+            "warn" => summary.warn += 1,
+            "error" => summary.error += 1,
+            _ => summary.skip += 1,
+        }
+    }
+    summary
+}
 pub const SOURCE: &str = "domicile";
 pub const POLICY: &str = "residency";
 pub const POD_RULE: &str = "pod-node-jurisdiction";
@@ -398,16 +459,7 @@ pub fn build<'a>(
         });
         result.timestamp = same.map_or_else(|| Timestamp::of(now), |old| old.timestamp);
     }
-    let mut summary = Summary::default();
-    for result in &results {
-        match result.result.as_str() {
-            "pass" => summary.pass += 1,
-            "fail" => summary.fail += 1,
-            "warn" => summary.warn += 1,
-            "error" => summary.error += 1,
-            _ => summary.skip += 1,
-        }
-    }
+    let summary = summarize(&results);
     ReportBody { results, summary }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -21,7 +21,7 @@ use super::{Context, cached};
 use crate::api::RegionalDataCenterStatus;
 use crate::api::jurisdiction::Jurisdiction;
 use crate::guard::NAMESPACE_LABEL;
-use crate::report::{self, Format, REPORT_NAME, ReportBody, ReportResource};
+use crate::report::{self, Format, ReportBody, ReportResource};
 use crate::residency::Observed;
 use crate::resources::FIELD_MANAGER;
 
@@ -33,7 +33,7 @@ struct ReportPatch<'a> {
     kind: &'a str,
     metadata: PatchMeta<'a>,
     results: &'a [report::ReportResult],
-    summary: &'a report::Summary,
+    summary: report::Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
 }
@@ -52,6 +52,8 @@ struct PatchMeta<'a> {
 struct Written {
     body: ReportBody,
     owners: Vec<OwnerReference>,
+    /// Over how many reports its results are split (see `report::split`).
+    parts: usize,
 }
 
 /// How long the keeper waits after a namespace's report is first due, so that the reconciles of
@@ -186,16 +188,10 @@ impl Reports {
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &self.api_resource);
-        // The last report written, or, at the first rebuild in this process, the one found.
+        // The last report written, or, at the first rebuild in this process, the ones found.
         let found = match last.get(namespace) {
             Some(_) => None,
-            None => api.get_opt(REPORT_NAME).await?.map(|found| Written {
-                body: serde_json::from_value(serde_json::Value::Object(
-                    found.data.as_object().cloned().unwrap_or_default(),
-                ))
-                .unwrap_or_default(),
-                owners: found.metadata.owner_references.unwrap_or_default(),
-            }),
+            None => found(&api).await?,
         };
         let previous = last.get(namespace).or(found.as_ref());
         let statuses: Vec<_> = data_centers
@@ -223,41 +219,22 @@ impl Reports {
             })
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
-        let written = Written { body, owners };
+        let parts = report::split(&body.results, report::REPORT_BYTES);
+        let written = Written {
+            body,
+            owners,
+            parts: parts.len(),
+        };
         if previous == Some(&written) {
             last.insert(namespace.to_owned(), written);
             return Ok(());
         }
+        // Parts of an earlier, longer report go.
+        let stale = written.parts..previous.map_or(0, |p| p.parts).max(written.parts);
         drop(found);
-        let api_version = self.resource.api_version();
-        let patch = ReportPatch {
-            api_version: &api_version,
-            kind: self.resource.kind,
-            metadata: PatchMeta {
-                name: REPORT_NAME,
-                namespace,
-                labels: [("app.kubernetes.io/managed-by", "domicile")].into(),
-                owner_references: &written.owners,
-            },
-            results: &written.body.results,
-            summary: &written.body.summary,
-            source: (self.resource.group == "openreports.io").then_some(report::SOURCE),
-        };
-        ctx.writer.metrics().write("apply", self.resource.kind);
-        // Someone else's write to the report is taken back: force. The patch is serialized
-        // straight from the results, and the answer (the whole report) is not parsed: for a
-        // namespace of 500 data centres both would be trees of JSON values of megabytes.
-        let request =
-            kube::core::Request::new(DynamicObject::url_path(&self.api_resource, Some(namespace)))
-                .patch(
-                    REPORT_NAME,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .map_err(kube::Error::BuildRequest)?;
-        let applied = ctx.client.request_text(request).await.map(drop);
+        let applied = self.write(namespace, &written, &parts, stale, ctx).await;
         match applied {
-            Ok(_) => {
+            Ok(()) => {
                 last.insert(namespace.to_owned(), written);
                 Ok(())
             }
@@ -267,6 +244,97 @@ impl Reports {
             }
         }
     }
+
+    /// Applies each part of the report, then deletes the parts in `stale` (of an earlier, longer
+    /// report). Someone else's write to a report is taken back: force. Each patch is serialized
+    /// straight from the results, and the answer (the whole report) is not parsed: for a
+    /// namespace of 500 data centres both would be trees of JSON values of megabytes.
+    async fn write(
+        &self,
+        namespace: &str,
+        written: &Written,
+        parts: &[std::ops::Range<usize>],
+        stale: std::ops::Range<usize>,
+        ctx: &Context,
+    ) -> Result<(), kube::Error> {
+        let api_version = self.resource.api_version();
+        let url = DynamicObject::url_path(&self.api_resource, Some(namespace));
+        for (part, range) in parts.iter().enumerate() {
+            let name = report::report_name(part);
+            let results = &written.body.results[range.clone()];
+            let patch = ReportPatch {
+                api_version: &api_version,
+                kind: self.resource.kind,
+                metadata: PatchMeta {
+                    name: &name,
+                    namespace,
+                    labels: [("app.kubernetes.io/managed-by", "domicile")].into(),
+                    owner_references: &written.owners,
+                },
+                results,
+                summary: report::summarize(results),
+                source: (self.resource.group == "openreports.io").then_some(report::SOURCE),
+            };
+            ctx.writer.metrics().write("apply", self.resource.kind);
+            let request = kube::core::Request::new(&url)
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .map_err(kube::Error::BuildRequest)?;
+            ctx.client.request_text(request).await?;
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &self.api_resource);
+        for part in stale {
+            ctx.writer.metrics().write("delete", self.resource.kind);
+            match api
+                .delete(&report::report_name(part), &Default::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reports of a namespace that an earlier process wrote, as one: their results in order of
+/// their parts, and how many parts there are (the highest found). None when there is none.
+async fn found(api: &Api<DynamicObject>) -> Result<Option<Written>, kube::Error> {
+    let listed = api
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=domicile"))
+        .await?;
+    let mut parts: Vec<(usize, DynamicObject)> = listed
+        .items
+        .into_iter()
+        .filter_map(|object| Some((report::report_part(&object.name_any())?, object)))
+        .collect();
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    parts.sort_by_key(|(part, _)| *part);
+    let count = parts.last().map_or(0, |(part, _)| part + 1);
+    let owners = parts[0]
+        .1
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default();
+    let mut results = Vec::new();
+    for (_, object) in parts {
+        let body: ReportBody = serde_json::from_value(object.data).unwrap_or_default();
+        results.extend(body.results);
+    }
+    let summary = report::summarize(&results);
+    Ok(Some(Written {
+        body: ReportBody { results, summary },
+        owners,
+        parts: count,
+    }))
 }
 
 /// The results of the pods and bound claims of `namespace` that no data centre's status names,

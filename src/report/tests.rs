@@ -397,3 +397,66 @@ fn an_object_two_data_centres_judge_keeps_the_worse_verdict_in_any_order() {
         assert_eq!(body.results[0].result, "fail");
     }
 }
+
+fn result_about(pod: &str) -> ReportResult {
+    ReportResult {
+        source: SOURCE.to_owned(),
+        policy: "data-residency".to_owned(),
+        rule: "pod-jurisdiction".to_owned(),
+        result: "pass".to_owned(),
+        severity: "high".to_owned(),
+        category: "Data residency".to_owned(),
+        scored: true,
+        message: format!("{pod} runs in CN"),
+        resources: vec![ResourceRef {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            name: pod.to_owned(),
+            namespace: Some("fleet-cn".to_owned()),
+        }],
+        timestamp: Timestamp::of(at(100)),
+        properties: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn a_large_report_is_split_in_order_into_parts_within_the_budget() {
+    let results: Vec<ReportResult> = (0..50)
+        .map(|i| result_about(&format!("pod-{i:03}")))
+        .collect();
+    let one = serde_json::to_vec(&results[0]).expect("serializes").len() + 1;
+    // Ten results and their array's brackets, exactly.
+    let budget = one * 10 + 1;
+    let parts = split(&results, budget);
+    assert_eq!(parts, vec![0..10, 10..20, 20..30, 30..40, 40..50]);
+    for part in &parts {
+        let bytes = serde_json::to_vec(&results[part.clone()])
+            .expect("serializes")
+            .len();
+        assert_eq!(bytes, budget, "a part of {bytes} bytes");
+    }
+    assert_eq!(split(&results, budget - 1)[0], 0..9);
+    // Small enough: one part; nothing: one empty part; a result over the budget: a part alone.
+    assert_eq!(split(&results, one * 50 + 1), vec![0..50]);
+    assert_eq!(split(&[], one), vec![0..0]);
+    assert_eq!(split(&results[..2], 1), vec![0..1, 1..2]);
+    let summary = summarize(&results[..10]);
+    assert_eq!((summary.pass, summary.fail, summary.warn), (10, 0, 0));
+}
+
+#[test]
+fn the_parts_of_a_report_are_named_after_the_first() {
+    assert_eq!(report_name(0), "domicile-residency");
+    assert_eq!(report_name(1), "domicile-residency-2");
+    assert_eq!(report_part("domicile-residency"), Some(0));
+    assert_eq!(report_part("domicile-residency-2"), Some(1));
+    assert_eq!(report_part("domicile-residency-12"), Some(11));
+    for other in [
+        "domicile-residency-1",
+        "domicile-residency-02",
+        "domicile-residency-x",
+        "other",
+    ] {
+        assert_eq!(report_part(other), None, "{other}");
+    }
+}
