@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{RegionalDataCenter, RegionalDataCenterStatus};
 
-/// The name of the one report per namespace.
+/// The name of a namespace's report (of its first part, see `split`).
 pub const REPORT_NAME: &str = "domicile-residency";
 
 /// The most one report holds, serialized. etcd refuses a write of more than 1.5 MiB, and the
@@ -72,6 +72,7 @@ pub fn summarize(results: &[ReportResult]) -> Summary {
     }
     summary
 }
+
 pub const SOURCE: &str = "domicile";
 pub const POLICY: &str = "residency";
 pub const POD_RULE: &str = "pod-node-jurisdiction";

@@ -219,13 +219,19 @@ impl Reports {
             })
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
+        // What this process wrote last is split as the same results would be: only a change, or
+        // the parts another process left, needs the results measured again.
+        let same = previous.is_some_and(|p| p.body == body && p.owners == owners);
+        if same && found.is_none() {
+            return Ok(());
+        }
         let parts = report::split(&body.results, report::REPORT_BYTES);
         let written = Written {
             body,
             owners,
             parts: parts.len(),
         };
-        if previous == Some(&written) {
+        if same && previous.map(|p| p.parts) == Some(written.parts) {
             last.insert(namespace.to_owned(), written);
             return Ok(());
         }
