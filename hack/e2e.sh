@@ -69,12 +69,12 @@ failed=0
 if (($#)); then
   # hack/e2e.sh FILTER...: only the tests whose names contain a FILTER.
   cargo test --features e2e --test e2e -- --skip failover:: --skip admin::readyz --skip outage:: --skip real_node:: \
-    --skip reports::absent_ --skip history:: --skip fleet:: --skip tenant::serial_ "$@" || failed=1
+    --skip reports::absent_ --skip reports::split_ --skip history:: --skip fleet:: --skip tenant::serial_ "$@" || failed=1
 else
   # Every scenario, in parallel; then, alone, the check that a converged operator stays
   # quiet, which no other test may disturb.
   cargo test --features e2e --test e2e -- --skip quiet:: --skip failover:: --skip admin::readyz \
-    --skip outage:: --skip real_node:: --skip reports::absent_ --skip history:: --skip fleet:: \
+    --skip outage:: --skip real_node:: --skip reports::absent_ --skip reports::split_ --skip history:: --skip fleet:: \
     --skip tour::the_readme_tour_works --skip tenant::serial_ --show-output || failed=1
   if ((failed == 0)); then
     cargo test --features e2e --test e2e -- quiet:: --nocapture || failed=1
@@ -115,7 +115,7 @@ operator_pid=""
 # Tests that start operators of their own (leader failover, readiness, reports without their
 # CRD, history across a restart), one at a time and with nothing else running.
 if (($# == 0)) || [[ " $* " == *failover* || " $* " == *readyz* || " $* " == *reports* || " $* " == *history* ]]; then
-  if ! cargo test --features e2e --test e2e -- failover:: admin::readyz reports::absent_ history:: \
+  if ! cargo test --features e2e --test e2e -- failover:: admin::readyz reports::absent_ reports::split_ history:: \
     --test-threads=1 --nocapture; then
     log "a test with operators of its own failed; their logs are in ${TMPDIR:-/tmp}/domicile-e2e-*.log"
     exit 1

@@ -213,6 +213,11 @@ struct RunArgs {
     /// none. Written only where the API server serves it.
     #[arg(long, env = "DOMICILE_REPORTS", value_enum, default_value = "wgpolicy")]
     reports: domicile::report::Format,
+    /// The most a namespace's report holds, in bytes of its results, before the rest go to
+    /// further reports (etcd refuses objects over 1.5 MiB). For tests of the split.
+    #[arg(long, hide = true, default_value_t = domicile::report::REPORT_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=domicile::report::REPORT_BYTES as u64))]
+    report_part_bytes: u64,
 }
 
 fn parse_namespaced(value: &str) -> Result<(String, String), String> {
@@ -535,6 +540,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         declared_classes: args.declared_classes,
         exempt_label: args.exempt_label,
         reports: args.reports,
+        report_part_bytes: usize::try_from(args.report_part_bytes)
+            .unwrap_or(domicile::report::REPORT_BYTES),
     };
     tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
     let settable = settings.keys.kubelet_settable();

@@ -132,6 +132,8 @@ pub struct Settings {
     pub exempt_label: String,
     /// The policy reports to keep, one per namespace with data centres.
     pub reports: crate::report::Format,
+    /// The most results of one report may take, in bytes (see `report::split`).
+    pub report_part_bytes: usize,
 }
 
 /// The watch caches every reconcile reads instead of asking the API server.

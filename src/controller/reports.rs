@@ -6,6 +6,7 @@
 //! report API is not served nothing is written, and the log says why, once.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use super::{Context, cached};
 use crate::api::RegionalDataCenterStatus;
 use crate::api::jurisdiction::Jurisdiction;
 use crate::guard::NAMESPACE_LABEL;
-use crate::report::{self, Format, ReportBody, ReportResource};
+use crate::report::{self, Format, ReportBody, ReportResource, ReportResult};
 use crate::residency::Observed;
 use crate::resources::FIELD_MANAGER;
 
@@ -32,7 +33,7 @@ struct ReportPatch<'a> {
     api_version: &'a str,
     kind: &'a str,
     metadata: PatchMeta<'a>,
-    results: &'a [report::ReportResult],
+    results: &'a [ReportResult],
     summary: report::Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
@@ -52,8 +53,17 @@ struct PatchMeta<'a> {
 struct Written {
     body: ReportBody,
     owners: Vec<OwnerReference>,
-    /// Over how many reports its results are split (see `report::split`).
-    parts: usize,
+    /// The results of each report, in the order of their names (see `report::split`): a part
+    /// missing among those found is empty.
+    parts: Vec<Range<usize>>,
+}
+
+impl Written {
+    /// The results of the report of part `index`, if there is one.
+    fn part(&self, index: usize) -> Option<&[ReportResult]> {
+        let range = self.parts.get(index)?.clone();
+        self.body.results.get(range)
+    }
 }
 
 /// How long the keeper waits after a namespace's report is first due, so that the reconciles of
@@ -158,6 +168,14 @@ impl Reports {
         self.refresh(namespace);
     }
 
+    /// Marks `namespace` due again without waking the keeper, which knows when to look.
+    fn mark_due(&self, namespace: String) {
+        self.due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(namespace);
+    }
+
     /// The namespaces due, emptied.
     fn take_due(&self) -> Vec<String> {
         let mut due = self
@@ -169,7 +187,9 @@ impl Reports {
         namespaces
     }
 
-    async fn try_refresh(&self, namespace: &str, ctx: &Context) -> Result<(), kube::Error> {
+    /// Rebuilds the report of `namespace` and writes what changed; returns how many reports
+    /// were written or deleted.
+    async fn try_refresh(&self, namespace: &str, ctx: &Context) -> Result<usize, kube::Error> {
         let mut last = self.last.lock().await;
         let data_centers: Vec<_> = ctx
             .caches
@@ -184,14 +204,12 @@ impl Reports {
         if data_centers.is_empty() {
             // The garbage collector deletes the report with its last owner.
             last.remove(namespace);
-            return Ok(());
+            return Ok(0);
         }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), namespace, &self.api_resource);
         // The last report written, or, at the first rebuild in this process, the ones found.
         let found = match last.get(namespace) {
             Some(_) => None,
-            None => found(&api).await?,
+            None => found(&ctx.client, &self.api_resource, namespace).await?,
         };
         let previous = last.get(namespace).or(found.as_ref());
         let statuses: Vec<_> = data_centers
@@ -219,30 +237,36 @@ impl Reports {
             })
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
-        // What this process wrote last is split as the same results would be: only a change, or
-        // the parts another process left, needs the results measured again.
-        let same = previous.is_some_and(|p| p.body == body && p.owners == owners);
-        if same && found.is_none() {
-            return Ok(());
+        if previous.is_some_and(|p| p.body == body && p.owners == owners) {
+            // Nothing changed since the last write, or since what an earlier process wrote.
+            if let Some(found) = found {
+                last.insert(namespace.to_owned(), found);
+            }
+            return Ok(0);
         }
-        let parts = report::split(&body.results, report::REPORT_BYTES);
         let written = Written {
+            parts: report::split(&body.results, ctx.settings.report_part_bytes),
             body,
             owners,
-            parts: parts.len(),
         };
-        if same && previous.map(|p| p.parts) == Some(written.parts) {
-            last.insert(namespace.to_owned(), written);
-            return Ok(());
-        }
+        // Only the parts whose results (or owners) changed are written: while data centres
+        // converge, in the order of their names, that is the last part.
+        let changed: Vec<usize> = (0..written.parts.len())
+            .filter(|&index| {
+                previous.is_none_or(|p| {
+                    p.owners != written.owners || p.part(index) != written.part(index)
+                })
+            })
+            .collect();
         // Parts of an earlier, longer report go.
-        let stale = written.parts..previous.map_or(0, |p| p.parts).max(written.parts);
+        let stale = written.parts.len()..previous.map_or(0, |p| p.parts.len());
         drop(found);
-        let applied = self.write(namespace, &written, &parts, stale, ctx).await;
+        let count = changed.len() + stale.len();
+        let applied = self.write(namespace, &written, &changed, stale, ctx).await;
         match applied {
             Ok(()) => {
                 last.insert(namespace.to_owned(), written);
-                Ok(())
+                Ok(count)
             }
             Err(err) => {
                 last.remove(namespace);
@@ -251,23 +275,23 @@ impl Reports {
         }
     }
 
-    /// Applies each part of the report, then deletes the parts in `stale` (of an earlier, longer
-    /// report). Someone else's write to a report is taken back: force. Each patch is serialized
+    /// Applies the parts `changed` of the report, then deletes the parts in `stale` (of an earlier,
+    /// longer report). Someone else's write to a report is taken back: force. Each patch is serialized
     /// straight from the results, and the answer (the whole report) is not parsed: for a
     /// namespace of 500 data centres both would be trees of JSON values of megabytes.
     async fn write(
         &self,
         namespace: &str,
         written: &Written,
-        parts: &[std::ops::Range<usize>],
-        stale: std::ops::Range<usize>,
+        changed: &[usize],
+        stale: Range<usize>,
         ctx: &Context,
     ) -> Result<(), kube::Error> {
         let api_version = self.resource.api_version();
         let url = DynamicObject::url_path(&self.api_resource, Some(namespace));
-        for (part, range) in parts.iter().enumerate() {
+        for &part in changed {
             let name = report::report_name(part);
-            let results = &written.body.results[range.clone()];
+            let results = written.part(part).unwrap_or_default();
             let patch = ReportPatch {
                 api_version: &api_version,
                 kind: self.resource.kind,
@@ -308,38 +332,64 @@ impl Reports {
     }
 }
 
+/// A report as listed: what [`found`] reads of it, straight into its results (a tree of JSON
+/// values of a report of 512 KiB would take megabytes).
+#[derive(serde::Deserialize)]
+struct Listed {
+    items: Vec<ListedReport>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedReport {
+    metadata: kube::api::ObjectMeta,
+    #[serde(default)]
+    results: Vec<ReportResult>,
+}
+
 /// The reports of a namespace that an earlier process wrote, as one: their results in order of
-/// their parts, and how many parts there are (the highest found). None when there is none.
-async fn found(api: &Api<DynamicObject>) -> Result<Option<Written>, kube::Error> {
-    let listed = api
+/// their parts, each part's range of them (empty for a part not found). None when there is
+/// none. Owners that differ between parts count as none, so that every part is written again.
+async fn found(
+    client: &Client,
+    api_resource: &ApiResource,
+    namespace: &str,
+) -> Result<Option<Written>, kube::Error> {
+    let url = DynamicObject::url_path(api_resource, Some(namespace));
+    let request = kube::core::Request::new(&url)
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=domicile"))
-        .await?;
-    let mut parts: Vec<(usize, DynamicObject)> = listed
+        .map_err(kube::Error::BuildRequest)?;
+    let listed: Listed = client.request(request).await?;
+    let mut parts: Vec<(usize, ListedReport)> = listed
         .items
         .into_iter()
-        .filter_map(|object| Some((report::report_part(&object.name_any())?, object)))
+        .filter_map(|report| {
+            let part = report::report_part(report.metadata.name.as_deref()?)?;
+            Some((part, report))
+        })
         .collect();
     if parts.is_empty() {
         return Ok(None);
     }
     parts.sort_by_key(|(part, _)| *part);
-    let count = parts.last().map_or(0, |(part, _)| part + 1);
-    let owners = parts[0]
-        .1
-        .metadata
-        .owner_references
-        .clone()
-        .unwrap_or_default();
+    let owners_of =
+        |report: &ListedReport| report.metadata.owner_references.clone().unwrap_or_default();
+    let mut owners = owners_of(&parts[0].1);
+    if parts.iter().any(|(_, report)| owners_of(report) != owners) {
+        owners.clear();
+    }
     let mut results = Vec::new();
-    for (_, object) in parts {
-        let body: ReportBody = serde_json::from_value(object.data).unwrap_or_default();
-        results.extend(body.results);
+    let mut ranges = Vec::new();
+    for (part, report) in parts {
+        ranges.resize(part, results.len()..results.len());
+        let start = results.len();
+        results.extend(report.results);
+        ranges.push(start..results.len());
     }
     let summary = report::summarize(&results);
     Ok(Some(Written {
         body: ReportBody { results, summary },
         owners,
-        parts: count,
+        parts: ranges,
     }))
 }
 
@@ -349,7 +399,7 @@ fn undeclared(
     namespace: &str,
     statuses: &[Option<RegionalDataCenterStatus>],
     ctx: &Context,
-) -> Vec<report::ReportResult> {
+) -> Vec<ReportResult> {
     let caches = &ctx.caches;
     let Some(code) = caches
         .namespaces
@@ -427,42 +477,76 @@ fn undeclared(
     report::namespace_results(namespace, &code, &found)
 }
 
-/// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked. A failed
-/// write is logged and counted, and tried again after a wait that doubles up to five minutes (or
-/// sooner, at the next reconcile in its namespace).
+/// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked, and a
+/// namespace's again no sooner than a `COALESCE` per report written the time before: a namespace
+/// of 500 data centres has three reports of 512 KiB, each parsed, validated and stored whole by
+/// the API server, and a relabel that changes verdicts for a few seconds would otherwise have them
+/// all rewritten every second. A failed write is logged and counted, and tried again after a wait
+/// that doubles up to five minutes (or sooner, at the next reconcile in its namespace).
 pub async fn keep(ctx: Arc<Context>) {
     let Some(reports) = ctx.reports.as_ref() else {
         return;
     };
     let mut retry = RETRY_FIRST;
     let mut failed = false;
+    // Namespaces whose report was written, and until when they are not rebuilt.
+    let mut held: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
+        let now = tokio::time::Instant::now();
+        held.retain(|_, until| *until > now);
+        // The soonest a held namespace that is due may be rebuilt.
+        let due_held = {
+            let due = reports
+                .due
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.iter()
+                .filter(|(namespace, _)| due.contains(*namespace))
+                .map(|(_, until)| *until - now)
+                .min()
+        };
+        let wait = match (failed, due_held) {
+            (true, held) => Some(held.map_or(retry, |h| h.min(retry))),
+            (false, held) => held,
+        };
+        match wait {
+            // Woken by a reconcile, or when the wait is over: what is due is still due.
+            Some(wait) => {
+                let _ = tokio::time::timeout(wait, reports.wake.notified()).await;
+            }
+            None => reports.wake.notified().await,
+        }
         if failed {
-            // Woken by a reconcile, or when the wait is over: the failed ones are still due.
-            let _ = tokio::time::timeout(retry, reports.wake.notified()).await;
             retry = (retry * 2).min(RETRY_MAX);
         } else {
-            reports.wake.notified().await;
             retry = RETRY_FIRST;
         }
         tokio::time::sleep(COALESCE).await;
         failed = false;
+        let now = tokio::time::Instant::now();
         for namespace in reports.take_due() {
-            if let Err(err) = reports.try_refresh(&namespace, &ctx).await {
-                failed = true;
-                ctx.writer.metrics().report_failed(reports.resource.kind);
-                tracing::warn!(
-                    namespace,
-                    kind = reports.resource.kind,
-                    error = %err,
-                    "cannot write the policy report; tried again within {}s",
-                    retry.as_secs()
-                );
-                reports
-                    .due
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(namespace);
+            if held.get(&namespace).is_some_and(|until| *until > now) {
+                reports.mark_due(namespace);
+                continue;
+            }
+            match reports.try_refresh(&namespace, &ctx).await {
+                Ok(0) => {}
+                Ok(written) => {
+                    let parts = u32::try_from(written).unwrap_or(u32::MAX);
+                    held.insert(namespace, tokio::time::Instant::now() + COALESCE * parts);
+                }
+                Err(err) => {
+                    failed = true;
+                    ctx.writer.metrics().report_failed(reports.resource.kind);
+                    tracing::warn!(
+                        namespace,
+                        kind = reports.resource.kind,
+                        error = %err,
+                        "cannot write the policy report; tried again within {}s",
+                        retry.as_secs()
+                    );
+                    reports.mark_due(namespace);
+                }
             }
         }
     }

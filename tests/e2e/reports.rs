@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    ClusterObject, JURISDICTION_LABEL, OwnOperator, TestNamespace, TestNode, env, kubectl,
-    kubectl_ok, local_rdc, poll_seen, unique,
+    ClusterObject, JURISDICTION_LABEL, OwnOperator, TestNamespace, TestNode, counter_at, env,
+    kubectl, kubectl_ok, local_rdc, poll_seen, unique,
 };
 
 /// The report of `ns` as `(rule, resource name, result)`, sorted, and its summary.
@@ -307,4 +307,192 @@ fn absent_report_crds_are_harmless_and_openreports_is_written_once_installed() {
         .expect("the report");
     assert_eq!(report["source"], "domicile");
     assert!(!operator.log().contains("no policy report is written"));
+}
+
+/// Every report of a namespace's split, by part: (name, resourceVersion, results).
+fn parts(ns: &TestNamespace) -> Vec<(String, String, Results)> {
+    let listed = ns.kubectl_ok(
+        &[
+            "get",
+            "policyreports",
+            "-l",
+            "app.kubernetes.io/managed-by=domicile",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let listed: Value = serde_json::from_str(&listed).expect("JSON");
+    let mut parts: Vec<(String, String, Results)> = listed["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|report| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            let results = report["results"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    (
+                        text(&r["rule"]),
+                        text(&r["resources"][0]["name"]),
+                        text(&r["result"]),
+                    )
+                })
+                .collect();
+            (
+                text(&report["metadata"]["name"]),
+                text(&report["metadata"]["resourceVersion"]),
+                results,
+            )
+        })
+        .collect();
+    // domicile-residency, domicile-residency-2, ...: by the number after the name.
+    parts.sort_by_key(|(name, _, _)| {
+        name.rsplit_once('-')
+            .and_then(|(_, n)| n.parse::<usize>().ok())
+            .unwrap_or(1)
+    });
+    parts
+}
+
+/// The PolicyReport writes an operator counted at its /metrics `url`, by verb.
+fn report_writes(url: &str, verb: &str) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "--max-time", "5", url])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| {
+            line.starts_with("domicile_kubernetes_writes_total{")
+                && line.contains(&format!("verb=\"{verb}\""))
+                && line.contains("resource=\"PolicyReport\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The results of a namespace too large for one report (here, an operator told to put at most
+/// 2 KiB of results in each, as it puts 512 KiB for hundreds of data centres) are split over
+/// `domicile-residency`, `-2`, ...: each result in one part. A restarted operator reads every
+/// part back and writes only what is not as it would write it: a part someone deleted, and no
+/// other (the API server parses and merges every byte written: the three parts of 500 data
+/// centres are 1.5 MiB). In a namespace the admission policies skip, so that a part can be
+/// deleted. hack/e2e.sh runs this with no other operator running.
+#[test]
+fn split_reports_hold_each_result_once_and_only_a_missing_part_is_written_again() {
+    let ns = TestNamespace::exempt("reports-split");
+    let admin = 18093;
+    let args = ["--report-part-bytes", "2048"];
+    let operator = OwnOperator::start("reports-split", &args, admin);
+    let names = ["a", "b", "c", "d", "e", "f"];
+    for name in names {
+        ns.create_and_wait_ready(&local_rdc(name, "CN", 1));
+    }
+    let mut all: Results = names
+        .iter()
+        .flat_map(|name| {
+            let status = ns.get_json("rdc", name).expect("the resource")["status"].clone();
+            let volume = status["placements"][0]["volume"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has a bound volume: {status}"))
+                .to_owned();
+            [
+                (
+                    "pod-node-jurisdiction".to_owned(),
+                    format!("{name}-0"),
+                    "pass".to_owned(),
+                ),
+                (
+                    "volume-node-jurisdiction".to_owned(),
+                    volume,
+                    "pass".to_owned(),
+                ),
+            ]
+        })
+        .collect();
+    all.sort();
+    let union = |parts: &[(String, String, Results)]| -> Results {
+        let mut results: Results = parts.iter().flat_map(|(_, _, r)| r.clone()).collect();
+        results.sort();
+        results
+    };
+    let split = poll_seen(
+        "the twelve results split over three reports or more",
+        Duration::from_secs(60),
+        || {
+            let parts = parts(&ns);
+            if parts.len() >= 3 && union(&parts) == all {
+                Ok(parts)
+            } else {
+                Err(format!("{parts:?}"))
+            }
+        },
+    );
+    let names_of = |parts: &[(String, String, Results)]| -> Vec<String> {
+        parts.iter().map(|(name, _, _)| name.clone()).collect()
+    };
+    let want: Vec<String> = (0..split.len())
+        .map(|part| match part {
+            0 => "domicile-residency".to_owned(),
+            n => format!("domicile-residency-{}", n + 1),
+        })
+        .collect();
+    assert_eq!(names_of(&split), want);
+    assert!(
+        split.iter().all(|(_, _, results)| !results.is_empty()),
+        "{split:?}"
+    );
+
+    // While no operator runs, the second part is deleted.
+    drop(operator);
+    ns.kubectl_ok(&["delete", "policyreport", "domicile-residency-2"], None);
+    let operator = OwnOperator::start("reports-split-2", &args, admin);
+    let metrics = format!("http://127.0.0.1:{admin}/metrics");
+    let restored = poll_seen(
+        "the deleted part written again",
+        Duration::from_secs(60),
+        || {
+            let parts = parts(&ns);
+            if names_of(&parts) == want && union(&parts) == all {
+                Ok(parts)
+            } else {
+                Err(format!("{parts:?}"))
+            }
+        },
+    );
+    for ((name, version, results), (_, was_version, was_results)) in restored.iter().zip(&split) {
+        assert_eq!(results, was_results, "{name}");
+        if name != "domicile-residency-2" {
+            assert_eq!(version, was_version, "{name}");
+        }
+    }
+    // Every data centre reconciled; the rebuilds after the first find nothing to write.
+    poll_seen(
+        "the new operator to reconcile the six data centres",
+        Duration::from_secs(60),
+        || match counter_at(&metrics, "domicile_reconciliations_total") {
+            Some(done) if done >= 6 => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        },
+    );
+    // Four times the wait between a reconcile and its rebuild.
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        assert_eq!(parts(&ns), restored, "a report changed again");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        (
+            report_writes(&metrics, "apply"),
+            report_writes(&metrics, "delete")
+        ),
+        (1, 0),
+        "the restarted operator applied the missing part alone: {}",
+        operator.log()
+    );
 }

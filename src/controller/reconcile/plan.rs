@@ -238,6 +238,7 @@ mod tests {
             label_any_namespace: false,
             declared_classes: None,
             exempt_label: "domicile.dev/admission".to_owned(),
+            report_part_bytes: crate::report::REPORT_BYTES,
             reports: crate::report::Format::None,
         }
     }
