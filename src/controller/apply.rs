@@ -560,7 +560,7 @@ impl Writer {
             .insert(
                 ObjectRef::from(&written),
                 WrittenStatus {
-                    status: written.status.clone().unwrap_or_default(),
+                    status: Some(written.status.clone().unwrap_or_default()),
                     resource_version: written.resource_version().unwrap_or_default(),
                     progress_held_since: None,
                 },
@@ -571,8 +571,45 @@ impl Writer {
     /// The status the API server holds for `rdc` as far as the operator knows: the cached one,
     /// unless the operator's own last write is newer than the cache.
     pub fn current_status(&self, rdc: &RegionalDataCenter) -> Option<RegionalDataCenterStatus> {
-        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
-        newest_status(rdc, statuses.get(&ObjectRef::from(rdc))).cloned()
+        self.with_status(rdc, |status| status.cloned())
+    }
+
+    /// The status [`Self::current_status`] returns, borrowed from `rdc` where the cache holds the
+    /// newest (as it does but for a moment after each write): a report's rebuild asks this of
+    /// every data centre of its namespace.
+    pub fn newest<'a>(
+        &self,
+        rdc: &'a RegionalDataCenter,
+    ) -> Option<std::borrow::Cow<'a, RegionalDataCenterStatus>> {
+        self.with_status(rdc, |newest| {
+            let newest = newest?;
+            Some(match rdc.status.as_ref() {
+                Some(cached) if std::ptr::eq(cached, newest) => std::borrow::Cow::Borrowed(cached),
+                _ => std::borrow::Cow::Owned(newest.clone()),
+            })
+        })
+    }
+
+    /// `read` of the status [`Self::current_status`] returns, without a copy of it: routing
+    /// asks this of hundreds of data centres at every pod or node event.
+    pub fn with_status<R>(
+        &self,
+        rdc: &RegionalDataCenter,
+        read: impl FnOnce(Option<&RegionalDataCenterStatus>) -> R,
+    ) -> R {
+        let mut statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let written = statuses.get_mut(&ObjectRef::from(rdc));
+        let read = read(newest_status(rdc, written.as_deref()));
+        // Once the cache has caught up with the write, its copy is of no more use.
+        if let Some(written) = written
+            && !older(
+                rdc.resource_version().as_deref().unwrap_or_default(),
+                &written.resource_version,
+            )
+        {
+            written.status = None;
+        }
+        read
     }
 
     /// Whether `rdc`, as a watch delivers it, is the echo of the operator's own last status write:
@@ -614,7 +651,8 @@ impl Writer {
 /// A status the operator wrote, and the resourceVersion the API server gave it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WrittenStatus {
-    pub status: RegionalDataCenterStatus,
+    /// The status written, until the cache is seen to hold it (or a newer one).
+    pub status: Option<RegionalDataCenterStatus>,
     pub resource_version: String,
     /// Since when a status that reports progress only has been held back, if one has.
     pub progress_held_since: Option<std::time::Instant>,
@@ -634,7 +672,7 @@ pub fn newest_status<'a>(
                 &written.resource_version,
             ) =>
         {
-            Some(&written.status)
+            written.status.as_ref().or(cached.status.as_ref())
         }
         _ => cached.status.as_ref(),
     }
@@ -796,7 +834,7 @@ mod tests {
             "nothing written by this process yet: written at once"
         );
         let written = |held: Option<Duration>| WrittenStatus {
-            status: RegionalDataCenterStatus::default(),
+            status: Some(RegionalDataCenterStatus::default()),
             resource_version: "1".to_owned(),
             progress_held_since: held.map(|ago| std::time::Instant::now() - ago),
         };
@@ -831,14 +869,14 @@ mod tests {
         cached.metadata.resource_version = Some("10".to_owned());
         cached.status = Some(status(crate::api::Residency::Compliant));
         let written = WrittenStatus {
-            status: status(crate::api::Residency::Violated),
+            status: Some(status(crate::api::Residency::Violated)),
             resource_version: "11".to_owned(),
             progress_held_since: None,
         };
         // The cache has not seen the write yet: the written Violated is what the server holds.
         assert_eq!(
             newest_status(&cached, Some(&written)),
-            Some(&written.status)
+            written.status.as_ref()
         );
         // Once the cache caught up (or passed it), the cache is the truth.
         cached.metadata.resource_version = Some("11".to_owned());
@@ -852,5 +890,54 @@ mod tests {
             cached.status.as_ref()
         );
         assert_eq!(newest_status(&cached, None), cached.status.as_ref());
+    }
+
+    #[test]
+    fn the_copy_of_a_written_status_goes_once_the_cache_holds_it() {
+        let writer = Writer::new(Arc::default());
+        let mut cached = crate::resources::fixtures::rdc("CN", 1);
+        cached.metadata.resource_version = Some("10".to_owned());
+        cached.status = Some(RegionalDataCenterStatus {
+            residency: Some(crate::api::Residency::Compliant),
+            ..Default::default()
+        });
+        let violated = RegionalDataCenterStatus {
+            residency: Some(crate::api::Residency::Violated),
+            ..Default::default()
+        };
+        let key = ObjectRef::from(&cached);
+        let copy = |writer: &Writer| {
+            writer.last_statuses.lock().expect("not poisoned")[&key]
+                .status
+                .clone()
+        };
+        writer.last_statuses.lock().expect("not poisoned").insert(
+            key.clone(),
+            WrittenStatus {
+                status: Some(violated.clone()),
+                resource_version: "11".to_owned(),
+                progress_held_since: None,
+            },
+        );
+        // The cache lags: the written status is the newest, and is kept.
+        assert_eq!(writer.current_status(&cached), Some(violated.clone()));
+        assert!(matches!(
+            writer.newest(&cached),
+            Some(std::borrow::Cow::Owned(_))
+        ));
+        assert_eq!(copy(&writer), Some(violated.clone()));
+        // The cache caught up: its status is read in place, and the copy is dropped.
+        cached.metadata.resource_version = Some("11".to_owned());
+        cached.status = Some(violated.clone());
+        assert!(matches!(
+            writer.newest(&cached),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        assert_eq!(copy(&writer), None);
+        assert_eq!(writer.current_status(&cached), Some(violated));
+        assert!(
+            writer.is_own_status_echo(&cached),
+            "its resourceVersion is kept"
+        );
     }
 }

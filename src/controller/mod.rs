@@ -442,7 +442,7 @@ fn covering_in(
     data_centers
         .state()
         .iter()
-        .filter(|rdc| rdc.spec.members.is_some() && rdc.namespace() == namespace)
+        .filter(|rdc| rdc.spec.members.is_some() && rdc.metadata.namespace == namespace)
         .filter(|rdc| concerns(rdc))
         .map(|rdc| ObjectRef::from(rdc.as_ref()))
         .collect()
@@ -881,8 +881,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
         .owns_stream(objects(network_policies.touched))
         .reconcile_on(pods.touched.flat_map(move |(pod, _)| {
             let mut concerned = covering(&pod_routes.caches.data_centers, &pod, |rdc| {
-                let listed = pod_routes.writer.current_status(rdc).is_some_and(|status| {
-                    status.placements.iter().any(|p| p.pod == pod.name_any())
+                let listed = pod_routes.writer.with_status(rdc, |status| {
+                    status.is_some_and(|s| {
+                        s.placements
+                            .iter()
+                            .any(|p| Some(&p.pod) == pod.metadata.name.as_ref())
+                    })
                 });
                 listed
                     || rdc.spec.members.as_ref().is_some_and(|selector| {
@@ -927,7 +931,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 data_centers: &caches.data_centers,
                 pods: &caches.pods,
                 volumes: &caches.volumes,
-                status: &|rdc| writer.current_status(rdc),
+                phase: &|rdc| writer.with_status(rdc, |status| status?.phase),
             };
             let (concerned, anyone) =
                 node_routes.route(&node, touch, &routing_context.settings.keys, &routing);

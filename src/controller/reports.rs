@@ -214,14 +214,14 @@ impl Reports {
         let previous = last.get(namespace).or(found.as_ref());
         let statuses: Vec<_> = data_centers
             .iter()
-            .map(|rdc| ctx.writer.current_status(rdc))
+            .map(|rdc| ctx.writer.newest(rdc))
             .collect();
         let undeclared = undeclared(namespace, &statuses, ctx);
         let body = report::build(
             data_centers
                 .iter()
                 .zip(&statuses)
-                .map(|(rdc, status)| (rdc.as_ref(), status.as_ref())),
+                .map(|(rdc, status)| (rdc.as_ref(), status.as_deref())),
             undeclared,
             previous.map(|p| &p.body),
             jiff::Timestamp::now(),
@@ -397,7 +397,7 @@ async fn found(
 /// judged against the jurisdiction the namespace is labelled with (none without the label).
 fn undeclared(
     namespace: &str,
-    statuses: &[Option<RegionalDataCenterStatus>],
+    statuses: &[Option<std::borrow::Cow<'_, RegionalDataCenterStatus>>],
     ctx: &Context,
 ) -> Vec<ReportResult> {
     let caches = &ctx.caches;

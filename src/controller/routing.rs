@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::cached::{CachedPod, CachedVolume};
-use crate::api::{Phase, RegionalDataCenter, RegionalDataCenterStatus, StorageMode};
+use crate::api::{Phase, RegionalDataCenter, StorageMode};
 use crate::resources::{NodeLabelKeys, RDC_LABEL, RDC_NAMESPACE_LABEL};
 
 type Labels = BTreeMap<String, String>;
@@ -80,16 +80,16 @@ pub struct RoutingCaches<'a> {
     pub data_centers: &'a Store<RegionalDataCenter>,
     pub pods: &'a Store<CachedPod>,
     pub volumes: &'a Store<CachedVolume>,
-    /// The newest status of a data centre (the operator's own last write may be newer than the
-    /// cache).
-    pub status: &'a dyn Fn(&RegionalDataCenter) -> Option<RegionalDataCenterStatus>,
+    /// The phase of a data centre's newest status (the operator's own last write may be newer
+    /// than the cache).
+    pub phase: &'a dyn Fn(&RegionalDataCenter) -> Option<Phase>,
 }
 
 /// Whether only a change on its own nodes can concern a data centre: it is Ready, every replica
 /// running with its data inside, and in Local mode, where each volume is pinned to one node by
 /// name (a provisioned volume's affinity may select nodes by the very labels that changed).
-pub fn settled(mode: StorageMode, status: Option<&RegionalDataCenterStatus>) -> bool {
-    mode == StorageMode::Local && status.is_some_and(|s| s.phase == Some(Phase::Ready))
+pub fn settled(mode: StorageMode, phase: Option<Phase>) -> bool {
+    mode == StorageMode::Local && phase == Some(Phase::Ready)
 }
 
 impl NodeRoutes {
@@ -127,7 +127,7 @@ impl NodeRoutes {
                         countries.contains(country)
                             // Members are found on a node by selector, not by label.
                             && (rdc.spec.members.is_some()
-                                || !settled(rdc.storage_mode(), (caches.status)(rdc).as_ref()))
+                                || !settled(rdc.storage_mode(), (caches.phase)(rdc)))
                     })
                     .map(|rdc| ObjectRef::from(rdc.as_ref()))
                     .collect();
@@ -250,25 +250,18 @@ mod tests {
 
     #[test]
     fn only_a_ready_local_data_centre_is_settled() {
-        let status = |phase| RegionalDataCenterStatus {
-            phase: Some(phase),
-            ..RegionalDataCenterStatus::default()
-        };
-        assert!(settled(StorageMode::Local, Some(&status(Phase::Ready))));
+        assert!(settled(StorageMode::Local, Some(Phase::Ready)));
         for phase in [
             Phase::Pending,
             Phase::Provisioning,
             Phase::Degraded,
             Phase::Violated,
         ] {
-            assert!(
-                !settled(StorageMode::Local, Some(&status(phase))),
-                "{phase:?}"
-            );
+            assert!(!settled(StorageMode::Local, Some(phase)), "{phase:?}");
         }
         assert!(!settled(StorageMode::Local, None), "never audited yet");
         assert!(
-            !settled(StorageMode::Dynamic, Some(&status(Phase::Ready))),
+            !settled(StorageMode::Dynamic, Some(Phase::Ready)),
             "a provisioned volume may be selected by the labels that changed"
         );
     }
