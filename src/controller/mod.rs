@@ -365,14 +365,15 @@ struct SyncSignal {
     /// snapshot and Velero watches start after their APIs are discovered).
     sealed: std::sync::atomic::AtomicBool,
     sender: std::sync::Mutex<Option<futures::channel::oneshot::Sender<()>>>,
-    /// Woken too once everything is listed (the list of declared classes waits for it).
-    also: Arc<tokio::sync::Notify>,
+    /// Woken too once everything is listed (the keepers of the declared classes and of the
+    /// reports wait for it).
+    also: Vec<Arc<tokio::sync::Notify>>,
 }
 
 impl SyncSignal {
     fn new(
         ready: Arc<std::sync::atomic::AtomicBool>,
-        also: Arc<tokio::sync::Notify>,
+        also: Vec<Arc<tokio::sync::Notify>>,
     ) -> (Arc<Self>, futures::channel::oneshot::Receiver<()>) {
         let (sender, receiver) = futures::channel::oneshot::channel();
         let signal = Self {
@@ -400,7 +401,9 @@ impl SyncSignal {
             if let Some(sender) = sender {
                 let _ = sender.send(());
             }
-            self.also.notify_one();
+            for also in &self.also {
+                also.notify_one();
+            }
         }
     }
 }
@@ -544,7 +547,12 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     // Wakes the keeper of the declared classes: a class changed, its ConfigMap did, or every
     // watch has listed.
     let classes_changed = Arc::new(tokio::sync::Notify::new());
-    let (synced, all_synced) = SyncSignal::new(health.ready.clone(), Arc::clone(&classes_changed));
+    // Wakes the keeper of the reports once every watch has listed.
+    let reports_synced = Arc::new(tokio::sync::Notify::new());
+    let (synced, all_synced) = SyncSignal::new(
+        health.ready.clone(),
+        vec![Arc::clone(&classes_changed), Arc::clone(&reports_synced)],
+    );
     let all = || watcher::Config::default().page_size(LIST_PAGE);
     macro_rules! watch {
         ($kind:ty, $config:expr, $resource:literal) => {
@@ -834,7 +842,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     });
     // The policy reports, rebuilt by a task of their own (see reports::keep).
     let _report_keeper = WatchTasks(vec![
-        tokio::spawn(reports::keep(Arc::clone(&context))).abort_handle(),
+        tokio::spawn(reports::keep(Arc::clone(&context), reports_synced)).abort_handle(),
     ]);
     let class_wake = Arc::clone(&classes_changed);
     let snapshot_class_wake = Arc::clone(&classes_changed);
@@ -870,6 +878,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
     let rdcs_by_namespace = data_centers.store.clone();
     let routing_context = Arc::clone(&context);
     let pod_routes = Arc::clone(&context);
+    let namespace_reports = Arc::clone(&context);
     let rdcs_of_claims = data_centers.store.clone();
     let claim_routes = Arc::clone(&context);
     let volume_routes = Arc::clone(&context);
@@ -951,13 +960,17 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
             objects(classes.touched.inspect(move |_| class_wake.notify_one())),
             all_rdcs(data_centers.store.clone()),
         )
-        // A namespace's labels decide its guard, for its data centres only.
+        // A namespace's labels decide its guard, for its data centres, and whether what runs in
+        // it is reported when no data centre is there.
         .reconcile_on(
             namespaces
                 .touched
                 .inspect(move |_| namespace_wake.notify_one())
                 .flat_map(move |(namespace, _)| {
                     let name = namespace.name_any();
+                    if let Some(reports) = &namespace_reports.reports {
+                        reports.refresh(&name);
+                    }
                     let concerned: Vec<ObjectRef<RegionalDataCenter>> = rdcs_by_namespace
                         .state()
                         .iter()

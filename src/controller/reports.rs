@@ -1,4 +1,5 @@
-//! Keeps one policy report per namespace with data centres (see `crate::report`): rebuilt from
+//! Keeps one policy report per namespace with data centres or labelled with a jurisdiction (see
+//! `crate::report`): rebuilt from
 //! the statuses by a task of its own, at most once per [`COALESCE`] for a namespace however many
 //! of its data centres were reconciled meanwhile, and written only when a result, or the set of
 //! data centres it belongs to, changed. A namespace of 500 data centres converging would
@@ -84,6 +85,8 @@ pub struct Reports {
     due: std::sync::Mutex<HashSet<String>>,
     /// The data centres (`namespace/name`) this process has put into a report at least once.
     seen: std::sync::Mutex<HashSet<String>>,
+    /// Namespaces where reports of an earlier process were found at start, until rebuilt.
+    left: std::sync::Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
 }
 
@@ -127,6 +130,7 @@ impl Reports {
             last: tokio::sync::Mutex::default(),
             due: std::sync::Mutex::default(),
             seen: std::sync::Mutex::default(),
+            left: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -168,6 +172,35 @@ impl Reports {
         self.refresh(namespace);
     }
 
+    /// Marks due the namespaces where an earlier process left reports: one that was labelled
+    /// without data centres and is not any more has reports that only this removes.
+    async fn sweep(&self, ctx: &Context) {
+        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &self.api_resource);
+        let params = ListParams::default().labels("app.kubernetes.io/managed-by=domicile");
+        match api.list_metadata(&params).await {
+            Ok(listed) => {
+                let namespaces: HashSet<String> = listed
+                    .items
+                    .into_iter()
+                    .filter_map(|report| report.metadata.namespace)
+                    .collect();
+                for namespace in &namespaces {
+                    self.refresh(namespace);
+                }
+                *self
+                    .left
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = namespaces;
+            }
+            Err(err) => tracing::warn!(
+                kind = self.resource.kind,
+                error = %err,
+                "cannot list the policy reports left by an earlier process; those of namespaces \
+                 no longer labelled and without data centres stay until the next start"
+            ),
+        }
+    }
+
     /// Marks `namespace` due again without waking the keeper, which knows when to look.
     fn mark_due(&self, namespace: String) {
         self.due
@@ -201,10 +234,36 @@ impl Reports {
                     && rdc.meta().deletion_timestamp.is_none()
             })
             .collect();
-        if data_centers.is_empty() {
-            // The garbage collector deletes the report with its last owner.
-            last.remove(namespace);
-            return Ok(0);
+        let left = self
+            .left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(namespace);
+        let labelled = ctx
+            .caches
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .is_some_and(|ns| ns.labels().contains_key(NAMESPACE_LABEL));
+        if data_centers.is_empty() && !labelled {
+            // The garbage collector deletes a report with the last of its owners; the reports
+            // of a namespace that was labelled without data centres have none, and go here.
+            let previous = match last.remove(namespace) {
+                Some(previous) => Some(previous),
+                None if left => found(&ctx.client, &self.api_resource, namespace).await?,
+                None => None,
+            };
+            let Some(previous) = previous.filter(|p| p.owners.is_empty()) else {
+                return Ok(0);
+            };
+            let parts = 0..previous.parts.len();
+            if let Err(err) = self
+                .write(namespace, &previous, &[], parts.clone(), ctx)
+                .await
+            {
+                last.insert(namespace.to_owned(), previous);
+                return Err(err);
+            }
+            return Ok(parts.len());
         }
         // The last report written, or, at the first rebuild in this process, the ones found.
         let found = match last.get(namespace) {
@@ -483,10 +542,13 @@ fn undeclared(
 /// the API server, and a relabel that changes verdicts for a few seconds would otherwise have them
 /// all rewritten every second. A failed write is logged and counted, and tried again after a wait
 /// that doubles up to five minutes (or sooner, at the next reconcile in its namespace).
-pub async fn keep(ctx: Arc<Context>) {
+pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
     let Some(reports) = ctx.reports.as_ref() else {
         return;
     };
+    // Nothing is rebuilt from half a cache. The namespaces' first events have marked each due.
+    synced.notified().await;
+    reports.sweep(&ctx).await;
     let mut retry = RETRY_FIRST;
     let mut failed = false;
     // Namespaces whose report was written, and until when they are not rebuilt.

@@ -299,7 +299,7 @@ fn workloads_others_run_are_covered_like_its_own() {
 
 /// Waits until the namespace's report has, under policy `namespace-residency`, the result
 /// `expected` for each named pod or volume (and no data centre's result for them).
-fn undeclared_in_report(ns: &TestNamespace, expected: &[(&str, &str)]) {
+pub(crate) fn undeclared_in_report(ns: &TestNamespace, expected: &[(&str, &str)]) {
     poll_seen(
         &format!("{expected:?} under namespace-residency in the report"),
         Duration::from_secs(30),

@@ -201,14 +201,21 @@ fn the_policy_report_follows_each_pod_and_volume_through_a_relabel_and_back() {
         summary(4, 0),
     );
 
-    // The report goes with the namespace's last data centre (it is their dependent).
+    // The data centre goes, its data stays (the claims keep their volumes), and so does the
+    // namespace's jurisdiction: the report, no longer the data centre's dependent, shows the
+    // volumes under the namespace's own policy.
     ns.kubectl_ok(&["delete", "rdc", "ledger", "--wait=true"], None);
+    crate::members::undeclared_in_report(&ns, &[(&pv0, "pass"), (&pv1, "pass")]);
     poll_seen(
-        "the report to be deleted",
+        "a report of the two volumes alone, once the pods are gone",
         Duration::from_secs(60),
-        || match ns.get_json("policyreport", "domicile-residency") {
-            None => Ok(()),
-            Some(left) => Err(left["metadata"].to_string()),
+        || {
+            let report = ns
+                .get_json("policyreport", "domicile-residency")
+                .unwrap_or_default();
+            (report["metadata"]["ownerReferences"].is_null() && report["summary"] == summary(2, 0))
+                .then_some(())
+                .ok_or_else(|| report.to_string())
         },
     );
 }
@@ -494,5 +501,61 @@ fn split_reports_hold_each_result_once_and_only_a_missing_part_is_written_again(
         (1, 0),
         "the restarted operator applied the missing part alone: {}",
         operator.log()
+    );
+}
+
+/// A namespace an admin labelled with a jurisdiction, with no data centre in it: what runs there
+/// is in its report all the same, judged against the namespace's jurisdiction (a report used to
+/// be kept only where data centres were, so such a pod was in no evidence at all), and the report
+/// goes with the label. PY is a jurisdiction no other test uses.
+#[test]
+fn a_labelled_namespace_without_data_centres_is_reported_too() {
+    let node = TestNode::new("e2e-py", &[(JURISDICTION_LABEL, "PY")]);
+    let ns = TestNamespace::new("reports-labelled");
+    kubectl_ok(
+        &[
+            "label",
+            "namespace",
+            &ns.name,
+            "domicile.dev/jurisdiction=PY",
+        ],
+        None,
+    );
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ledger"},
+        "spec": {
+            "nodeSelector": {JURISDICTION_LABEL: "PY", "kubernetes.io/hostname": node.name},
+            "containers": [{"name": "ledger", "image": "registry.example/ledger:1"}],
+        }
+    });
+    ns.kubectl_ok(&["create", "-f", "-"], Some(&pod.to_string()));
+    assert!(ns.rdc_names().is_empty());
+    crate::members::undeclared_in_report(&ns, &[("ledger", "pass")]);
+
+    // Its node leaves PY: the report says so.
+    kubectl_ok(
+        &[
+            "label",
+            "node",
+            &node.name,
+            &format!("{JURISDICTION_LABEL}=US"),
+            "--overwrite",
+        ],
+        None,
+    );
+    crate::members::undeclared_in_report(&ns, &[("ledger", "fail")]);
+
+    // Without the label the namespace holds no jurisdiction's data, and has no report.
+    kubectl_ok(
+        &["label", "namespace", &ns.name, "domicile.dev/jurisdiction-"],
+        None,
+    );
+    poll_seen(
+        "the report gone with the label",
+        Duration::from_secs(30),
+        || match ns.get_json("policyreport", "domicile-residency") {
+            None => Ok(()),
+            Some(report) => Err(report["results"].to_string()),
+        },
     );
 }
