@@ -560,7 +560,7 @@ impl Writer {
             .insert(
                 ObjectRef::from(&written),
                 WrittenStatus {
-                    status: Some(written.status.clone().unwrap_or_default()),
+                    status: written.status.clone().unwrap_or_default(),
                     resource_version: written.resource_version().unwrap_or_default(),
                     progress_held_since: None,
                 },
@@ -597,19 +597,8 @@ impl Writer {
         rdc: &RegionalDataCenter,
         read: impl FnOnce(Option<&RegionalDataCenterStatus>) -> R,
     ) -> R {
-        let mut statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
-        let written = statuses.get_mut(&ObjectRef::from(rdc));
-        let read = read(newest_status(rdc, written.as_deref()));
-        // Once the cache has caught up with the write, its copy is of no more use.
-        if let Some(written) = written
-            && !older(
-                rdc.resource_version().as_deref().unwrap_or_default(),
-                &written.resource_version,
-            )
-        {
-            written.status = None;
-        }
-        read
+        let statuses = self.last_statuses.lock().unwrap_or_else(|p| p.into_inner());
+        read(newest_status(rdc, statuses.get(&ObjectRef::from(rdc))))
     }
 
     /// Whether `rdc`, as a watch delivers it, is the echo of the operator's own last status write:
@@ -651,8 +640,7 @@ impl Writer {
 /// A status the operator wrote, and the resourceVersion the API server gave it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WrittenStatus {
-    /// The status written, until the cache is seen to hold it (or a newer one).
-    pub status: Option<RegionalDataCenterStatus>,
+    pub status: RegionalDataCenterStatus,
     pub resource_version: String,
     /// Since when a status that reports progress only has been held back, if one has.
     pub progress_held_since: Option<std::time::Instant>,
@@ -672,7 +660,7 @@ pub fn newest_status<'a>(
                 &written.resource_version,
             ) =>
         {
-            written.status.as_ref().or(cached.status.as_ref())
+            Some(&written.status)
         }
         _ => cached.status.as_ref(),
     }
@@ -834,7 +822,7 @@ mod tests {
             "nothing written by this process yet: written at once"
         );
         let written = |held: Option<Duration>| WrittenStatus {
-            status: Some(RegionalDataCenterStatus::default()),
+            status: RegionalDataCenterStatus::default(),
             resource_version: "1".to_owned(),
             progress_held_since: held.map(|ago| std::time::Instant::now() - ago),
         };
@@ -869,14 +857,14 @@ mod tests {
         cached.metadata.resource_version = Some("10".to_owned());
         cached.status = Some(status(crate::api::Residency::Compliant));
         let written = WrittenStatus {
-            status: Some(status(crate::api::Residency::Violated)),
+            status: status(crate::api::Residency::Violated),
             resource_version: "11".to_owned(),
             progress_held_since: None,
         };
         // The cache has not seen the write yet: the written Violated is what the server holds.
         assert_eq!(
             newest_status(&cached, Some(&written)),
-            written.status.as_ref()
+            Some(&written.status)
         );
         // Once the cache caught up (or passed it), the cache is the truth.
         cached.metadata.resource_version = Some("11".to_owned());
@@ -893,7 +881,7 @@ mod tests {
     }
 
     #[test]
-    fn the_copy_of_a_written_status_goes_once_the_cache_holds_it() {
+    fn the_newest_status_is_borrowed_from_the_cache_once_it_holds_the_write() {
         let writer = Writer::new(Arc::default());
         let mut cached = crate::resources::fixtures::rdc("CN", 1);
         cached.metadata.resource_version = Some("10".to_owned());
@@ -905,39 +893,30 @@ mod tests {
             residency: Some(crate::api::Residency::Violated),
             ..Default::default()
         };
-        let key = ObjectRef::from(&cached);
-        let copy = |writer: &Writer| {
-            writer.last_statuses.lock().expect("not poisoned")[&key]
-                .status
-                .clone()
-        };
         writer.last_statuses.lock().expect("not poisoned").insert(
-            key.clone(),
+            ObjectRef::from(&cached),
             WrittenStatus {
-                status: Some(violated.clone()),
+                status: violated.clone(),
                 resource_version: "11".to_owned(),
                 progress_held_since: None,
             },
         );
-        // The cache lags: the written status is the newest, and is kept.
+        // The cache lags: the written status is the newest, a copy of it.
         assert_eq!(writer.current_status(&cached), Some(violated.clone()));
-        assert!(matches!(
-            writer.newest(&cached),
-            Some(std::borrow::Cow::Owned(_))
-        ));
-        assert_eq!(copy(&writer), Some(violated.clone()));
-        // The cache caught up: its status is read in place, and the copy is dropped.
+        match writer.newest(&cached) {
+            Some(std::borrow::Cow::Owned(status)) => assert_eq!(status, violated),
+            other => panic!("{other:?}"),
+        }
+        // The cache caught up: its status is read in place.
         cached.metadata.resource_version = Some("11".to_owned());
         cached.status = Some(violated.clone());
         assert!(matches!(
             writer.newest(&cached),
             Some(std::borrow::Cow::Borrowed(_))
         ));
-        assert_eq!(copy(&writer), None);
-        assert_eq!(writer.current_status(&cached), Some(violated));
-        assert!(
-            writer.is_own_status_echo(&cached),
-            "its resourceVersion is kept"
+        assert_eq!(
+            writer.with_status(&cached, |status| status.and_then(|s| s.residency)),
+            Some(crate::api::Residency::Violated)
         );
     }
 }

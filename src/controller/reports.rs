@@ -53,7 +53,8 @@ struct PatchMeta<'a> {
 #[derive(Clone, PartialEq)]
 struct Written {
     body: ReportBody,
-    owners: Vec<OwnerReference>,
+    /// None for reports found with owners that differ: every part is written again.
+    owners: Option<Vec<OwnerReference>>,
     /// The results of each report, in the order of their names (see `report::split`): a part
     /// missing among those found is empty.
     parts: Vec<Range<usize>>,
@@ -173,8 +174,9 @@ impl Reports {
     }
 
     /// Marks due the namespaces where an earlier process left reports: one that was labelled
-    /// without data centres and is not any more has reports that only this removes.
-    async fn sweep(&self, ctx: &Context) {
+    /// without data centres and is not any more has reports that only this removes. False when
+    /// they could not be listed.
+    async fn sweep(&self, ctx: &Context) -> bool {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &self.api_resource);
         let params = ListParams::default().labels("app.kubernetes.io/managed-by=domicile");
         match api.list_metadata(&params).await {
@@ -187,17 +189,33 @@ impl Reports {
                 for namespace in &namespaces {
                     self.refresh(namespace);
                 }
-                *self
-                    .left
+                self.left
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = namespaces;
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(namespaces);
+                true
             }
-            Err(err) => tracing::warn!(
-                kind = self.resource.kind,
-                error = %err,
-                "cannot list the policy reports left by an earlier process; those of namespaces \
-                 no longer labelled and without data centres stay until the next start"
-            ),
+            Err(err) => {
+                tracing::warn!(
+                    kind = self.resource.kind,
+                    error = %err,
+                    "cannot list the policy reports left by an earlier process; tried again later"
+                );
+                false
+            }
+        }
+    }
+
+    /// Whether reports this process has not written (or not whole) may be in `namespace`.
+    fn left(&self, namespace: &str, left: bool) {
+        let mut all = self
+            .left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if left {
+            all.insert(namespace.to_owned());
+        } else {
+            all.remove(namespace);
         }
     }
 
@@ -234,11 +252,13 @@ impl Reports {
                     && rdc.meta().deletion_timestamp.is_none()
             })
             .collect();
+        // Reports may be there that this process has not written: left by an earlier one, or
+        // by a write of its own that failed halfway.
         let left = self
             .left
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(namespace);
+            .contains(namespace);
         let labelled = ctx
             .caches
             .namespaces
@@ -252,7 +272,10 @@ impl Reports {
                 None if left => found(&ctx.client, &self.api_resource, namespace).await?,
                 None => None,
             };
-            let Some(previous) = previous.filter(|p| p.owners.is_empty()) else {
+            // (Reports of mixed owners are deleted too: none of their owners is left.)
+            let Some(previous) = previous.filter(|p| p.owners.as_ref().is_none_or(Vec::is_empty))
+            else {
+                self.left(namespace, false);
                 return Ok(0);
             };
             let parts = 0..previous.parts.len();
@@ -263,6 +286,7 @@ impl Reports {
                 last.insert(namespace.to_owned(), previous);
                 return Err(err);
             }
+            self.left(namespace, false);
             return Ok(parts.len());
         }
         // The last report written, or, at the first rebuild in this process, the ones found.
@@ -296,11 +320,13 @@ impl Reports {
             })
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
+        let owners = Some(owners);
         if previous.is_some_and(|p| p.body == body && p.owners == owners) {
             // Nothing changed since the last write, or since what an earlier process wrote.
             if let Some(found) = found {
                 last.insert(namespace.to_owned(), found);
             }
+            self.left(namespace, false);
             return Ok(0);
         }
         let written = Written {
@@ -325,10 +351,13 @@ impl Reports {
         match applied {
             Ok(()) => {
                 last.insert(namespace.to_owned(), written);
+                self.left(namespace, false);
                 Ok(count)
             }
             Err(err) => {
+                // What the failed write left is found again at the next try.
                 last.remove(namespace);
+                self.left(namespace, true);
                 Err(err)
             }
         }
@@ -358,7 +387,7 @@ impl Reports {
                     name: &name,
                     namespace,
                     labels: [("app.kubernetes.io/managed-by", "domicile")].into(),
-                    owner_references: &written.owners,
+                    owner_references: written.owners.as_deref().unwrap_or_default(),
                 },
                 results,
                 summary: report::summarize(results),
@@ -407,7 +436,7 @@ struct ListedReport {
 
 /// The reports of a namespace that an earlier process wrote, as one: their results in order of
 /// their parts, each part's range of them (empty for a part not found). None when there is
-/// none. Owners that differ between parts count as none, so that every part is written again.
+/// none. Owners that differ between parts are none (unknown), so that every part is written again.
 async fn found(
     client: &Client,
     api_resource: &ApiResource,
@@ -432,10 +461,11 @@ async fn found(
     parts.sort_by_key(|(part, _)| *part);
     let owners_of =
         |report: &ListedReport| report.metadata.owner_references.clone().unwrap_or_default();
-    let mut owners = owners_of(&parts[0].1);
-    if parts.iter().any(|(_, report)| owners_of(report) != owners) {
-        owners.clear();
-    }
+    let first = owners_of(&parts[0].1);
+    let owners = parts
+        .iter()
+        .all(|(_, report)| owners_of(report) == first)
+        .then_some(first);
     let mut results = Vec::new();
     let mut ranges = Vec::new();
     for (part, report) in parts {
@@ -536,55 +566,88 @@ fn undeclared(
     report::namespace_results(namespace, &code, &found)
 }
 
+/// When the keeper looks at the namespaces due again.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// When woken: nothing is due.
+    Woken,
+    /// Now: a namespace is due that is not held back.
+    Now,
+    /// When woken or after this wait, when the first namespace due is no longer held back.
+    Within(Duration),
+}
+
+/// When to look again, given the namespaces `due` and those `held` back until a time.
+fn next<T: Ord + Copy + std::ops::Sub<Output = Duration>>(
+    due: &HashSet<String>,
+    held: &HashMap<String, T>,
+    now: T,
+) -> Next {
+    let mut soonest: Option<Duration> = None;
+    for namespace in due {
+        match held.get(namespace) {
+            Some(until) if *until > now => {
+                let wait = *until - now;
+                soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+            }
+            _ => return Next::Now,
+        }
+    }
+    soonest.map_or(Next::Woken, Next::Within)
+}
+
 /// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked, and a
 /// namespace's again no sooner than a `COALESCE` per report written the time before: a namespace
 /// of 500 data centres has three reports of 512 KiB, each parsed, validated and stored whole by
 /// the API server, and a relabel that changes verdicts for a few seconds would otherwise have them
-/// all rewritten every second. A failed write is logged and counted, and tried again after a wait
-/// that doubles up to five minutes (or sooner, at the next reconcile in its namespace).
+/// all rewritten every second. A failed write is logged and counted, and its namespace tried
+/// again after a wait that doubles up to five minutes.
 pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
     let Some(reports) = ctx.reports.as_ref() else {
         return;
     };
     // Nothing is rebuilt from half a cache. The namespaces' first events have marked each due.
     synced.notified().await;
-    reports.sweep(&ctx).await;
-    let mut retry = RETRY_FIRST;
-    let mut failed = false;
-    // Namespaces whose report was written, and until when they are not rebuilt.
+    let mut sweep_retry = RETRY_FIRST;
+    let mut sweep_at =
+        (!reports.sweep(&ctx).await).then(|| tokio::time::Instant::now() + sweep_retry);
+    // Namespaces held back, until when: after a write, or a failure.
     let mut held: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // The wait before the next try of each namespace whose write failed.
+    let mut retries: HashMap<String, Duration> = HashMap::new();
     loop {
         let now = tokio::time::Instant::now();
         held.retain(|_, until| *until > now);
-        // The soonest a held namespace that is due may be rebuilt.
-        let due_held = {
-            let due = reports
+        let next = next(
+            &reports
                 .due
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            held.iter()
-                .filter(|(namespace, _)| due.contains(*namespace))
-                .map(|(_, until)| *until - now)
-                .min()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            &held,
+            now,
+        );
+        // A sweep that failed is tried again in its time.
+        let next = match (next, sweep_at) {
+            (next, None) | (next @ Next::Now, _) => next,
+            (Next::Woken, Some(at)) => Next::Within(at.saturating_duration_since(now)),
+            (Next::Within(wait), Some(at)) => {
+                Next::Within(wait.min(at.saturating_duration_since(now)))
+            }
         };
-        let wait = match (failed, due_held) {
-            (true, held) => Some(held.map_or(retry, |h| h.min(retry))),
-            (false, held) => held,
-        };
-        match wait {
+        match next {
+            Next::Now => {}
             // Woken by a reconcile, or when the wait is over: what is due is still due.
-            Some(wait) => {
+            Next::Within(wait) => {
                 let _ = tokio::time::timeout(wait, reports.wake.notified()).await;
             }
-            None => reports.wake.notified().await,
+            Next::Woken => reports.wake.notified().await,
         }
-        if failed {
-            retry = (retry * 2).min(RETRY_MAX);
-        } else {
-            retry = RETRY_FIRST;
+        if sweep_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+            sweep_retry = (sweep_retry * 2).min(RETRY_MAX);
+            sweep_at =
+                (!reports.sweep(&ctx).await).then(|| tokio::time::Instant::now() + sweep_retry);
         }
         tokio::time::sleep(COALESCE).await;
-        failed = false;
         let now = tokio::time::Instant::now();
         for namespace in reports.take_due() {
             if held.get(&namespace).is_some_and(|until| *until > now) {
@@ -592,24 +655,57 @@ pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
                 continue;
             }
             match reports.try_refresh(&namespace, &ctx).await {
-                Ok(0) => {}
                 Ok(written) => {
-                    let parts = u32::try_from(written).unwrap_or(u32::MAX);
-                    held.insert(namespace, tokio::time::Instant::now() + COALESCE * parts);
+                    retries.remove(&namespace);
+                    if written > 0 {
+                        let parts = u32::try_from(written).unwrap_or(u32::MAX);
+                        held.insert(namespace, tokio::time::Instant::now() + COALESCE * parts);
+                    }
                 }
                 Err(err) => {
-                    failed = true;
+                    let retry = retries
+                        .get(&namespace)
+                        .map_or(RETRY_FIRST, |last| (*last * 2).min(RETRY_MAX));
+                    retries.insert(namespace.clone(), retry);
                     ctx.writer.metrics().report_failed(reports.resource.kind);
                     tracing::warn!(
                         namespace,
                         kind = reports.resource.kind,
                         error = %err,
-                        "cannot write the policy report; tried again within {}s",
+                        "cannot write the policy report; tried again in {}s",
                         retry.as_secs()
                     );
+                    held.insert(namespace.clone(), tokio::time::Instant::now() + retry);
                     reports.mark_due(namespace);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keeper_looks_again_when_the_first_namespace_due_may_be_rebuilt() {
+        let due =
+            |names: &[&str]| -> HashSet<String> { names.iter().map(|n| (*n).to_owned()).collect() };
+        let held: HashMap<String, std::time::Instant> = HashMap::new();
+        let now = std::time::Instant::now();
+        let secs = Duration::from_secs;
+        let mut held = held;
+        assert_eq!(next(&due(&[]), &held, now), Next::Woken, "nothing due");
+        assert_eq!(next(&due(&["a"]), &held, now), Next::Now);
+        held.insert("a".to_owned(), now + secs(3));
+        held.insert("b".to_owned(), now + secs(1));
+        assert_eq!(next(&due(&["a"]), &held, now), Next::Within(secs(3)));
+        assert_eq!(next(&due(&["a", "b"]), &held, now), Next::Within(secs(1)));
+        // One due and not held is rebuilt now, whatever else is held.
+        assert_eq!(next(&due(&["a", "c"]), &held, now), Next::Now);
+        // A hold that is over holds nothing back.
+        assert_eq!(next(&due(&["a"]), &held, now + secs(3)), Next::Now);
+        // Held but not due: nothing to look at.
+        assert_eq!(next(&due(&[]), &held, now), Next::Woken);
     }
 }
