@@ -259,11 +259,17 @@ impl Reports {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(namespace);
-        let labelled = ctx
-            .caches
-            .namespaces
-            .get(&ObjectRef::new(namespace))
-            .is_some_and(|ns| ns.labels().contains_key(NAMESPACE_LABEL));
+        let cached = ctx.caches.namespaces.get(&ObjectRef::new(namespace));
+        if cached
+            .as_ref()
+            .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
+        {
+            // A namespace being deleted takes its reports with it, and refuses new ones.
+            last.remove(namespace);
+            self.left(namespace, false);
+            return Ok(0);
+        }
+        let labelled = cached.is_some_and(|ns| ns.labels().contains_key(NAMESPACE_LABEL));
         if data_centers.is_empty() && !labelled {
             // The garbage collector deletes a report with the last of its owners; the reports
             // of a namespace that was labelled without data centres have none, and go here.
@@ -405,7 +411,7 @@ impl Reports {
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &self.api_resource);
-        for part in stale {
+        for part in stale.clone() {
             ctx.writer.metrics().write("delete", self.resource.kind);
             match api
                 .delete(&report::report_name(part), &Default::default())
@@ -416,6 +422,13 @@ impl Reports {
                 Err(err) => return Err(err),
             }
         }
+        tracing::info!(
+            namespace,
+            kind = self.resource.kind,
+            written = ?changed.iter().map(|&part| report::report_name(part)).collect::<Vec<_>>(),
+            deleted = ?stale.map(report::report_name).collect::<Vec<_>>(),
+            "policy report written"
+        );
         Ok(())
     }
 }
