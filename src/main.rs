@@ -208,9 +208,9 @@ struct RunArgs {
         default_value = "domicile.dev/admission"
     )]
     exempt_label: String,
-    /// The policy report kept in each namespace with RegionalDataCenters: wgpolicy
-    /// (wgpolicyk8s.io/v1alpha2 PolicyReport), openreports (openreports.io/v1alpha1 Report) or
-    /// none. Written only where the API server serves it.
+    /// The policy report kept in each namespace with RegionalDataCenters or a jurisdiction
+    /// label: wgpolicy (wgpolicyk8s.io/v1alpha2 PolicyReport), openreports (openreports.io/v1alpha1
+    /// Report) or none. Written only where the API server serves it.
     #[arg(long, env = "DOMICILE_REPORTS", value_enum, default_value = "wgpolicy")]
     reports: domicile::report::Format,
     /// The most a namespace's report holds, in bytes of its results, before the rest go to

@@ -130,7 +130,7 @@ pub struct Settings {
     pub declared_classes: Option<(String, String)>,
     /// The namespace label that exempts a namespace from the admission policies.
     pub exempt_label: String,
-    /// The policy reports to keep, one per namespace with data centres.
+    /// The policy reports to keep, one per namespace with data centres or a jurisdiction label.
     pub reports: crate::report::Format,
     /// The most results of one report may take, in bytes (see `report::split`).
     pub report_part_bytes: usize,
