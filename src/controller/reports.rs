@@ -1,8 +1,7 @@
 //! Keeps one policy report per namespace with data centres or labelled with a jurisdiction (see
-//! `crate::report`): rebuilt from
-//! the statuses by a task of its own, at most once per [`COALESCE`] for a namespace however many
-//! of its data centres were reconciled meanwhile, and written only when a result, or the set of
-//! data centres it belongs to, changed. A namespace of 500 data centres converging would
+//! `crate::report`): rebuilt from the statuses by a task of its own, at most once per
+//! [`COALESCE`] for a namespace however many of its data centres were reconciled meanwhile, and
+//! only the parts whose results, or the set of data centres they belong to, changed are written. A namespace of 500 data centres converging would
 //! otherwise rewrite its report of 500 results after every one of their reconciles. Where the
 //! report API is not served nothing is written, and the log says why, once.
 
@@ -207,6 +206,15 @@ impl Reports {
     }
 
     /// Whether reports this process has not written (or not whole) may be in `namespace`.
+    fn is_left(&self, namespace: &str) -> bool {
+        self.left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(namespace)
+    }
+
+    /// Records whether reports this process has not written (or not whole) may be in
+    /// `namespace`.
     fn left(&self, namespace: &str, left: bool) {
         let mut all = self
             .left
@@ -254,11 +262,7 @@ impl Reports {
             .collect();
         // Reports may be there that this process has not written: left by an earlier one, or
         // by a write of its own that failed halfway.
-        let left = self
-            .left
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(namespace);
+        let left = self.is_left(namespace);
         let cached = ctx.caches.namespaces.get(&ObjectRef::new(namespace));
         if cached
             .as_ref()
