@@ -1,9 +1,12 @@
 //! Keeps one policy report per namespace with data centres or labelled with a jurisdiction (see
-//! `crate::report`): rebuilt from the statuses by a task of its own, at most once per
-//! [`COALESCE`] for a namespace however many of its data centres were reconciled meanwhile, and
-//! only the parts whose results, or the set of data centres they belong to, changed are written. A namespace of 500 data centres converging would
-//! otherwise rewrite its report of 500 results after every one of their reconciles. Where the
-//! report API is not served nothing is written, and the log says why, once.
+//! `crate::report`): rebuilt from the statuses by a task of its own once the namespace's verdicts
+//! have been still for [`STILL`], or [`LAG_MAX`] after they first changed if they keep changing,
+//! and only the parts whose results, or the set of data centres they belong to, changed are
+//! written. Each write is paid for in time: the namespace is held back after it in proportion to
+//! the bytes written ([`HOLD_RATE`]). The API server parses, validates and stores a report whole,
+//! about a millisecond of its time per kilobyte: a namespace of 500 data centres converging, or
+//! relabelled node after node, would otherwise spend it on reports rather than on verdicts. Where
+//! the report API is not served nothing is written, and the log says why, once.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -67,9 +70,25 @@ impl Written {
     }
 }
 
-/// How long the keeper waits after a namespace's report is first due, so that the reconciles of
-/// its other data centres meanwhile are taken in by the same rebuild.
-pub const COALESCE: Duration = Duration::from_secs(1);
+/// How long a namespace's verdicts must have been still before its report is rebuilt, so that
+/// the reconciles of its other data centres meanwhile are taken in by the same rebuild.
+pub const STILL: Duration = Duration::from_secs(1);
+
+/// How long a report may lag behind verdicts that keep changing (data centres converging one
+/// after another, nodes relabelled one after another).
+pub const LAG_MAX: Duration = Duration::from_secs(60);
+
+/// Bytes of reports written per second of hold: after a write of `n` bytes its namespace is
+/// rebuilt no sooner than `n / HOLD_RATE` later (16 s after the 2 MiB of a namespace of 500
+/// data centres), and no sooner than [`STILL`].
+pub const HOLD_RATE: usize = 128 * 1024;
+
+/// A namespace whose report is due: since when, and when last marked (its last verdict change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Due<T> {
+    since: T,
+    last: T,
+}
 
 /// The wait before a report whose write failed is tried again, doubled each time up to
 /// [`RETRY_MAX`].
@@ -82,7 +101,7 @@ pub struct Reports {
     /// What was last written in each namespace; only the keeper reads and writes it.
     last: tokio::sync::Mutex<HashMap<String, Written>>,
     /// The namespaces whose report is to be rebuilt.
-    due: std::sync::Mutex<HashSet<String>>,
+    due: std::sync::Mutex<HashMap<String, Due<tokio::time::Instant>>>,
     /// The data centres (`namespace/name`) this process has put into a report at least once.
     seen: std::sync::Mutex<HashSet<String>>,
     /// Namespaces where reports of an earlier process were found at start, until rebuilt.
@@ -138,14 +157,25 @@ impl Reports {
     /// Marks the report of `namespace` to be rebuilt by the keeper ([`keep`]); it never waits
     /// for, nor fails, the reconcile of a data centre.
     pub fn refresh(&self, namespace: &str) {
-        let added = self
+        let now = tokio::time::Instant::now();
+        let mut due = self
             .due
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(namespace.to_owned());
-        if added {
-            self.wake.notify_one();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A namespace already due is rebuilt later: the keeper sees that when it looks again.
+        if let Some(due) = due.get_mut(namespace) {
+            due.last = now;
+            return;
         }
+        due.insert(
+            namespace.to_owned(),
+            Due {
+                since: now,
+                last: now,
+            },
+        );
+        drop(due);
+        self.wake.notify_one();
     }
 
     /// After a reconcile of the data centre `namespace/name`: its namespace's report is due when
@@ -227,28 +257,41 @@ impl Reports {
         }
     }
 
-    /// Marks `namespace` due again without waking the keeper, which knows when to look.
-    fn mark_due(&self, namespace: String) {
+    /// Marks `namespace` due again, as it was, without waking the keeper, which knows when to
+    /// look. (Marked since, it is due as it is now.)
+    fn due_again(&self, namespace: String, was: Due<tokio::time::Instant>) {
         self.due
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(namespace);
+            .entry(namespace)
+            .or_insert(was);
     }
 
-    /// The namespaces due, emptied.
-    fn take_due(&self) -> Vec<String> {
+    /// The namespaces due whose time has come, taken out of those due.
+    fn take_ready(
+        &self,
+        held: &HashMap<String, tokio::time::Instant>,
+        now: tokio::time::Instant,
+    ) -> Vec<(String, Due<tokio::time::Instant>)> {
         let mut due = self
             .due
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut namespaces: Vec<String> = due.drain().collect();
-        namespaces.sort();
-        namespaces
+        let mut ready: Vec<String> = due
+            .iter()
+            .filter(|(namespace, due)| ready_at(**due, held.get(*namespace).copied()) <= now)
+            .map(|(namespace, _)| namespace.clone())
+            .collect();
+        ready.sort();
+        ready
+            .into_iter()
+            .filter_map(|namespace| due.remove_entry(&namespace))
+            .collect()
     }
 
-    /// Rebuilds the report of `namespace` and writes what changed; returns how many reports
-    /// were written or deleted.
-    async fn try_refresh(&self, namespace: &str, ctx: &Context) -> Result<usize, kube::Error> {
+    /// Rebuilds the report of `namespace` and writes what changed; returns the bytes of the
+    /// reports written, and whether any was written or deleted.
+    async fn try_refresh(&self, namespace: &str, ctx: &Context) -> Result<Wrote, kube::Error> {
         let mut last = self.last.lock().await;
         let data_centers: Vec<_> = ctx
             .caches
@@ -271,7 +314,7 @@ impl Reports {
             // A namespace being deleted takes its reports with it, and refuses new ones.
             last.remove(namespace);
             self.left(namespace, false);
-            return Ok(0);
+            return Ok(Wrote::NOTHING);
         }
         let labelled = cached.is_some_and(|ns| ns.labels().contains_key(NAMESPACE_LABEL));
         if data_centers.is_empty() && !labelled {
@@ -286,18 +329,18 @@ impl Reports {
             let Some(previous) = previous.filter(|p| p.owners.as_ref().is_none_or(Vec::is_empty))
             else {
                 self.left(namespace, false);
-                return Ok(0);
+                return Ok(Wrote::NOTHING);
             };
             let parts = 0..previous.parts.len();
-            if let Err(err) = self
-                .write(namespace, &previous, &[], parts.clone(), ctx)
-                .await
-            {
-                last.insert(namespace.to_owned(), previous);
-                return Err(err);
-            }
+            let wrote = match self.write(namespace, &previous, &[], parts, ctx).await {
+                Ok(wrote) => wrote,
+                Err(err) => {
+                    last.insert(namespace.to_owned(), previous);
+                    return Err(err);
+                }
+            };
             self.left(namespace, false);
-            return Ok(parts.len());
+            return Ok(wrote);
         }
         // The last report written, or, at the first rebuild in this process, the ones found.
         let found = match last.get(namespace) {
@@ -337,7 +380,7 @@ impl Reports {
                 last.insert(namespace.to_owned(), found);
             }
             self.left(namespace, false);
-            return Ok(0);
+            return Ok(Wrote::NOTHING);
         }
         let written = Written {
             parts: report::split(&body.results, ctx.settings.report_part_bytes),
@@ -356,13 +399,12 @@ impl Reports {
         // Parts of an earlier, longer report go.
         let stale = written.parts.len()..previous.map_or(0, |p| p.parts.len());
         drop(found);
-        let count = changed.len() + stale.len();
         let applied = self.write(namespace, &written, &changed, stale, ctx).await;
         match applied {
-            Ok(()) => {
+            Ok(wrote) => {
                 last.insert(namespace.to_owned(), written);
                 self.left(namespace, false);
-                Ok(count)
+                Ok(wrote)
             }
             Err(err) => {
                 // What the failed write left is found again at the next try.
@@ -384,7 +426,11 @@ impl Reports {
         changed: &[usize],
         stale: Range<usize>,
         ctx: &Context,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<Wrote, kube::Error> {
+        let mut wrote = Wrote {
+            any: !changed.is_empty() || !stale.is_empty(),
+            bytes: 0,
+        };
         let api_version = self.resource.api_version();
         let url = DynamicObject::url_path(&self.api_resource, Some(namespace));
         for &part in changed {
@@ -411,6 +457,7 @@ impl Reports {
                     &Patch::Apply(&patch),
                 )
                 .map_err(kube::Error::BuildRequest)?;
+            wrote.bytes += request.body().len();
             ctx.client.request_text(request).await?;
         }
         let api: Api<DynamicObject> =
@@ -433,7 +480,27 @@ impl Reports {
             deleted = ?stale.map(report::report_name).collect::<Vec<_>>(),
             "policy report written"
         );
-        Ok(())
+        Ok(wrote)
+    }
+}
+
+/// What a rebuild wrote: whether any report was written or deleted, and the bytes written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wrote {
+    any: bool,
+    bytes: usize,
+}
+
+impl Wrote {
+    const NOTHING: Self = Self {
+        any: false,
+        bytes: 0,
+    };
+
+    /// How long the namespace is held back after this write (see [`HOLD_RATE`]).
+    fn hold(self) -> Option<Duration> {
+        let paid = Duration::from_secs_f64(self.bytes as f64 / HOLD_RATE as f64);
+        self.any.then(|| paid.max(STILL))
     }
 }
 
@@ -588,37 +655,45 @@ fn undeclared(
 enum Next {
     /// When woken: nothing is due.
     Woken,
-    /// Now: a namespace is due that is not held back.
+    /// Now: a namespace's time has come.
     Now,
-    /// When woken or after this wait, when the first namespace due is no longer held back.
+    /// When woken or after this wait, when the first namespace's time comes.
     Within(Duration),
 }
 
-/// When to look again, given the namespaces `due` and those `held` back until a time.
-fn next<T: Ord + Copy + std::ops::Sub<Output = Duration>>(
-    due: &HashSet<String>,
-    held: &HashMap<String, T>,
-    now: T,
-) -> Next {
-    let mut soonest: Option<Duration> = None;
-    for namespace in due {
-        match held.get(namespace) {
-            Some(until) if *until > now => {
-                let wait = *until - now;
-                soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
-            }
-            _ => return Next::Now,
-        }
-    }
-    soonest.map_or(Next::Woken, Next::Within)
+/// When a namespace due is rebuilt: once its verdicts have been still for [`STILL`], or
+/// [`LAG_MAX`] after they first changed, and not while it is `held` back.
+fn ready_at<T: Ord + Copy + std::ops::Add<Duration, Output = T>>(
+    due: Due<T>,
+    held: Option<T>,
+) -> T {
+    let at = (due.last + STILL).min(due.since + LAG_MAX);
+    held.map_or(at, |until| at.max(until))
 }
 
-/// Rebuilds the reports marked due, a [`COALESCE`] after the first of them was marked, and a
-/// namespace's again no sooner than a `COALESCE` per report written the time before: a namespace
-/// of 500 data centres has three reports of 512 KiB, each parsed, validated and stored whole by
-/// the API server, and a relabel that changes verdicts for a few seconds would otherwise have them
-/// all rewritten every second. A failed write is logged and counted, and its namespace tried
-/// again after a wait that doubles up to five minutes.
+/// When to look again, given the namespaces `due` and those `held` back until a time.
+fn next<T>(due: &HashMap<String, Due<T>>, held: &HashMap<String, T>, now: T) -> Next
+where
+    T: Ord + Copy + std::ops::Add<Duration, Output = T> + std::ops::Sub<Output = Duration>,
+{
+    let soonest = due
+        .iter()
+        .map(|(namespace, due)| ready_at(*due, held.get(namespace).copied()))
+        .min();
+    match soonest {
+        None => Next::Woken,
+        Some(at) if at <= now => Next::Now,
+        Some(at) => Next::Within(at - now),
+    }
+}
+
+/// Rebuilds the reports of the namespaces due when their time comes (see [`ready_at`]): a
+/// namespace of 500 data centres has four reports of 512 KiB, each parsed, validated and stored
+/// whole by the API server, and verdicts that change for minutes (a converge, nodes relabelled
+/// one after another) would otherwise have them rewritten every second or two. After a write the
+/// namespace is held back for a time in proportion to the bytes written ([`HOLD_RATE`]). A failed
+/// write is logged and counted, and its namespace tried again after a wait that doubles up to
+/// five minutes.
 pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
     let Some(reports) = ctx.reports.as_ref() else {
         return;
@@ -653,7 +728,7 @@ pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
         };
         match next {
             Next::Now => {}
-            // Woken by a reconcile, or when the wait is over: what is due is still due.
+            // Woken by a namespace newly due, or when the wait is over: the loop looks again.
             Next::Within(wait) => {
                 let _ = tokio::time::timeout(wait, reports.wake.notified()).await;
             }
@@ -664,19 +739,12 @@ pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
             sweep_at =
                 (!reports.sweep(&ctx).await).then(|| tokio::time::Instant::now() + sweep_retry);
         }
-        tokio::time::sleep(COALESCE).await;
-        let now = tokio::time::Instant::now();
-        for namespace in reports.take_due() {
-            if held.get(&namespace).is_some_and(|until| *until > now) {
-                reports.mark_due(namespace);
-                continue;
-            }
+        for (namespace, due) in reports.take_ready(&held, tokio::time::Instant::now()) {
             match reports.try_refresh(&namespace, &ctx).await {
-                Ok(written) => {
+                Ok(wrote) => {
                     retries.remove(&namespace);
-                    if written > 0 {
-                        let parts = u32::try_from(written).unwrap_or(u32::MAX);
-                        held.insert(namespace, tokio::time::Instant::now() + COALESCE * parts);
+                    if let Some(hold) = wrote.hold() {
+                        held.insert(namespace, tokio::time::Instant::now() + hold);
                     }
                 }
                 Err(err) => {
@@ -693,7 +761,7 @@ pub async fn keep(ctx: Arc<Context>, synced: Arc<tokio::sync::Notify>) {
                         retry.as_secs()
                     );
                     held.insert(namespace.clone(), tokio::time::Instant::now() + retry);
-                    reports.mark_due(namespace);
+                    reports.due_again(namespace, due);
                 }
             }
         }
@@ -705,24 +773,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_keeper_looks_again_when_the_first_namespace_due_may_be_rebuilt() {
-        let due =
-            |names: &[&str]| -> HashSet<String> { names.iter().map(|n| (*n).to_owned()).collect() };
-        let held: HashMap<String, std::time::Instant> = HashMap::new();
+    fn a_report_waits_for_its_verdicts_to_be_still_for_at_most_a_minute() {
         let now = std::time::Instant::now();
         let secs = Duration::from_secs;
-        let mut held = held;
+        let due = |entries: &[(&str, u64, u64)]| -> HashMap<String, Due<std::time::Instant>> {
+            entries
+                .iter()
+                .map(|(name, since, last)| {
+                    let due = Due {
+                        since: now + secs(*since),
+                        last: now + secs(*last),
+                    };
+                    ((*name).to_owned(), due)
+                })
+                .collect()
+        };
+        let mut held: HashMap<String, std::time::Instant> = HashMap::new();
         assert_eq!(next(&due(&[]), &held, now), Next::Woken, "nothing due");
-        assert_eq!(next(&due(&["a"]), &held, now), Next::Now);
-        held.insert("a".to_owned(), now + secs(3));
-        held.insert("b".to_owned(), now + secs(1));
-        assert_eq!(next(&due(&["a"]), &held, now), Next::Within(secs(3)));
-        assert_eq!(next(&due(&["a", "b"]), &held, now), Next::Within(secs(1)));
-        // One due and not held is rebuilt now, whatever else is held.
-        assert_eq!(next(&due(&["a", "c"]), &held, now), Next::Now);
-        // A hold that is over holds nothing back.
-        assert_eq!(next(&due(&["a"]), &held, now + secs(3)), Next::Now);
+        // Marked once: rebuilt when still for a second.
+        assert_eq!(next(&due(&[("a", 0, 0)]), &held, now), Next::Within(STILL));
+        assert_eq!(next(&due(&[("a", 0, 0)]), &held, now + STILL), Next::Now);
+        // Marked again and again: each mark puts it off, up to a minute after the first.
+        assert_eq!(
+            next(&due(&[("a", 0, 30)]), &held, now + secs(30)),
+            Next::Within(STILL)
+        );
+        assert_eq!(
+            next(&due(&[("a", 0, 59)]), &held, now + secs(59)),
+            Next::Within(secs(1))
+        );
+        assert_eq!(
+            next(&due(&[("a", 0, 60)]), &held, now + secs(60)),
+            Next::Now
+        );
+        // The first namespace whose time comes sets the wait.
+        assert_eq!(
+            next(&due(&[("a", 0, 5), ("b", 0, 0)]), &held, now),
+            Next::Within(STILL)
+        );
+        // Held back after a write: not before the hold is over, however still.
+        held.insert("a".to_owned(), now + secs(16));
+        assert_eq!(
+            next(&due(&[("a", 0, 0)]), &held, now + secs(2)),
+            Next::Within(secs(14))
+        );
+        assert_eq!(next(&due(&[("a", 0, 0)]), &held, now + secs(16)), Next::Now);
+        // One due and not held is rebuilt in its time, whatever else is held.
+        assert_eq!(
+            next(&due(&[("a", 0, 0), ("c", 0, 0)]), &held, now + STILL),
+            Next::Now
+        );
         // Held but not due: nothing to look at.
         assert_eq!(next(&due(&[]), &held, now), Next::Woken);
+    }
+
+    #[test]
+    fn a_write_holds_its_namespace_back_in_proportion_to_its_bytes() {
+        assert_eq!(Wrote::NOTHING.hold(), None);
+        let wrote = |bytes| Wrote { any: true, bytes };
+        // A small write, or a delete, holds for the still time.
+        assert_eq!(wrote(0).hold(), Some(STILL));
+        assert_eq!(wrote(4096).hold(), Some(STILL));
+        // The four parts of a namespace of 500 data centres: 16 s.
+        assert_eq!(wrote(2 * 1024 * 1024).hold(), Some(Duration::from_secs(16)));
     }
 }
