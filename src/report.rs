@@ -135,7 +135,7 @@ impl ReportResource {
 }
 
 /// When a result last changed, as the report APIs write it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Timestamp {
     pub seconds: i64,
     pub nanos: i32,
@@ -151,7 +151,7 @@ impl Timestamp {
 }
 
 /// The object a result is about.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
     pub api_version: String,
@@ -162,7 +162,7 @@ pub struct ResourceRef {
 }
 
 /// One result: the verdict on one pod or one volume.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportResult {
     pub source: String,
@@ -185,6 +185,22 @@ impl ReportResult {
     fn key(&self) -> (&str, &[ResourceRef]) {
         (&self.rule, &self.resources)
     }
+
+    fn key_hash(&self) -> u64 {
+        hash(&self.key())
+    }
+
+    /// A hash of what a change of gives the result a new timestamp.
+    fn verdict_hash(&self) -> u64 {
+        hash(&(&self.result, &self.message, &self.properties))
+    }
+}
+
+fn hash(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -420,16 +436,55 @@ fn rank(result: &str) -> u8 {
     }
 }
 
+/// What is kept of results once written: for each, a hash of what it is about (its rule and
+/// resources), a hash of its verdict (result, message and properties) and its timestamp, sorted.
+/// Enough for the next [`build`] to give a result that did not change its timestamp again,
+/// without keeping the results: a namespace of 500 data centres has thousands, megabytes of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kept {
+    results: Vec<(u64, u64, Timestamp)>,
+}
+
+impl Kept {
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a ReportResult>) -> Self {
+        let mut kept: Vec<_> = results
+            .into_iter()
+            .map(|r| (r.key_hash(), r.verdict_hash(), r.timestamp))
+            .collect();
+        kept.sort_unstable_by_key(|(key, verdict, _)| (*key, *verdict));
+        Self { results: kept }
+    }
+
+    /// The timestamp of the result kept about the same object with the same verdict, if any.
+    fn timestamp(&self, result: &ReportResult) -> Option<Timestamp> {
+        let (key, verdict) = (result.key_hash(), result.verdict_hash());
+        let at = self
+            .results
+            .partition_point(|(k, v, _)| (*k, *v) < (key, verdict));
+        self.results
+            .get(at)
+            .filter(|(k, v, _)| (*k, *v) == (key, verdict))
+            .map(|(_, _, timestamp)| *timestamp)
+    }
+}
+
+/// A hash of a result as written, its timestamp included: two parts with the same hashes in the
+/// same order are the same report.
+pub fn written_hash(result: &ReportResult) -> u64 {
+    hash(result)
+}
+
 /// The report of a namespace whose data centres have these statuses, with the results of what
 /// none of them covers (see [`namespace_results`]). A result that is the same
-/// as in `previous` (verdict and message) keeps its timestamp; a new or changed one gets `now`.
-/// So a report rebuilt with nothing changed equals the previous one, and is not written.
+/// as one `previous` kept (verdict, message and properties) keeps its timestamp; a new or changed
+/// one gets `now`. So a report rebuilt with nothing changed equals the previous one, and is not
+/// written.
 pub fn build<'a>(
     data_centers: impl IntoIterator<
         Item = (&'a RegionalDataCenter, Option<&'a RegionalDataCenterStatus>),
     >,
     undeclared: Vec<ReportResult>,
-    previous: Option<&ReportBody>,
+    previous: Option<&Kept>,
     now: jiff::Timestamp,
 ) -> ReportBody {
     let mut results: Vec<ReportResult> = data_centers
@@ -446,19 +501,10 @@ pub fn build<'a>(
             .then_with(|| a.message.cmp(&b.message))
     });
     results.dedup_by(|a, b| a.key() == b.key());
-    // The previous results by key: a namespace of 500 data centres has thousands. (A report
-    // written by someone else may hold a key twice.)
-    let mut before: BTreeMap<_, Vec<&ReportResult>> = BTreeMap::new();
-    for old in previous.iter().flat_map(|p| &p.results) {
-        before.entry(old.key()).or_default().push(old);
-    }
     for result in &mut results {
-        let same = before.get(&result.key()).into_iter().flatten().find(|old| {
-            old.result == result.result
-                && old.message == result.message
-                && old.properties == result.properties
-        });
-        result.timestamp = same.map_or_else(|| Timestamp::of(now), |old| old.timestamp);
+        result.timestamp = previous
+            .and_then(|kept| kept.timestamp(result))
+            .unwrap_or_else(|| Timestamp::of(now));
     }
     let summary = summarize(&results);
     ReportBody { results, summary }

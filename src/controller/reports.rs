@@ -25,7 +25,7 @@ use super::{Context, cached};
 use crate::api::RegionalDataCenterStatus;
 use crate::api::jurisdiction::Jurisdiction;
 use crate::guard::NAMESPACE_LABEL;
-use crate::report::{self, Format, ReportBody, ReportResource, ReportResult};
+use crate::report::{self, Format, ReportResource, ReportResult};
 use crate::residency::Observed;
 use crate::resources::FIELD_MANAGER;
 
@@ -51,23 +51,16 @@ struct PatchMeta<'a> {
     owner_references: &'a [OwnerReference],
 }
 
-/// What was last written, or found, in one namespace.
+/// What was last written, or found, in one namespace: what the next rebuild compares with, not
+/// the results themselves (see `report::Kept`).
 #[derive(Clone, PartialEq)]
 struct Written {
-    body: ReportBody,
+    kept: report::Kept,
     /// None for reports found with owners that differ: every part is written again.
     owners: Option<Vec<OwnerReference>>,
-    /// The results of each report, in the order of their names (see `report::split`): a part
-    /// missing among those found is empty.
-    parts: Vec<Range<usize>>,
-}
-
-impl Written {
-    /// The results of the report of part `index`, if there is one.
-    fn part(&self, index: usize) -> Option<&[ReportResult]> {
-        let range = self.parts.get(index)?.clone();
-        self.body.results.get(range)
-    }
+    /// The hashes of the results of each report (`report::written_hash`), in the order of their
+    /// names (see `report::split`): a part missing among those found is empty.
+    parts: Vec<Vec<u64>>,
 }
 
 /// How long a namespace's verdicts must have been still before its report is rebuilt, so that
@@ -332,7 +325,7 @@ impl Reports {
                 return Ok(Wrote::NOTHING);
             };
             let parts = 0..previous.parts.len();
-            let wrote = match self.write(namespace, &previous, &[], parts, ctx).await {
+            let wrote = match self.write(namespace, &Parts::NONE, &[], parts, ctx).await {
                 Ok(wrote) => wrote,
                 Err(err) => {
                     last.insert(namespace.to_owned(), previous);
@@ -359,7 +352,7 @@ impl Reports {
                 .zip(&statuses)
                 .map(|(rdc, status)| (rdc.as_ref(), status.as_deref())),
             undeclared,
-            previous.map(|p| &p.body),
+            previous.map(|p| &p.kept),
             jiff::Timestamp::now(),
         );
         drop(statuses);
@@ -374,7 +367,21 @@ impl Reports {
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
         let owners = Some(owners);
-        if previous.is_some_and(|p| p.body == body && p.owners == owners) {
+        let ranges = report::split(&body.results, ctx.settings.report_part_bytes);
+        let written = Written {
+            kept: report::Kept::of(&body.results),
+            parts: ranges
+                .iter()
+                .map(|range| {
+                    body.results[range.clone()]
+                        .iter()
+                        .map(report::written_hash)
+                        .collect()
+                })
+                .collect(),
+            owners,
+        };
+        if previous.is_some_and(|p| *p == written) {
             // Nothing changed since the last write, or since what an earlier process wrote.
             if let Some(found) = found {
                 last.insert(namespace.to_owned(), found);
@@ -382,24 +389,23 @@ impl Reports {
             self.left(namespace, false);
             return Ok(Wrote::NOTHING);
         }
-        let written = Written {
-            parts: report::split(&body.results, ctx.settings.report_part_bytes),
-            body,
-            owners,
-        };
-        // Only the parts whose results (or owners) changed are written: while data centres
-        // converge, in the order of their names, that is the last part.
+        // Only the parts whose results (or owners) changed are written.
         let changed: Vec<usize> = (0..written.parts.len())
             .filter(|&index| {
                 previous.is_none_or(|p| {
-                    p.owners != written.owners || p.part(index) != written.part(index)
+                    p.owners != written.owners || p.parts.get(index) != written.parts.get(index)
                 })
             })
             .collect();
         // Parts of an earlier, longer report go.
         let stale = written.parts.len()..previous.map_or(0, |p| p.parts.len());
+        let parts = Parts {
+            results: &body.results,
+            ranges: &ranges,
+            owners: written.owners.as_deref().unwrap_or_default(),
+        };
         drop(found);
-        let applied = self.write(namespace, &written, &changed, stale, ctx).await;
+        let applied = self.write(namespace, &parts, &changed, stale, ctx).await;
         match applied {
             Ok(wrote) => {
                 last.insert(namespace.to_owned(), written);
@@ -422,7 +428,7 @@ impl Reports {
     async fn write(
         &self,
         namespace: &str,
-        written: &Written,
+        parts: &Parts<'_>,
         changed: &[usize],
         stale: Range<usize>,
         ctx: &Context,
@@ -435,7 +441,11 @@ impl Reports {
         let url = DynamicObject::url_path(&self.api_resource, Some(namespace));
         for &part in changed {
             let name = report::report_name(part);
-            let results = written.part(part).unwrap_or_default();
+            let results = parts
+                .ranges
+                .get(part)
+                .and_then(|range| parts.results.get(range.clone()))
+                .unwrap_or_default();
             let patch = ReportPatch {
                 api_version: &api_version,
                 kind: self.resource.kind,
@@ -443,7 +453,7 @@ impl Reports {
                     name: &name,
                     namespace,
                     labels: [("app.kubernetes.io/managed-by", "domicile")].into(),
-                    owner_references: written.owners.as_deref().unwrap_or_default(),
+                    owner_references: parts.owners,
                 },
                 results,
                 summary: report::summarize(results),
@@ -482,6 +492,21 @@ impl Reports {
         );
         Ok(wrote)
     }
+}
+
+/// The reports to write: the results, each part's range of them, and their owners.
+struct Parts<'a> {
+    results: &'a [ReportResult],
+    ranges: &'a [Range<usize>],
+    owners: &'a [OwnerReference],
+}
+
+impl Parts<'_> {
+    const NONE: Parts<'static> = Parts {
+        results: &[],
+        ranges: &[],
+        owners: &[],
+    };
 }
 
 /// What a rebuild wrote: whether any report was written or deleted, and the bytes written.
@@ -550,19 +575,16 @@ async fn found(
         .iter()
         .all(|(_, report)| owners_of(report) == first)
         .then_some(first);
-    let mut results = Vec::new();
-    let mut ranges = Vec::new();
-    for (part, report) in parts {
-        ranges.resize(part, results.len()..results.len());
-        let start = results.len();
-        results.extend(report.results);
-        ranges.push(start..results.len());
+    let mut hashes = Vec::new();
+    for (part, report) in &parts {
+        hashes.resize(*part, Vec::new());
+        hashes.push(report.results.iter().map(report::written_hash).collect());
     }
-    let summary = report::summarize(&results);
+    let kept = report::Kept::of(parts.iter().flat_map(|(_, report)| &report.results));
     Ok(Some(Written {
-        body: ReportBody { results, summary },
+        kept,
         owners,
-        parts: ranges,
+        parts: hashes,
     }))
 }
 

@@ -107,7 +107,12 @@ fn unchanged_results_keep_their_time_so_a_rebuilt_report_is_equal() {
     let cn = rdc("CN", 1);
     let compliant = status(vec![placement(0, "cn-1", Some("cn-1"))], vec![]);
     let first = build([(&cn, Some(&compliant))], vec![], None, at(100));
-    let again = build([(&cn, Some(&compliant))], vec![], Some(&first), at(200));
+    let again = build(
+        [(&cn, Some(&compliant))],
+        vec![],
+        Some(&Kept::of(&first.results)),
+        at(200),
+    );
     assert_eq!(again, first);
 
     // The pod's node turns out of the jurisdiction: only its result changes, and its time.
@@ -119,12 +124,22 @@ fn unchanged_results_keep_their_time_so_a_rebuilt_report_is_equal() {
             "NodeOutsideJurisdiction",
         )],
     );
-    let changed = build([(&cn, Some(&violated))], vec![], Some(&again), at(300));
+    let changed = build(
+        [(&cn, Some(&violated))],
+        vec![],
+        Some(&Kept::of(&again.results)),
+        at(300),
+    );
     assert_eq!(changed.results[0].result, "fail");
     assert_eq!(changed.results[0].timestamp.seconds, 300);
     assert_eq!(changed.results[1].timestamp.seconds, 100);
     // And back: a pass again, at the time it came back.
-    let back = build([(&cn, Some(&compliant))], vec![], Some(&changed), at(400));
+    let back = build(
+        [(&cn, Some(&compliant))],
+        vec![],
+        Some(&Kept::of(&changed.results)),
+        at(400),
+    );
     assert_eq!(back.results[0].result, "pass");
     assert_eq!(back.results[0].timestamp.seconds, 400);
 }
@@ -459,4 +474,35 @@ fn the_parts_of_a_report_are_named_after_the_first() {
     ] {
         assert_eq!(report_part(other), None, "{other}");
     }
+}
+
+#[test]
+fn what_is_kept_of_a_report_gives_each_unchanged_result_its_time() {
+    let mut older = result_about("a");
+    older.timestamp = Timestamp::of(at(50));
+    let mut failed = result_about("a");
+    failed.result = "fail".to_owned();
+    failed.timestamp = Timestamp::of(at(60));
+    // Written by someone else: the same pod twice, once passed and once failed.
+    let kept = Kept::of([&failed, &older, &result_about("b")]);
+    assert_eq!(
+        kept.timestamp(&result_about("a")),
+        Some(Timestamp::of(at(50)))
+    );
+    assert_eq!(kept.timestamp(&failed), Some(Timestamp::of(at(60))));
+    assert_eq!(
+        kept.timestamp(&result_about("b")),
+        Some(Timestamp::of(at(100)))
+    );
+    // Another message is another verdict; another pod is unknown.
+    let mut reworded = result_about("b");
+    reworded.message = "b runs in CN, node cn-2".to_owned();
+    assert_eq!(kept.timestamp(&reworded), None);
+    assert_eq!(kept.timestamp(&result_about("c")), None);
+    // The written hash sees every field, the timestamp too.
+    assert_ne!(written_hash(&older), written_hash(&result_about("a")));
+    assert_eq!(
+        written_hash(&result_about("a")),
+        written_hash(&result_about("a"))
+    );
 }
