@@ -3,6 +3,7 @@
 //! `openreports.io/v1alpha1` Report; both have the same results and summary). Pure code: the
 //! same statuses and the same previous report always give the same report.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -177,8 +178,8 @@ pub struct ReportResult {
     pub resources: Vec<ResourceRef>,
     /// When this result last changed.
     pub timestamp: Timestamp,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Properties::is_empty")]
+    pub properties: Properties,
 }
 
 impl ReportResult {
@@ -201,6 +202,66 @@ fn hash(value: &impl std::hash::Hash) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
+}
+
+/// A result's properties, by key, in the order of their keys. A few per result, so a vector and
+/// not a map: a map's node is over half a kilobyte, and a namespace of 500 data centres has
+/// thousands of results.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Properties(Vec<(Cow<'static, str>, String)>);
+
+impl Properties {
+    pub fn insert(&mut self, key: &'static str, value: String) {
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (Cow::Borrowed(key), value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<const N: usize> From<[(&'static str, String); N]> for Properties {
+    fn from(pairs: [(&'static str, String); N]) -> Self {
+        let mut properties = Self(Vec::with_capacity(N + 2));
+        for (key, value) in pairs {
+            properties.insert(key, value);
+        }
+        properties
+    }
+}
+
+impl std::ops::Index<&str> for Properties {
+    type Output = String;
+
+    fn index(&self, key: &str) -> &String {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no property {key:?}"))
+    }
+}
+
+impl Serialize for Properties {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key.as_ref(), value)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Self(
+            map.into_iter()
+                .map(|(key, value)| (Cow::Owned(key), value))
+                .collect(),
+        ))
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -260,15 +321,15 @@ fn results_of(rdc: &RegionalDataCenter, status: &RegionalDataCenterStatus) -> Ve
             Some(v) if v.reason == "Unverifiable" => ("warn", "medium", v.message.clone()),
             Some(v) => ("fail", "high", v.message.clone()),
         };
-        let mut properties = BTreeMap::from([
-            ("regionalDataCenter".to_owned(), name.clone()),
-            ("jurisdiction".to_owned(), jurisdiction.clone()),
+        let mut properties = Properties::from([
+            ("regionalDataCenter", name.clone()),
+            ("jurisdiction", jurisdiction.clone()),
         ]);
         if let Some(node) = node {
-            properties.insert("node".to_owned(), node.to_owned());
+            properties.insert("node", node.to_owned());
         }
         if let Some(v) = found {
-            properties.insert("reason".to_owned(), v.reason.clone());
+            properties.insert("reason", v.reason.clone());
         }
         ReportResult {
             source: SOURCE.to_owned(),
@@ -392,21 +453,18 @@ pub fn namespace_results(
                 }
                 Err(f) => ("fail", "high", f.message.clone()),
             };
-            let mut properties = BTreeMap::from([
-                ("jurisdiction".to_owned(), jurisdiction.to_owned()),
-                (
-                    "coveredBy".to_owned(),
-                    "no RegionalDataCenter (undeclared)".to_owned(),
-                ),
+            let mut properties = Properties::from([
+                ("jurisdiction", jurisdiction.to_owned()),
+                ("coveredBy", "no RegionalDataCenter (undeclared)".to_owned()),
             ]);
             if let Some(node) = &object.node {
-                properties.insert("node".to_owned(), node.clone());
+                properties.insert("node", node.clone());
             }
             if let Some(claim) = &object.claim {
-                properties.insert("claim".to_owned(), claim.clone());
+                properties.insert("claim", claim.clone());
             }
             if let Err(f) = &object.verdict {
-                properties.insert("reason".to_owned(), f.reason.as_str().to_owned());
+                properties.insert("reason", f.reason.as_str().to_owned());
             }
             ReportResult {
                 source: SOURCE.to_owned(),

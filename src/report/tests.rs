@@ -430,7 +430,7 @@ fn result_about(pod: &str) -> ReportResult {
             namespace: Some("fleet-cn".to_owned()),
         }],
         timestamp: Timestamp::of(at(100)),
-        properties: BTreeMap::new(),
+        properties: Properties::default(),
     }
 }
 
@@ -505,4 +505,21 @@ fn what_is_kept_of_a_report_gives_each_unchanged_result_its_time() {
         written_hash(&result_about("a")),
         written_hash(&result_about("a"))
     );
+}
+
+#[test]
+fn properties_are_a_map_in_the_order_of_their_keys() {
+    let mut properties =
+        Properties::from([("node", "cn-1".to_owned()), ("claim", "data".to_owned())]);
+    properties.insert("reason", "Unverifiable".to_owned());
+    properties.insert("node", "cn-2".to_owned());
+    let json = serde_json::to_string(&properties).unwrap();
+    assert_eq!(
+        json,
+        r#"{"claim":"data","node":"cn-2","reason":"Unverifiable"}"#
+    );
+    let back: Properties = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, properties);
+    assert_eq!(back["node"], "cn-2");
+    assert_eq!(back.get("jurisdiction"), None);
 }
