@@ -136,7 +136,9 @@ impl ReportResource {
 }
 
 /// When a result last changed, as the report APIs write it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct Timestamp {
     pub seconds: i64,
     pub nanos: i32,
@@ -509,11 +511,12 @@ impl Kept {
             .into_iter()
             .map(|r| (r.key_hash(), r.verdict_hash(), r.timestamp))
             .collect();
-        kept.sort_unstable_by_key(|(key, verdict, _)| (*key, *verdict));
+        kept.sort_unstable();
         Self { results: kept }
     }
 
-    /// The timestamp of the result kept about the same object with the same verdict, if any.
+    /// The timestamp of the result kept about the same object with the same verdict, if any
+    /// (the earliest, of a report written by someone else that holds it twice).
     fn timestamp(&self, result: &ReportResult) -> Option<Timestamp> {
         let (key, verdict) = (result.key_hash(), result.verdict_hash());
         let at = self

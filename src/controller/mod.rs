@@ -200,7 +200,7 @@ impl Context {
             .get(&ObjectRef::new(namespace))
             .is_some_and(|ns| ns.labels().contains_key(crate::guard::NAMESPACE_LABEL));
         if labelled {
-            reports.refresh(namespace);
+            reports.touch(namespace);
         }
     }
 }
@@ -969,7 +969,7 @@ pub async fn run(client: Client, settings: Settings, health: Health) -> anyhow::
                 .flat_map(move |(namespace, _)| {
                     let name = namespace.name_any();
                     if let Some(reports) = &namespace_reports.reports {
-                        reports.refresh(&name);
+                        reports.touch(&name);
                     }
                     let concerned: Vec<ObjectRef<RegionalDataCenter>> = rdcs_by_namespace
                         .state()

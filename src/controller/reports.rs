@@ -147,9 +147,22 @@ impl Reports {
         })
     }
 
-    /// Marks the report of `namespace` to be rebuilt by the keeper ([`keep`]); it never waits
-    /// for, nor fails, the reconcile of a data centre.
+    /// Marks the report of `namespace` to be rebuilt by the keeper ([`keep`]) once its verdicts
+    /// are still: a verdict changed (a status, a data centre come or gone), so a rebuild already
+    /// due waits for the next one. It never waits for, nor fails, the reconcile of a data centre.
     pub fn refresh(&self, namespace: &str) {
+        self.mark(namespace, true);
+    }
+
+    /// Marks the report of `namespace` to be rebuilt, without putting off a rebuild already due:
+    /// for an event that may or may not change a verdict (a pod, a claim, a volume or the
+    /// namespace itself changed), which a tenant can cause at will. A stream of them has the
+    /// report rebuilt once per [`STILL`], written only when it changed.
+    pub fn touch(&self, namespace: &str) {
+        self.mark(namespace, false);
+    }
+
+    fn mark(&self, namespace: &str, postpone: bool) {
         let now = tokio::time::Instant::now();
         let mut due = self
             .due
@@ -157,7 +170,9 @@ impl Reports {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // A namespace already due is rebuilt later: the keeper sees that when it looks again.
         if let Some(due) = due.get_mut(namespace) {
-            due.last = now;
+            if postpone {
+                due.last = now;
+            }
             return;
         }
         due.insert(
@@ -251,12 +266,16 @@ impl Reports {
     }
 
     /// Marks `namespace` due again, as it was, without waking the keeper, which knows when to
-    /// look. (Marked since, it is due as it is now.)
+    /// look. (Marked since, it is due since the first of the two marks, until the last.)
     fn due_again(&self, namespace: String, was: Due<tokio::time::Instant>) {
         self.due
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(namespace)
+            .and_modify(|due| {
+                due.since = due.since.min(was.since);
+                due.last = due.last.max(was.last);
+            })
             .or_insert(was);
     }
 
@@ -522,10 +541,12 @@ impl Wrote {
         bytes: 0,
     };
 
-    /// How long the namespace is held back after this write (see [`HOLD_RATE`]).
+    /// How long the namespace is held back after this write (see [`HOLD_RATE`]): no longer than
+    /// [`LAG_MAX`], so that a report is never more than that behind (a tenant who fills a
+    /// namespace with pods makes its report larger).
     fn hold(self) -> Option<Duration> {
         let paid = Duration::from_secs_f64(self.bytes as f64 / HOLD_RATE as f64);
-        self.any.then(|| paid.max(STILL))
+        self.any.then(|| paid.clamp(STILL, LAG_MAX))
     }
 }
 
@@ -849,6 +870,70 @@ mod tests {
         assert_eq!(next(&due(&[]), &held, now), Next::Woken);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_verdict_change_puts_a_rebuild_off_and_a_mere_touch_does_not() {
+        let format = Format::Wgpolicy.resource().expect("a report kind");
+        let gvk = GroupVersionKind::gvk(format.group, format.version, format.kind);
+        let reports = Reports {
+            resource: format,
+            api_resource: ApiResource::from_gvk_with_plural(&gvk, format.plural),
+            last: tokio::sync::Mutex::default(),
+            due: std::sync::Mutex::default(),
+            seen: std::sync::Mutex::default(),
+            left: std::sync::Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        };
+        let due = |namespace: &str| reports.due.lock().expect("due")[namespace];
+        let start = tokio::time::Instant::now();
+        reports.touch("ns");
+        assert_eq!(
+            due("ns"),
+            Due {
+                since: start,
+                last: start
+            }
+        );
+        tokio::time::advance(Duration::from_millis(500)).await;
+        // A pod annotated again and again leaves the rebuild where it was.
+        reports.touch("ns");
+        assert_eq!(due("ns").last, start);
+        // A status that changed puts it off, to take in the others that follow.
+        reports.refresh("ns");
+        let later = start + Duration::from_millis(500);
+        assert_eq!(
+            due("ns"),
+            Due {
+                since: start,
+                last: later
+            }
+        );
+        // Taken for a rebuild that fails, while marked again: due since the first mark.
+        let held = HashMap::new();
+        tokio::time::advance(STILL).await;
+        let taken = reports.take_ready(&held, tokio::time::Instant::now());
+        assert_eq!(
+            taken,
+            vec![(
+                "ns".to_owned(),
+                Due {
+                    since: start,
+                    last: later
+                }
+            )]
+        );
+        reports.refresh("ns");
+        let (namespace, was) = taken.into_iter().next().expect("taken");
+        reports.due_again(namespace, was);
+        let now = tokio::time::Instant::now();
+        assert_eq!(
+            due("ns"),
+            Due {
+                since: start,
+                last: now
+            }
+        );
+    }
+
     #[test]
     fn a_write_holds_its_namespace_back_in_proportion_to_its_bytes() {
         assert_eq!(Wrote::NOTHING.hold(), None);
@@ -858,5 +943,7 @@ mod tests {
         assert_eq!(wrote(4096).hold(), Some(STILL));
         // The four parts of a namespace of 500 data centres: 16 s.
         assert_eq!(wrote(2 * 1024 * 1024).hold(), Some(Duration::from_secs(16)));
+        // However large, no longer than a report may lag.
+        assert_eq!(wrote(64 * 1024 * 1024).hold(), Some(LAG_MAX));
     }
 }

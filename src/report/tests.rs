@@ -483,8 +483,9 @@ fn what_is_kept_of_a_report_gives_each_unchanged_result_its_time() {
     let mut failed = result_about("a");
     failed.result = "fail".to_owned();
     failed.timestamp = Timestamp::of(at(60));
-    // Written by someone else: the same pod twice, once passed and once failed.
-    let kept = Kept::of([&failed, &older, &result_about("b")]);
+    // Written by someone else: the same pod twice, once passed and once failed, and passed
+    // again at another time: the earliest time of the same verdict is kept.
+    let kept = Kept::of([&result_about("a"), &failed, &older, &result_about("b")]);
     assert_eq!(
         kept.timestamp(&result_about("a")),
         Some(Timestamp::of(at(50)))
@@ -513,12 +514,12 @@ fn properties_are_a_map_in_the_order_of_their_keys() {
         Properties::from([("node", "cn-1".to_owned()), ("claim", "data".to_owned())]);
     properties.insert("reason", "Unverifiable".to_owned());
     properties.insert("node", "cn-2".to_owned());
-    let json = serde_json::to_string(&properties).unwrap();
+    let json = serde_json::to_string(&properties).expect("properties serialize");
     assert_eq!(
         json,
         r#"{"claim":"data","node":"cn-2","reason":"Unverifiable"}"#
     );
-    let back: Properties = serde_json::from_str(&json).unwrap();
+    let back: Properties = serde_json::from_str(&json).expect("properties deserialize");
     assert_eq!(back, properties);
     assert_eq!(back["node"], "cn-2");
     assert_eq!(back.get("jurisdiction"), None);
