@@ -73,10 +73,11 @@ pub const LAG_MAX: Duration = Duration::from_secs(60);
 
 /// Bytes of reports written per second of hold: after a write of `n` bytes its namespace is
 /// rebuilt no sooner than `n / HOLD_RATE` later (16 s after the 2 MiB of a namespace of 500
-/// data centres), and no sooner than [`STILL`].
+/// data centres), bounded by [`STILL`] and [`LAG_MAX`].
 pub const HOLD_RATE: usize = 128 * 1024;
 
-/// A namespace whose report is due: since when, and when last marked (its last verdict change).
+/// A namespace whose report is due: since when, and when its last verdict change put the
+/// rebuild off (see [`Reports::refresh`] and [`Reports::touch`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Due<T> {
     since: T,
