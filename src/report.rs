@@ -193,7 +193,7 @@ impl ReportResult {
         hash(&self.key())
     }
 
-    /// A hash of what a change of gives the result a new timestamp.
+    /// A hash of what, when it changes, gives the result a new timestamp.
     fn verdict_hash(&self) -> u64 {
         hash(&(&self.result, &self.message, &self.properties))
     }
