@@ -387,28 +387,37 @@ impl Reports {
             .collect();
         owners.sort_by(|a, b| a.name.cmp(&b.name));
         let owners = Some(owners);
-        let ranges = report::split(&body.results, ctx.settings.report_part_bytes);
-        let written = Written {
-            kept: report::Kept::of(&body.results),
-            parts: ranges
-                .iter()
-                .map(|range| {
-                    body.results[range.clone()]
-                        .iter()
-                        .map(report::written_hash)
-                        .collect()
-                })
-                .collect(),
-            owners,
-        };
-        if previous.is_some_and(|p| *p == written) {
+        let hashes: Vec<u64> = body.results.iter().map(report::written_hash).collect();
+        // Told first from the hashes, before any result is serialized to split the report: most
+        // rebuilds find nothing new. Unchanged: every result is in a report, in order, once (a
+        // part found missing is empty).
+        let same_results = previous.is_some_and(|p| {
+            p.owners == owners
+                && p.parts.iter().all(|part| !part.is_empty())
+                && p.parts.iter().flatten().eq(&hashes)
+        });
+        let written = (!same_results).then(|| {
+            let ranges = report::split(&body.results, ctx.settings.report_part_bytes);
+            let written = Written {
+                kept: report::Kept::of(&body.results),
+                parts: ranges
+                    .iter()
+                    .map(|range| hashes[range.clone()].to_vec())
+                    .collect(),
+                owners,
+            };
+            (written, ranges)
+        });
+        let Some((written, ranges)) =
+            written.filter(|(written, _)| previous.is_none_or(|p| p != written))
+        else {
             // Nothing changed since the last write, or since what an earlier process wrote.
             if let Some(found) = found {
                 last.insert(namespace.to_owned(), found);
             }
             self.left(namespace, false);
             return Ok(Wrote::NOTHING);
-        }
+        };
         // Only the parts whose results (or owners) changed are written.
         let changed: Vec<usize> = (0..written.parts.len())
             .filter(|&index| {
